@@ -1,0 +1,119 @@
+"""Find parameter names that are one tensor: the same Parameter object, or distinct ones on shared memory."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gpt2tie.report import AliasGroup
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class ParameterTable:
+    """Every parameter object of a module once, with all the names it answers to, in model order."""
+
+    names_by_object: dict[int, list[str]]
+    objects: dict[int, torch.nn.Parameter]
+
+    def canonical_name(self, object_id: int) -> str:
+        return self.names_by_object[object_id][0]
+
+    def object_id_by_name(self) -> dict[str, int]:
+        return {name: oid for oid, names in self.names_by_object.items() for name in names}
+
+
+def parameter_table(module: torch.nn.Module) -> ParameterTable:
+    names_by_object: dict[int, list[str]] = {}
+    objects: dict[int, torch.nn.Parameter] = {}
+    for name, parameter in module.named_parameters(remove_duplicate=False):
+        names_by_object.setdefault(id(parameter), []).append(name)
+        objects[id(parameter)] = parameter
+    return ParameterTable(names_by_object, objects)
+
+
+def find_aliases(module: torch.nn.Module) -> list[AliasGroup]:
+    """All alias groups of `module`, ordered by where their canonical name first appears."""
+    return alias_groups(parameter_table(module))
+
+
+def alias_groups(table: ParameterTable) -> list[AliasGroup]:
+    groups = [
+        _same_parameter_group(names, table.objects[oid])
+        for oid, names in table.names_by_object.items()
+        if len(names) > 1
+    ]
+    for object_ids in _shared_storage_sets(table):
+        names = [table.canonical_name(oid) for oid in object_ids]
+        first = table.objects[object_ids[0]]
+        extra = sum(table.objects[oid].numel() for oid in object_ids[1:])
+        groups.append(
+            AliasGroup(
+                names=(names[0], *sorted(names[1:])),
+                kind="shared_storage",
+                shape=tuple(first.shape),
+                dtype=_dtype_name(first),
+                numel=first.numel(),
+                counted_extra=extra,
+            )
+        )
+    # names_by_object is in first-appearance order, which is named_parameters() order.
+    order = {names[0]: position for position, names in enumerate(table.names_by_object.values())}
+    return sorted(groups, key=lambda group: (order[group.canonical], group.kind))
+
+
+def _same_parameter_group(names: list[str], parameter: torch.nn.Parameter) -> AliasGroup:
+    return AliasGroup(
+        names=(names[0], *sorted(names[1:])),
+        kind="same_parameter",
+        shape=tuple(parameter.shape),
+        dtype=_dtype_name(parameter),
+        numel=parameter.numel(),
+        counted_extra=parameter.numel() * (len(names) - 1),
+    )
+
+
+def _dtype_name(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+def _shared_storage_sets(table: ParameterTable) -> list[list[int]]:
+    """Distinct parameter objects whose bytes overlap in one storage (never on meta: no storage)."""
+    by_storage: dict[tuple[str, int], list[tuple[int, int, int]]] = defaultdict(list)
+    for oid, parameter in table.objects.items():
+        if parameter.is_meta or parameter.numel() == 0:
+            continue
+        storage_ptr = parameter.untyped_storage().data_ptr()
+        if storage_ptr == 0:
+            continue
+        begin, end = _byte_range(parameter)
+        by_storage[(str(parameter.device), storage_ptr)].append((begin, end, oid))
+    model_order = {oid: position for position, oid in enumerate(table.names_by_object)}
+    overlapping: list[list[int]] = []
+    for spans in by_storage.values():
+        if len(spans) < 2:
+            continue
+        current: list[int] = []
+        current_end = -1
+        for begin, end, oid in sorted(spans):
+            if current and begin < current_end:
+                current.append(oid)
+                current_end = max(current_end, end)
+                continue
+            if len(current) > 1:
+                overlapping.append(current)
+            current, current_end = [oid], end
+        if len(current) > 1:
+            overlapping.append(current)
+    return [sorted(ids, key=model_order.__getitem__) for ids in overlapping]
+
+
+def _byte_range(tensor: torch.Tensor) -> tuple[int, int]:
+    """Byte span [begin, end) of `tensor` inside its storage, strides included."""
+    item = tensor.element_size()
+    first = tensor.storage_offset()
+    extent = 1 + sum((size - 1) * abs(stride) for size, stride in zip(tensor.shape, tensor.stride()))
+    return first * item, (first + extent) * item

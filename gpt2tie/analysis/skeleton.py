@@ -1,0 +1,138 @@
+"""Build a model skeleton on the meta device from a config dict: real class, no weights, no memory."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gpt2tie.errors import InputError, RemoteCodeRefused
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    config: PretrainedConfig
+    model: torch.nn.Module
+    class_name: str
+    custom_code_ignored: bool
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' logging and Python warnings: gpt2tie reports what matters itself."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def build_skeleton(
+    config_dict: dict[str, Any],
+    class_name: str | None = None,
+    trust_remote_code: bool = False,
+    folder: Path | None = None,
+) -> Skeleton:
+    """Instantiate the model class named by the config (or `class_name`) on the meta device."""
+    import torch
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    model_type = config_dict["model_type"]
+    has_auto_map = isinstance(config_dict.get("auto_map"), dict)
+    known_type = model_type in CONFIG_MAPPING
+    with quiet_transformers():
+        if not known_type:
+            if not has_auto_map:
+                raise InputError(
+                    f"model_type {model_type!r} is unknown to transformers "
+                    f"{transformers.__version__} (upgrade transformers, or check config.json)"
+                )
+            if not trust_remote_code:
+                raise RemoteCodeRefused(
+                    f"model_type {model_type!r} needs custom code from the repository "
+                    "(config.json has auto_map); gpt2tie runs it only with --trust-remote-code"
+                )
+            config, cls = _remote_code_class(folder, model_type, class_name)
+        else:
+            config = _config_from_dict(CONFIG_MAPPING[model_type], config_dict)
+            cls = _model_class(config_dict, class_name)
+        try:
+            with torch.device("meta"):
+                model = cls(config)
+        except Exception as exc:
+            raise InputError(
+                f"cannot build {cls.__name__} from this config: {_one_line(exc)}"
+            ) from exc
+    return Skeleton(
+        config=config,
+        model=model,
+        class_name=cls.__name__,
+        custom_code_ignored=known_type and has_auto_map,
+    )
+
+
+def _config_from_dict(config_class: Any, config_dict: dict[str, Any]) -> PretrainedConfig:
+    try:
+        config: PretrainedConfig = config_class.from_dict(config_dict)
+    except Exception as exc:
+        raise InputError(f"config.json is not a valid {config_class.__name__}: {_one_line(exc)}") from exc
+    return config
+
+
+def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
+    import transformers
+
+    if class_name is None:
+        architectures = config_dict.get("architectures")
+        if not isinstance(architectures, list) or not architectures:
+            raise InputError(
+                "config.json names no architectures; pass --class (e.g. --class GPT2LMHeadModel)"
+            )
+        class_name = str(architectures[0])
+    try:
+        cls = getattr(transformers, class_name)
+    except (AttributeError, ImportError, RuntimeError):
+        raise InputError(
+            f"transformers {transformers.__version__} has no model class {class_name!r}"
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
+        raise InputError(f"{class_name!r} is not a transformers model class")
+    return cls
+
+
+def _remote_code_class(
+    folder: Path | None, model_type: str, class_name: str | None
+) -> tuple[PretrainedConfig, Any]:
+    from transformers import AutoConfig
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    if folder is None:
+        raise InputError(f"custom code for model_type {model_type!r} can only run from a local folder")
+    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
+    auto_map: dict[str, str] = getattr(config, "auto_map", {}) or {}
+    wanted = class_name or (config.architectures or [None])[0]
+    reference = next(
+        (ref for ref in auto_map.values() if isinstance(ref, str) and ref.endswith(f".{wanted}")),
+        None,
+    )
+    if reference is None:
+        raise InputError(f"auto_map in config.json does not name the class {wanted!r}")
+    return config, get_class_from_dynamic_module(reference, str(folder))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

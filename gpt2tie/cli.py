@@ -1,0 +1,212 @@
+"""The `gpt2tie` command line: parse options, call the core, hand the result to a renderer."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from gpt2tie import __version__
+from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, Gpt2tieError
+from gpt2tie.report import CountReport, Report
+
+app = typer.Typer(
+    name="gpt2tie",
+    help=(
+        "Which weights of a Hugging Face model are really the same tensor?\n\n"
+        "In GPT-2, lm_head.weight IS transformer.wte.weight (weight tying): parameters() lists it "
+        "once, a tied checkpoint stores it once, and training one trains the other. gpt2tie finds "
+        "every such alias, counts parameters with and without de-duplication, and tells whether "
+        "each output head is tied. It builds the model on the meta device and reads only "
+        "safetensors headers: no weights are loaded.\n\n"
+        "[bold]Examples[/bold]\n\n"
+        "  [cyan]gpt2tie inspect gpt2[/cyan]                        built-in config, offline\n\n"
+        "  [cyan]gpt2tie inspect ./my-finetune --json | jq '.heads'[/cyan]\n\n"
+        "  [cyan]gpt2tie count-params ./my-finetune --depth 2[/cyan]\n\n"
+        "Exit codes: 0 ran, 1 findings at or above --fail-on, 2 usage or input error, "
+        "130 interrupted. Set GPT2TIE_DEBUG=1 for tracebacks, NO_COLOR=1 for plain output."
+    ),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+class FailOn(str, enum.Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+    never = "never"
+
+
+def _stderr() -> Console:
+    return Console(stderr=True)
+
+
+def _stdout() -> Console:
+    return Console(soft_wrap=False)
+
+
+def reports_errors(command: F) -> F:
+    """Turn gpt2tie's own errors into one `Error: …` line and their exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except Gpt2tieError as exc:
+            if os.environ.get("GPT2TIE_DEBUG"):
+                raise
+            _stderr().print(f"[bold red]Error:[/bold red] {exc}", highlight=False, markup=True,
+                            soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _stderr().print("[bold red]Error:[/bold red] interrupted", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gpt2tie {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Entry point options shared by every command."""
+
+
+ModelArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="MODEL",
+        help="A local folder with config.json (and optionally *.safetensors), "
+        "or a built-in name such as gpt2 (see the README).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the schema-v1 JSON report.")]
+ClassOption = Annotated[
+    str | None,
+    typer.Option("--class", help="Model class to build instead of config.architectures[0].",
+                 show_default=False),
+]
+TrustOption = Annotated[
+    bool,
+    typer.Option("--trust-remote-code", help="Allow a config's auto_map custom code to run."),
+]
+
+
+@app.command()
+@reports_errors
+def inspect(
+    model: ModelArgument,
+    json_output: JsonOption = False,
+    class_name: ClassOption = None,
+    trust_remote_code: TrustOption = False,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")
+    ] = FailOn.never,
+) -> None:
+    """Find tied weights, output heads and parameter counts of MODEL.
+
+    [bold]Examples[/bold]
+
+      [cyan]gpt2tie inspect gpt2[/cyan]
+
+      [cyan]gpt2tie inspect ./checkpoint --json | jq '.alias_groups[].names'[/cyan]
+
+      [cyan]gpt2tie inspect ./checkpoint --fail-on warning[/cyan]   (CI gate: exit 1 on warnings)
+    """
+    from gpt2tie.analysis.inspect_model import inspect_source
+
+    model_source = _resolve(model)
+    with _working(f"Building the {model} skeleton on the meta device"):
+        report = inspect_source(model_source, class_name, trust_remote_code)
+    _emit(report, json_output)
+    if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command("count-params")
+@reports_errors
+def count_params(
+    model: ModelArgument,
+    json_output: JsonOption = False,
+    depth: Annotated[
+        int, typer.Option("--depth", min=1, help="How many module levels to break down.")
+    ] = 1,
+    class_name: ClassOption = None,
+    trust_remote_code: TrustOption = False,
+) -> None:
+    """Count MODEL's parameters: unique and per name, per module, per dtype.
+
+    [bold]Examples[/bold]
+
+      [cyan]gpt2tie count-params gpt2[/cyan]
+
+      [cyan]gpt2tie count-params ./checkpoint --depth 2[/cyan]
+
+      [cyan]gpt2tie count-params ./checkpoint --json | jq '.parameters.unique'[/cyan]
+    """
+    from gpt2tie.analysis.inspect_model import count_source
+
+    model_source = _resolve(model)
+    with _working(f"Building the {model} skeleton on the meta device"):
+        report = count_source(model_source, depth, class_name, trust_remote_code)
+    _emit(report, json_output)
+
+
+def _resolve(spec: str) -> Any:
+    from gpt2tie.sources import resolve
+
+    model_source = resolve(spec)
+    for note in model_source.notes:
+        _stderr().print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+    return model_source
+
+
+class _working:
+    """A spinner on stderr while slow work runs, shown only on an interactive terminal."""
+
+    def __init__(self, message: str) -> None:
+        self._console = _stderr()
+        self._status = self._console.status(message) if self._console.is_terminal else None
+
+    def __enter__(self) -> None:
+        if self._status is not None:
+            self._status.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+
+def _emit(result: Report | CountReport, json_output: bool) -> None:
+    from gpt2tie.render import render
+
+    output = render(result, "json" if json_output else "table")
+    if isinstance(output, str):
+        sys.stdout.write(output)
+    else:
+        _stdout().print(output)
+
+
+def main() -> None:
+    app()

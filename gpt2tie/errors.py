@@ -1,0 +1,31 @@
+"""The exceptions a user can meet, each carrying the exit code the CLI returns for it."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Gpt2tieError(Exception):
+    """Base for every error gpt2tie reports as one `Error: …` line."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(Gpt2tieError):
+    """The model spec, a config or a checkpoint file cannot be used as given."""
+
+
+class CheckpointFormatError(InputError):
+    """A weights file is corrupt, truncated or not what its name says."""
+
+    def __init__(self, file: str, problem: str) -> None:
+        super().__init__(f"{file}: {problem}")
+        self.file = file
+        self.problem = problem
+
+
+class RemoteCodeRefused(InputError):
+    """The config needs custom Python code and `--trust-remote-code` was not given."""

@@ -1,0 +1,201 @@
+"""Read and validate a safetensors header (8-byte length + JSON) without touching tensor data."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpt2tie.errors import CheckpointFormatError
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+# Bits per element, and the torch-style name gpt2tie reports.
+DTYPES: dict[str, tuple[int, str]] = {
+    "BOOL": (8, "bool"),
+    "U8": (8, "uint8"),
+    "I8": (8, "int8"),
+    "F8_E5M2": (8, "float8_e5m2"),
+    "F8_E4M3": (8, "float8_e4m3fn"),
+    "F8_E8M0": (8, "float8_e8m0fnu"),
+    "I16": (16, "int16"),
+    "U16": (16, "uint16"),
+    "F16": (16, "float16"),
+    "BF16": (16, "bfloat16"),
+    "I32": (32, "int32"),
+    "U32": (32, "uint32"),
+    "F32": (32, "float32"),
+    "F64": (64, "float64"),
+    "I64": (64, "int64"),
+    "U64": (64, "uint64"),
+    "C64": (64, "complex64"),
+    "F4": (4, "float4_e2m1fn_x2"),
+    "F6_E2M3": (6, "float6_e2m3"),
+    "F6_E3M2": (6, "float6_e3m2"),
+}
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """One tensor entry of a header: where its bytes lie in the file's data section."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+    file: str
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+    @property
+    def torch_dtype(self) -> str:
+        return DTYPES[self.dtype][1]
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    path: Path
+    header_bytes: int
+    tensors: tuple[StoredTensor, ...]
+    metadata: dict[str, str]
+
+    @property
+    def data_start(self) -> int:
+        """File offset where tensor data begins; `StoredTensor.begin` is relative to it."""
+        return 8 + self.header_bytes
+
+
+def read_header(path: Path, display_name: str | None = None) -> SafetensorsHeader:
+    """Parse and validate `path`'s header; any problem raises CheckpointFormatError."""
+    shown = display_name or str(path)
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size < 8:
+                raise CheckpointFormatError(
+                    shown, f"file is {size} bytes, too small to be safetensors"
+                )
+            (header_len,) = struct.unpack("<Q", handle.read(8))
+            if header_len > MAX_HEADER_BYTES:
+                raise CheckpointFormatError(
+                    shown, f"header length {header_len:,} bytes is over the 100 MB limit"
+                )
+            if 8 + header_len > size:
+                raise CheckpointFormatError(
+                    shown,
+                    f"header length {header_len:,} bytes runs past the end of the file "
+                    f"({size:,} bytes): the file is truncated or not safetensors",
+                )
+            raw = handle.read(header_len)
+    except IsADirectoryError:
+        raise CheckpointFormatError(shown, "is a directory, not a safetensors file") from None
+    except OSError as exc:
+        raise CheckpointFormatError(shown, f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) != header_len:
+        raise CheckpointFormatError(shown, "header is cut short: the file changed while reading")
+    entries = _parse_json_object(shown, raw)
+    metadata = entries.pop("__metadata__", {})
+    if not isinstance(metadata, dict):
+        raise CheckpointFormatError(shown, "header __metadata__ is not an object")
+    tensors = tuple(_tensor(shown, name, entry) for name, entry in entries.items())
+    data_size = size - 8 - header_len
+    _check_layout(shown, tensors, data_size)
+    return SafetensorsHeader(
+        path=path,
+        header_bytes=header_len,
+        tensors=tensors,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+    )
+
+
+def _parse_json_object(shown: str, raw: bytes) -> dict[str, Any]:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise CheckpointFormatError(shown, f"header names tensor {key!r} twice")
+            result[key] = value
+        return result
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointFormatError(shown, "header is not valid UTF-8") from None
+    try:
+        parsed = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise CheckpointFormatError(shown, f"header is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise CheckpointFormatError(shown, "header JSON is nested too deeply") from None
+    if not isinstance(parsed, dict):
+        raise CheckpointFormatError(shown, "header is not a JSON object")
+    return parsed
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _tensor(shown: str, name: str, entry: Any) -> StoredTensor:
+    if not isinstance(entry, dict):
+        raise CheckpointFormatError(shown, f"tensor {name!r}: entry is not an object")
+    dtype = entry.get("dtype")
+    shape = entry.get("shape")
+    offsets = entry.get("data_offsets")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise CheckpointFormatError(shown, f"tensor {name!r}: unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise CheckpointFormatError(shown, f"tensor {name!r}: shape {shape!r} is not a list of sizes")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_is_count(o) for o in offsets)
+        or offsets[0] > offsets[1]
+    ):
+        raise CheckpointFormatError(
+            shown, f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end] with begin <= end"
+        )
+    tensor = StoredTensor(name, dtype, tuple(shape), offsets[0], offsets[1], shown)
+    bits = tensor.numel * DTYPES[dtype][0]
+    if bits % 8 or bits // 8 != tensor.nbytes:
+        raise CheckpointFormatError(
+            shown,
+            f"tensor {name!r}: shape {list(shape)} of {dtype} needs {bits / 8:g} bytes "
+            f"but data_offsets span {tensor.nbytes}",
+        )
+    return tensor
+
+
+def _check_layout(shown: str, tensors: tuple[StoredTensor, ...], data_size: int) -> None:
+    """Tensors must tile the data section exactly, as the safetensors loader requires."""
+    expected_begin = 0
+    for tensor in sorted(tensors, key=lambda t: (t.begin, t.end)):
+        if tensor.begin != expected_begin:
+            problem = "overlaps another tensor" if tensor.begin < expected_begin else "leaves a gap"
+            raise CheckpointFormatError(
+                shown, f"tensor {tensor.name!r}: data_offsets {problem} at byte {tensor.begin}"
+            )
+        expected_begin = tensor.end
+    if expected_begin > data_size:
+        raise CheckpointFormatError(
+            shown,
+            f"file is truncated: tensors need {expected_begin:,} bytes of data, "
+            f"the file holds {data_size:,}",
+        )
+    if expected_begin < data_size:
+        raise CheckpointFormatError(
+            shown,
+            f"{data_size - expected_begin:,} bytes after the last tensor are not covered "
+            "by the header",
+        )

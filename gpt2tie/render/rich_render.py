@@ -1,0 +1,187 @@
+"""The human renderer: Rich tables for a result. It formats what the result holds, computes nothing."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gpt2tie.report import (
+    AliasGroup,
+    CheckpointSummary,
+    CountReport,
+    Finding,
+    Head,
+    ModelInfo,
+    ParameterCounts,
+    Report,
+    Source,
+)
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+_ALIAS_KIND_LABEL = {"same_parameter": "same object", "shared_storage": "shared storage"}
+_SOURCE_LABEL = {
+    "local": "local folder",
+    "builtin": "built-in config",
+    "cache": "HF cache",
+    "hub": "Hugging Face Hub",
+    "module": "live module",
+}
+
+
+def render_report(report: Report) -> RenderableType:
+    parts: list[RenderableType] = [
+        _title(report.source, report.model),
+        *_answers(report.heads, report.parameters),
+        "",
+        _alias_table(report.alias_groups),
+        _head_table(report.heads),
+        _counts_table(report.parameters),
+    ]
+    if report.checkpoint is not None:
+        parts.append(_checkpoint_table(report.checkpoint))
+    parts.append(_findings(report.findings))
+    return Group(*parts)
+
+
+def render_counts(report: CountReport) -> RenderableType:
+    modules = Table(title="Parameters by module", title_justify="left")
+    modules.add_column("module")
+    modules.add_column("class")
+    modules.add_column("parameters", justify="right")
+    modules.add_column("owned", justify="right")
+    for row in report.modules:
+        modules.add_row("  " * (row.depth - 1) + row.name, row.class_name,
+                        f"{row.parameters:,}", f"{row.owned:,}")
+    dtype_title = (
+        "Stored tensors by dtype" if report.by_dtype_source == "checkpoint"
+        else "Parameters by dtype (as loaded with this config)"
+    )
+    dtypes = Table(title=dtype_title, title_justify="left")
+    dtypes.add_column("dtype")
+    dtypes.add_column("tensors", justify="right")
+    dtypes.add_column("parameters", justify="right")
+    dtypes.add_column("bytes", justify="right")
+    for entry in report.by_dtype:
+        dtypes.add_row(entry.dtype, f"{entry.tensors:,}", f"{entry.parameters:,}",
+                       f"{entry.bytes:,}")
+    note = Text(
+        "owned: parameters whose canonical name lives in the module (owned rows at one depth "
+        "add up to the unique count); parameters: all the module reaches, shared ones included.",
+        style="dim",
+    )
+    return Group(
+        _title(report.source, report.model), "", _counts_table(report.parameters),
+        modules, note, "", dtypes,
+    )
+
+
+def _title(source: Source, model: ModelInfo) -> Text:
+    title = Text()
+    title.append(source.spec, style="bold")
+    title.append(f" ({_SOURCE_LABEL.get(source.kind, source.kind)})")
+    title.append(f" · {model.class_name} · model_type {model.model_type}")
+    title.append(f" · tie_word_embeddings={model.tie_word_embeddings}")
+    return title
+
+
+def _answers(heads: tuple[Head, ...], counts: ParameterCounts) -> list[RenderableType]:
+    tied = [head for head in heads if head.tied]
+    if not tied:
+        return [Text(
+            f"No head is tied: each output head has its own weight. "
+            f"{counts.unique:,} parameters, counted once each.",
+        )]
+    lines: list[RenderableType] = []
+    for head in tied:
+        line = Text()
+        line.append(head.parameter, style="bold")
+        line.append(" is ")
+        line.append(str(head.tied_to), style="bold")
+        line.append(
+            " (same Parameter): parameters() lists it once, so "
+            f"{counts.unique:,} unique vs {counts.with_duplicates:,} if counted per name."
+        )
+        lines.append(line)
+    return lines
+
+
+def _alias_table(groups: tuple[AliasGroup, ...]) -> RenderableType:
+    if not groups:
+        return Text("Alias groups: none (every parameter name is its own tensor).")
+    # "extra" is what a per-name count adds for the group: numel times the additional names.
+    table = Table(title="Alias groups (first name = the one parameters() yields)",
+                  title_justify="left")
+    table.add_column("names", overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("shape, dtype", no_wrap=True)
+    table.add_column("numel", justify="right", no_wrap=True)
+    table.add_column("extra", justify="right", no_wrap=True)
+    for group in groups:
+        names = Text(group.names[0], style="bold")
+        for name in group.names[1:]:
+            names.append(f"\n= {name}")
+        shape = "×".join(map(str, group.shape))
+        table.add_row(names, _ALIAS_KIND_LABEL[group.kind], f"{shape} {group.dtype}",
+                      f"{group.numel:,}", f"{group.counted_extra:,}")
+    return table
+
+
+def _head_table(heads: tuple[Head, ...]) -> RenderableType:
+    if not heads:
+        return Text("Heads: none found.")
+    table = Table(title="Output heads", title_justify="left")
+    for column in ("module", "parameter", "kind", "tied", "tied to", "declared", "stored"):
+        table.add_column(column, overflow="fold")
+    for head in heads:
+        table.add_row(
+            head.module, head.parameter, head.kind, _yes_no(head.tied), head.tied_to or "—",
+            _yes_no(head.declared_tied), _yes_no(head.stored_in_checkpoint),
+        )
+    return table
+
+
+def _counts_table(counts: ParameterCounts) -> Table:
+    table = Table(title="Parameter counts", title_justify="left")
+    table.add_column("count", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("meaning")
+    table.add_row("unique", f"{counts.unique:,}", "each tensor once: sum over parameters()")
+    table.add_row("with duplicates", f"{counts.with_duplicates:,}",
+                  "each name: named_parameters(remove_duplicate=False)")
+    table.add_row("duplicated", f"{counts.duplicated:,}", "counted twice by a per-name count")
+    table.add_row("embedding", f"{counts.embedding:,}", "nn.Embedding weights (unique)")
+    table.add_row("non-embedding", f"{counts.non_embedding:,}",
+                  "num_parameters(exclude_embeddings=True)")
+    return table
+
+
+def _checkpoint_table(checkpoint: CheckpointSummary) -> Table:
+    table = Table(title="Checkpoint (headers only)", title_justify="left")
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("format", checkpoint.format)
+    table.add_row("files", "\n".join(checkpoint.files))
+    table.add_row("tensors", f"{checkpoint.tensors:,}")
+    table.add_row("stored parameters", f"{checkpoint.stored_parameters:,}")
+    table.add_row("stored bytes", f"{checkpoint.stored_bytes:,}")
+    table.add_row("stored, not parameters", f"{len(checkpoint.not_parameters):,}")
+    table.add_row("parameters not stored", f"{len(checkpoint.parameters_not_stored):,}")
+    return table
+
+
+def _findings(findings: tuple[Finding, ...]) -> RenderableType:
+    if not findings:
+        return Text("Findings: none.")
+    lines = [Text("Findings:", style="bold")]
+    for finding in findings:
+        line = Text("  ")
+        line.append(f"{finding.severity:<7}", style=_SEVERITY_STYLE[finding.severity])
+        line.append(f" {finding.code}: ", style="bold")
+        line.append(finding.message)
+        lines.append(line)
+    return Group(*lines)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "—" if value is None else ("yes" if value else "no")

@@ -1,0 +1,163 @@
+"""Result types of every analysis and their JSON form (schema_version 1), declared once here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+SourceKind = Literal["local", "builtin", "cache", "hub", "module"]
+AliasKind = Literal["same_parameter", "shared_storage"]
+HeadKind = Literal["lm", "task"]
+Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+def _json_name(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get("json", f.name))
+
+
+def to_json_value(value: Any) -> Any:
+    """Turn a result object (or a value inside one) into plain JSON data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            _json_name(f): to_json_value(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+        }
+    if isinstance(value, (tuple, list)):
+        return [to_json_value(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Source:
+    spec: str
+    kind: SourceKind
+    path: str | None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_type: str
+    class_name: str = field(metadata={"json": "class"})
+    tie_word_embeddings: bool | None
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    unique: int
+    with_duplicates: int
+    duplicated: int
+    embedding: int
+    non_embedding: int
+
+
+@dataclass(frozen=True)
+class AliasGroup:
+    """Parameter names that are one tensor; `names[0]` is the one `named_parameters()` yields."""
+
+    names: tuple[str, ...]
+    kind: AliasKind
+    shape: tuple[int, ...]
+    dtype: str
+    numel: int
+    counted_extra: int
+
+    @property
+    def canonical(self) -> str:
+        return self.names[0]
+
+
+@dataclass(frozen=True)
+class Head:
+    module: str
+    parameter: str
+    kind: HeadKind
+    tied: bool
+    tied_to: str | None
+    declared_tied: bool
+    stored_in_checkpoint: bool | None
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    format: str
+    files: tuple[str, ...]
+    tensors: int
+    stored_parameters: int
+    stored_bytes: int
+    not_parameters: tuple[str, ...]
+    parameters_not_stored: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `inspect` found; `to_dict()` is the schema-v1 JSON object."""
+
+    gpt2tie_version: str
+    source: Source
+    model: ModelInfo
+    parameters: ParameterCounts
+    alias_groups: tuple[AliasGroup, ...]
+    heads: tuple[Head, ...]
+    checkpoint: CheckpointSummary | None
+    findings: tuple[Finding, ...]
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return _ordered(self, first=("schema_version", "gpt2tie_version"))
+
+    def findings_at_or_above(self, severity: Severity) -> tuple[Finding, ...]:
+        floor = SEVERITY_RANK[severity]
+        return tuple(f for f in self.findings if SEVERITY_RANK[f.severity] >= floor)
+
+
+@dataclass(frozen=True)
+class ModuleCount:
+    """Parameters under one module: all it reaches, and those whose canonical name lives in it."""
+
+    name: str
+    class_name: str = field(metadata={"json": "class"})
+    depth: int
+    parameters: int
+    owned: int
+
+
+@dataclass(frozen=True)
+class DtypeCount:
+    dtype: str
+    tensors: int
+    parameters: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CountReport:
+    """What `count-params` found; `to_dict()` is its schema-v1 JSON object."""
+
+    gpt2tie_version: str
+    source: Source
+    model: ModelInfo
+    parameters: ParameterCounts
+    modules: tuple[ModuleCount, ...]
+    by_dtype: tuple[DtypeCount, ...]
+    by_dtype_source: Literal["checkpoint", "config"]
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return _ordered(self, first=("schema_version", "gpt2tie_version"))
+
+
+def _ordered(result: Any, first: tuple[str, ...]) -> dict[str, Any]:
+    plain: dict[str, Any] = to_json_value(result)
+    return {**{key: plain[key] for key in first}, **plain}

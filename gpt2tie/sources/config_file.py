@@ -1,0 +1,35 @@
+"""Read a `config.json` into a plain dict, with errors a user can act on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gpt2tie.errors import InputError
+
+
+def read_config(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{shown}: no config.json in this folder") from None
+    except IsADirectoryError:
+        raise InputError(f"{shown}: config.json is a directory") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{shown}: config.json is not valid UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"{shown}: cannot read config.json: {exc.strerror or exc}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{shown}: config.json is not valid JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
+    except RecursionError:
+        raise InputError(f"{shown}: config.json is nested too deeply") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{shown}: config.json is not a JSON object")
+    if not isinstance(config.get("model_type"), str):
+        raise InputError(f"{shown}: config.json has no model_type")
+    return config

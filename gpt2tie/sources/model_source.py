@@ -1,0 +1,17 @@
+"""The resolved input of an analysis: a config dict, maybe a checkpoint, and where they came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gpt2tie.formats.checkpoint import Checkpoint
+from gpt2tie.report import Source
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    source: Source
+    config: dict[str, Any]
+    checkpoint: Checkpoint | None
+    notes: tuple[str, ...] = ()
