@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -205,17 +206,23 @@ def _findings(
             )
         )
     if summary is not None:
-        findings.extend(_checkpoint_findings(summary, heads))
+        from gpt2tie.analysis.keys import ignored_when_missing
+
+        recomputed = ignored_when_missing(analysis.skeleton.model)
+        findings.extend(_checkpoint_findings(summary, heads, recomputed))
     return tuple(
         sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code))
     )
 
 
-def _checkpoint_findings(summary: CheckpointSummary, heads: list[Head]) -> list[Finding]:
+def _checkpoint_findings(
+    summary: CheckpointSummary, heads: list[Head], recomputed: Callable[[str], bool]
+) -> list[Finding]:
     findings = []
     head_params = {head.parameter for head in heads}
-    missing_heads = [name for name in summary.parameters_not_stored if name in head_params]
-    missing_other = [name for name in summary.parameters_not_stored if name not in head_params]
+    random_init = [name for name in summary.parameters_not_stored if not recomputed(name)]
+    missing_heads = [name for name in random_init if name in head_params]
+    missing_other = [name for name in random_init if name not in head_params]
     if missing_heads:
         findings.append(
             Finding(

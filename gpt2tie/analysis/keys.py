@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,3 +32,15 @@ def model_keys_for_stored(model: torch.nn.Module, stored_names: Iterable[str]) -
         model_key, _ = rename_source_key(stored, renamings, converters, prefix, meta_state_dict)
         mapped.setdefault(model_key, stored)
     return mapped
+
+
+def ignored_when_missing(model: torch.nn.Module) -> Callable[[str], bool]:
+    """Whether transformers keeps quiet about a missing key (`_keys_to_ignore_on_load_missing`).
+
+    Such keys are recomputed on load (sinusoidal positions, zero biases), not left random.
+    """
+    patterns = getattr(model, "_keys_to_ignore_on_load_missing", None) or ()
+    if not patterns:
+        return lambda key: False
+    regex = re.compile("|".join(f"({pattern})" for pattern in patterns))
+    return lambda key: regex.search(key) is not None

@@ -54,12 +54,7 @@ def build_skeleton(
     has_auto_map = isinstance(config_dict.get("auto_map"), dict)
     known_type = model_type in CONFIG_MAPPING
     with quiet_transformers():
-        if not known_type:
-            if not has_auto_map:
-                raise InputError(
-                    f"model_type {model_type!r} is unknown to transformers "
-                    f"{transformers.__version__} (upgrade transformers, or check config.json)"
-                )
+        if not known_type and has_auto_map:
             if not trust_remote_code:
                 raise RemoteCodeRefused(
                     f"model_type {model_type!r} needs custom code from the repository "
@@ -67,8 +62,9 @@ def build_skeleton(
                 )
             config, cls = _remote_code_class(folder, model_type, class_name)
         else:
-            config = _config_from_dict(CONFIG_MAPPING[model_type], config_dict)
             cls = _model_class(config_dict, class_name)
+            # from_pretrained on a class parses the config with that class's own config_class.
+            config = _config_from_dict(cls.config_class, config_dict)
         try:
             with torch.device("meta"):
                 model = cls(config)
@@ -94,6 +90,7 @@ def _config_from_dict(config_class: Any, config_dict: dict[str, Any]) -> Pretrai
 
 def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
     import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     if class_name is None:
         architectures = config_dict.get("architectures")
@@ -102,6 +99,11 @@ def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
                 "config.json names no architectures; pass --class (e.g. --class GPT2LMHeadModel)"
             )
         class_name = str(architectures[0])
+    if config_dict["model_type"] not in CONFIG_MAPPING and not hasattr(transformers, class_name):
+        raise InputError(
+            f"model_type {config_dict['model_type']!r} is unknown to transformers "
+            f"{transformers.__version__} (upgrade transformers, or check config.json)"
+        )
     try:
         cls = getattr(transformers, class_name)
     except (AttributeError, ImportError, RuntimeError):

@@ -1,0 +1,122 @@
+"""The architecture matrix: every report is checked against a real model instance built in the test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import transformers
+
+import gpt2tie
+from tiny_models import CASES, CASES_BY_ID, make_model
+
+# Task heads outside the base model, by the parameter that produces the task's logits.
+EXPECTED_TASK_HEADS = {
+    "gpt2-double-heads": {"multiple_choice_head.summary.weight"},
+    "gpt2-seq-cls": {"score.weight"},
+    "bert-pretraining": {"cls.seq_relationship.weight"},
+}
+
+
+def identity_groups(model: torch.nn.Module) -> list[list[str]]:
+    """Names grouped by Parameter object, in named_parameters order (the independent oracle)."""
+    by_object: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        by_object.setdefault(id(parameter), []).append(name)
+    return list(by_object.values())
+
+
+def output_head_modules(model: Any) -> list[torch.nn.Module]:
+    found = model.get_output_embeddings()
+    if found is None:
+        return []
+    return list(found) if isinstance(found, torch.nn.ModuleList) else [found]
+
+
+@pytest.fixture(scope="module", params=[case.id for case in CASES])
+def case_and_truth(request: pytest.FixtureRequest) -> tuple[str, torch.nn.Module]:
+    return request.param, make_model(CASES_BY_ID[request.param])
+
+
+@pytest.mark.parametrize("with_weights", [False, True], ids=["config-only", "checkpoint"])
+def test_report_matches_real_instance(case_and_truth, with_weights, checkpoint_dir, config_dir):  # type: ignore[no-untyped-def]
+    case_id, model = case_and_truth
+    folder = checkpoint_dir(case_id) if with_weights else config_dir(case_id)
+    report = gpt2tie.inspect(str(folder))
+
+    groups = identity_groups(model)
+    unique = sum(p.numel() for p in model.parameters())
+    per_name = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
+    assert report.parameters.unique == unique
+    assert report.parameters.with_duplicates == per_name
+    assert report.parameters.duplicated == per_name - unique
+    assert report.parameters.non_embedding == model.num_parameters(exclude_embeddings=True)
+    assert report.parameters.embedding == unique - model.num_parameters(exclude_embeddings=True)
+
+    expected_aliases = [[names[0], *sorted(names[1:])] for names in groups if len(names) > 1]
+    assert [list(group.names) for group in report.alias_groups] == expected_aliases
+    assert all(group.kind == "same_parameter" for group in report.alias_groups)
+    assert report.model.class_name == type(model).__name__
+
+    heads = {head.parameter: head for head in report.heads}
+    names_of = {id(p): names for names in groups for p in [model.get_parameter(names[0])]}
+    module_names = {id(m): n for n, m in model.named_modules()}
+    for module in output_head_modules(model):
+        for attribute in ("weight", "bias"):
+            parameter = getattr(module, attribute, None)
+            if parameter is None:
+                continue
+            names = names_of[id(parameter)]
+            head_name = f"{module_names[id(module)]}.{attribute}"
+            if attribute == "bias" and len(names) == 1:
+                continue  # an untied bias is not a head of its own
+            head = heads[head_name]
+            assert head.tied == (len(names) > 1), head_name
+            assert head.tied_to == (next((n for n in names if n != head_name), None))
+            assert head.declared_tied == (head_name in model.all_tied_weights_keys)
+            assert head.kind == "lm"
+    task = {head.parameter for head in report.heads if head.kind == "task"}
+    assert task == EXPECTED_TASK_HEADS.get(case_id, set())
+
+    if not with_weights:
+        assert report.checkpoint is None
+        assert all(head.stored_in_checkpoint is None for head in report.heads)
+        return
+    loaded, info = type(model).from_pretrained(str(folder), output_loading_info=True)
+    assert report.checkpoint is not None
+    random_init = [
+        name for f in report.findings if f.code in ("missing-weights", "head-missing")
+        for name in f.names
+    ]
+    assert sorted(random_init) == sorted(info["missing_keys"]) == []
+    buffers = {name for name, _ in loaded.named_buffers()}
+    assert set(report.checkpoint.not_parameters) == set(info["unexpected_keys"]) | (
+        buffers & set(report.checkpoint.not_parameters)
+    )
+    assert set(info["unexpected_keys"]) <= set(report.checkpoint.not_parameters)
+    assert not report.findings_at_or_above("warning"), report.findings
+
+
+def test_tied_head_is_not_stored_by_save_pretrained(checkpoint_dir):  # type: ignore[no-untyped-def]
+    from safetensors import safe_open
+
+    folder = checkpoint_dir("gpt2-tied")
+    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
+        stored = set(handle.keys())
+    report = gpt2tie.inspect(str(folder))
+    (head,) = [h for h in report.heads if h.parameter == "lm_head.weight"]
+    assert head.stored_in_checkpoint == ("lm_head.weight" in stored)
+    assert report.checkpoint is not None
+    assert report.checkpoint.tensors == len(stored)
+
+
+def test_untied_head_is_reported_untied(checkpoint_dir):  # type: ignore[no-untyped-def]
+    model = make_model(CASES_BY_ID["llama-untied"])
+    assert model.lm_head.weight is not model.model.embed_tokens.weight
+    report = gpt2tie.inspect(str(checkpoint_dir("llama-untied")))
+    (head,) = report.heads
+    assert (head.parameter, head.tied, head.tied_to, head.declared_tied) == (
+        "lm_head.weight", False, None, False)
+    assert head.stored_in_checkpoint is True
+    assert transformers.__version__.startswith("5.")
