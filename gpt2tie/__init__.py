@@ -33,5 +33,3 @@ def count_params(
     from gpt2tie.sources import resolve
 
     return count_source(resolve(model_spec), depth, class_name, trust_remote_code)
-
-

@@ -66,8 +66,9 @@ def reports_errors(command: F) -> F:
         except Gpt2tieError as exc:
             if os.environ.get("GPT2TIE_DEBUG"):
                 raise
-            _stderr().print(f"[bold red]Error:[/bold red] {exc}", highlight=False, markup=True,
-                            soft_wrap=True)
+            _stderr().print(
+                f"[bold red]Error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True
+            )
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             _stderr().print("[bold red]Error:[/bold red] interrupted", highlight=False)
@@ -86,7 +87,9 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Entry point options shared by every command."""
@@ -104,8 +107,11 @@ ModelArgument = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the schema-v1 JSON report.")]
 ClassOption = Annotated[
     str | None,
-    typer.Option("--class", help="Model class to build instead of config.architectures[0].",
-                 show_default=False),
+    typer.Option(
+        "--class",
+        help="Model class to build instead of config.architectures[0].",
+        show_default=False,
+    ),
 ]
 TrustOption = Annotated[
     bool,

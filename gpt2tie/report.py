@@ -23,8 +23,7 @@ def to_json_value(value: Any) -> Any:
     """Turn a result object (or a value inside one) into plain JSON data."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            _json_name(f): to_json_value(getattr(value, f.name))
-            for f in dataclasses.fields(value)
+            _json_name(f): to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)
         }
     if isinstance(value, (tuple, list)):
         return [to_json_value(item) for item in value]

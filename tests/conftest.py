@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny real checkpoints written on the fly, and a guard that inputs stay unchanged."""
+"""Shared fixtures: tiny real checkpoints written on the fly, and a guard that inputs stay as-is."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tiny_models import CASES_BY_ID, TinyCase, make_config, make_model
+from tiny_models import CASES_BY_ID, make_config, make_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -60,7 +59,6 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
 @pytest.fixture
 def unchanged() -> Iterator[list[Path]]:
     """Append folders to the yielded list; the test fails if any of their files changed."""
-    folders: list[Path] = []
     before: dict[Path, dict[str, tuple[str, int]]] = {}
 
     class Watch(list[Path]):
@@ -72,7 +70,3 @@ def unchanged() -> Iterator[list[Path]]:
     yield watched
     for folder in watched:
         assert snapshot(folder) == before[folder], f"{folder} was modified"
-    del folders
-
-
-__all__ = ["TinyCase"]

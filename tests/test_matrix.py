@@ -1,4 +1,4 @@
-"""The architecture matrix: every report is checked against a real model instance built in the test."""
+"""The architecture matrix: each report checked against a real model instance built in the test."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import torch
 import transformers
+from tiny_models import CASES, CASES_BY_ID, make_model
 
 import gpt2tie
-from tiny_models import CASES, CASES_BY_ID, make_model
 
 # Task heads outside the base model, by the parameter that produces the task's logits.
 EXPECTED_TASK_HEADS = {
@@ -86,7 +86,9 @@ def test_report_matches_real_instance(case_and_truth, with_weights, checkpoint_d
     loaded, info = type(model).from_pretrained(str(folder), output_loading_info=True)
     assert report.checkpoint is not None
     random_init = [
-        name for f in report.findings if f.code in ("missing-weights", "head-missing")
+        name
+        for f in report.findings
+        if f.code in ("missing-weights", "head-missing")
         for name in f.names
     ]
     assert sorted(random_init) == sorted(info["missing_keys"]) == []
@@ -117,6 +119,10 @@ def test_untied_head_is_reported_untied(checkpoint_dir):  # type: ignore[no-unty
     report = gpt2tie.inspect(str(checkpoint_dir("llama-untied")))
     (head,) = report.heads
     assert (head.parameter, head.tied, head.tied_to, head.declared_tied) == (
-        "lm_head.weight", False, None, False)
+        "lm_head.weight",
+        False,
+        None,
+        False,
+    )
     assert head.stored_in_checkpoint is True
     assert transformers.__version__.startswith("5.")

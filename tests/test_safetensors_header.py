@@ -1,4 +1,4 @@
-"""The header reader agrees with safetensors on good files and refuses broken ones with a clear error."""
+"""The header reader agrees with safetensors on good files and refuses broken ones clearly."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from safetensors_files import f32_header, write_raw
 
 from gpt2tie.errors import CheckpointFormatError
 from gpt2tie.formats.safetensors_header import read_header
-from safetensors_files import f32_header, write_raw
 
 
 def test_matches_safetensors_on_a_real_file(tmp_path: Path) -> None:
@@ -52,30 +52,68 @@ def _broken_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
     case("empty", "too small", lambda p: p.write_bytes(b""))
     case("short", "too small", lambda p: p.write_bytes(b"\x01\x02"))
     case("huge-length", "over the 100 MB limit", lambda p: write_raw(p, good, data, length=2**40))
-    case("length-past-end", "runs past the end", lambda p: write_raw(p, good, data, length=len(good) + 500))
+    case(
+        "length-past-end",
+        "runs past the end",
+        lambda p: write_raw(p, good, data, length=len(good) + 500),
+    )
     case("not-utf8", "not valid UTF-8", lambda p: write_raw(p, b"\xff\xfe{}", data))
     case("not-json", "not valid JSON", lambda p: write_raw(p, b"{nope", data))
     case("not-object", "not a JSON object", lambda p: write_raw(p, [1, 2], data))
     case("deep", "nested too deeply", lambda p: write_raw(p, b"[" * 100_000 + b"]" * 100_000))
-    case("unknown-dtype", "unknown dtype", lambda p: write_raw(
-        p, {"w": {**header["w"], "dtype": "F17"}}, data))
-    case("negative-offset", "data_offsets", lambda p: write_raw(
-        p, {"w": {**header["w"], "data_offsets": [-4, 12]}}, data))
-    case("reversed-offsets", "data_offsets", lambda p: write_raw(
-        p, {"w": {**header["w"], "data_offsets": [16, 0]}}, data))
-    case("shape-bytes-disagree", "needs 16 bytes", lambda p: write_raw(
-        p, {"w": {**header["w"], "data_offsets": [0, 12]}}, data[:12]))
-    case("bad-shape", "shape", lambda p: write_raw(p, {"w": {**header["w"], "shape": [2, -2]}}, data))
+    case(
+        "unknown-dtype",
+        "unknown dtype",
+        lambda p: write_raw(p, {"w": {**header["w"], "dtype": "F17"}}, data),
+    )
+    case(
+        "negative-offset",
+        "data_offsets",
+        lambda p: write_raw(p, {"w": {**header["w"], "data_offsets": [-4, 12]}}, data),
+    )
+    case(
+        "reversed-offsets",
+        "data_offsets",
+        lambda p: write_raw(p, {"w": {**header["w"], "data_offsets": [16, 0]}}, data),
+    )
+    case(
+        "shape-bytes-disagree",
+        "needs 16 bytes",
+        lambda p: write_raw(p, {"w": {**header["w"], "data_offsets": [0, 12]}}, data[:12]),
+    )
+    case(
+        "bad-shape", "shape", lambda p: write_raw(p, {"w": {**header["w"], "shape": [2, -2]}}, data)
+    )
     case("truncated", "truncated", lambda p: write_raw(p, header, data[:-4]))
     case("trailing-bytes", "not covered", lambda p: write_raw(p, header, data + b"\0" * 8))
     two, two_data = f32_header(a=[2], b=[2])
-    case("overlap", "overlaps", lambda p: write_raw(
-        p, {"a": two["a"], "b": {**two["b"], "data_offsets": [4, 12]}}, two_data[:12]))
-    case("gap", "leaves a gap", lambda p: write_raw(
-        p, {"a": two["a"], "b": {**two["b"], "data_offsets": [12, 20]}}, bytes(20)))
-    dup = b'{"w": ' + json.dumps(header["w"]).encode() + b', "w": ' + json.dumps(header["w"]).encode() + b"}"
+    case(
+        "overlap",
+        "overlaps",
+        lambda p: write_raw(
+            p, {"a": two["a"], "b": {**two["b"], "data_offsets": [4, 12]}}, two_data[:12]
+        ),
+    )
+    case(
+        "gap",
+        "leaves a gap",
+        lambda p: write_raw(
+            p, {"a": two["a"], "b": {**two["b"], "data_offsets": [12, 20]}}, bytes(20)
+        ),
+    )
+    dup = (
+        b'{"w": '
+        + json.dumps(header["w"]).encode()
+        + b', "w": '
+        + json.dumps(header["w"]).encode()
+        + b"}"
+    )
     case("duplicate-key", "twice", lambda p: write_raw(p, dup, data))
-    case("metadata-not-object", "__metadata__", lambda p: write_raw(p, {**header, "__metadata__": [1]}, data))
+    case(
+        "metadata-not-object",
+        "__metadata__",
+        lambda p: write_raw(p, {**header, "__metadata__": [1]}, data),
+    )
     case("entry-not-object", "not an object", lambda p: write_raw(p, {"w": 3}, data))
     case("directory", "is a directory", lambda p: p.mkdir())
     case("symlink-loop", "cannot read", lambda p: os.symlink(p, p))
@@ -87,12 +125,33 @@ def broken_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
     return _broken_cases(tmp_path_factory.mktemp("broken"))
 
 
-@pytest.mark.parametrize("name", [
-    "empty", "short", "huge-length", "length-past-end", "not-utf8", "not-json", "not-object",
-    "deep", "unknown-dtype", "negative-offset", "reversed-offsets", "shape-bytes-disagree",
-    "bad-shape", "truncated", "trailing-bytes", "overlap", "gap", "duplicate-key",
-    "metadata-not-object", "entry-not-object", "directory", "symlink-loop",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "empty",
+        "short",
+        "huge-length",
+        "length-past-end",
+        "not-utf8",
+        "not-json",
+        "not-object",
+        "deep",
+        "unknown-dtype",
+        "negative-offset",
+        "reversed-offsets",
+        "shape-bytes-disagree",
+        "bad-shape",
+        "truncated",
+        "trailing-bytes",
+        "overlap",
+        "gap",
+        "duplicate-key",
+        "metadata-not-object",
+        "entry-not-object",
+        "directory",
+        "symlink-loop",
+    ],
+)
 def test_broken_file_is_refused(broken_cases: dict[str, tuple[Path, str]], name: str) -> None:
     path, expected = broken_cases[name]
     with pytest.raises(CheckpointFormatError) as caught:
@@ -102,16 +161,18 @@ def test_broken_file_is_refused(broken_cases: dict[str, tuple[Path, str]], name:
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["truncated", "trailing-bytes", "overlap", "gap", "length-past-end"])
+@pytest.mark.parametrize(
+    "name", ["truncated", "trailing-bytes", "overlap", "gap", "length-past-end"]
+)
 def test_safetensors_itself_refuses_what_we_refuse(
     broken_cases: dict[str, tuple[Path, str]], name: str
 ) -> None:
     """The layout rules we enforce are the loader's: these files fail in safetensors too."""
     path, _ = broken_cases[name]
-    with pytest.raises(Exception):  # noqa: B017 - safetensors raises its own untyped errors
-        with safe_open(str(path), "pt") as handle:
-            for key in handle.keys():
-                handle.get_tensor(key)
+    # safetensors raises its own error types, which it does not export
+    with pytest.raises(Exception), safe_open(str(path), "pt") as handle:  # noqa: B017
+        for key in handle.keys():
+            handle.get_tensor(key)
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

@@ -1,18 +1,41 @@
-"""Tiny configs for the architecture matrix: real transformers classes, small enough to build in ms."""
+"""Tiny configs for the architecture matrix: real transformers classes, built in milliseconds."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-_GPT2 = {"vocab_size": 99, "n_embd": 16, "n_layer": 2, "n_head": 2, "n_positions": 32,
-         "bos_token_id": 0, "eos_token_id": 0}
-_DECODER = {"vocab_size": 99, "hidden_size": 16, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 32}
-_SEQ2SEQ = {"vocab_size": 99, "d_model": 16, "encoder_layers": 1, "decoder_layers": 1,
-            "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 32,
-            "decoder_ffn_dim": 32, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
-            "decoder_start_token_id": 1, "max_position_embeddings": 32}
+_GPT2 = {
+    "vocab_size": 99,
+    "n_embd": 16,
+    "n_layer": 2,
+    "n_head": 2,
+    "n_positions": 32,
+    "bos_token_id": 0,
+    "eos_token_id": 0,
+}
+_DECODER = {
+    "vocab_size": 99,
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+}
+_SEQ2SEQ = {
+    "vocab_size": 99,
+    "d_model": 16,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 32,
+    "decoder_ffn_dim": 32,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "decoder_start_token_id": 1,
+    "max_position_embeddings": 32,
+}
 
 
 @dataclass(frozen=True)
@@ -25,46 +48,136 @@ class TinyCase:
 
 CASES = [
     TinyCase("gpt2-tied", "GPT2LMHeadModel", "GPT2Config", _GPT2),
-    TinyCase("gpt2-untied", "GPT2LMHeadModel", "GPT2Config", {**_GPT2, "tie_word_embeddings": False}),
+    TinyCase(
+        "gpt2-untied", "GPT2LMHeadModel", "GPT2Config", {**_GPT2, "tie_word_embeddings": False}
+    ),
     TinyCase("gpt2-double-heads", "GPT2DoubleHeadsModel", "GPT2Config", _GPT2),
-    TinyCase("gpt2-seq-cls", "GPT2ForSequenceClassification", "GPT2Config",
-             {**_GPT2, "pad_token_id": 0}),
-    TinyCase("bert-mlm", "BertForMaskedLM", "BertConfig", {**_DECODER, "max_position_embeddings": 32}),
-    TinyCase("bert-pretraining", "BertForPreTraining", "BertConfig",
-             {**_DECODER, "max_position_embeddings": 32}),
-    TinyCase("roberta-mlm", "RobertaForMaskedLM", "RobertaConfig",
-             {**_DECODER, "max_position_embeddings": 40}),
-    TinyCase("albert-mlm", "AlbertForMaskedLM", "AlbertConfig",
-             {**_DECODER, "embedding_size": 8, "max_position_embeddings": 32}),
-    TinyCase("distilbert-mlm", "DistilBertForMaskedLM", "DistilBertConfig",
-             {"vocab_size": 99, "dim": 16, "n_layers": 2, "n_heads": 2, "hidden_dim": 32,
-              "max_position_embeddings": 32}),
-    TinyCase("t5", "T5ForConditionalGeneration", "T5Config",
-             {"vocab_size": 99, "d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 2,
-              "num_heads": 2, "decoder_start_token_id": 0}),
+    TinyCase(
+        "gpt2-seq-cls", "GPT2ForSequenceClassification", "GPT2Config", {**_GPT2, "pad_token_id": 0}
+    ),
+    TinyCase(
+        "bert-mlm", "BertForMaskedLM", "BertConfig", {**_DECODER, "max_position_embeddings": 32}
+    ),
+    TinyCase(
+        "bert-pretraining",
+        "BertForPreTraining",
+        "BertConfig",
+        {**_DECODER, "max_position_embeddings": 32},
+    ),
+    TinyCase(
+        "roberta-mlm",
+        "RobertaForMaskedLM",
+        "RobertaConfig",
+        {**_DECODER, "max_position_embeddings": 40},
+    ),
+    TinyCase(
+        "albert-mlm",
+        "AlbertForMaskedLM",
+        "AlbertConfig",
+        {**_DECODER, "embedding_size": 8, "max_position_embeddings": 32},
+    ),
+    TinyCase(
+        "distilbert-mlm",
+        "DistilBertForMaskedLM",
+        "DistilBertConfig",
+        {
+            "vocab_size": 99,
+            "dim": 16,
+            "n_layers": 2,
+            "n_heads": 2,
+            "hidden_dim": 32,
+            "max_position_embeddings": 32,
+        },
+    ),
+    TinyCase(
+        "t5",
+        "T5ForConditionalGeneration",
+        "T5Config",
+        {
+            "vocab_size": 99,
+            "d_model": 16,
+            "d_kv": 8,
+            "d_ff": 32,
+            "num_layers": 2,
+            "num_heads": 2,
+            "decoder_start_token_id": 0,
+        },
+    ),
     TinyCase("bart", "BartForConditionalGeneration", "BartConfig", _SEQ2SEQ),
     TinyCase("marian", "MarianMTModel", "MarianConfig", _SEQ2SEQ),
-    TinyCase("llama-tied", "LlamaForCausalLM", "LlamaConfig", {**_DECODER, "tie_word_embeddings": True}),
-    TinyCase("llama-untied", "LlamaForCausalLM", "LlamaConfig",
-             {**_DECODER, "tie_word_embeddings": False}),
+    TinyCase(
+        "llama-tied", "LlamaForCausalLM", "LlamaConfig", {**_DECODER, "tie_word_embeddings": True}
+    ),
+    TinyCase(
+        "llama-untied",
+        "LlamaForCausalLM",
+        "LlamaConfig",
+        {**_DECODER, "tie_word_embeddings": False},
+    ),
     TinyCase("qwen2", "Qwen2ForCausalLM", "Qwen2Config", {**_DECODER, "tie_word_embeddings": True}),
     TinyCase("gemma", "GemmaForCausalLM", "GemmaConfig", {**_DECODER, "head_dim": 8}),
-    TinyCase("opt", "OPTForCausalLM", "OPTConfig",
-             {"vocab_size": 99, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "ffn_dim": 32, "word_embed_proj_dim": 16, "max_position_embeddings": 32,
-              "pad_token_id": 1}),
+    TinyCase(
+        "opt",
+        "OPTForCausalLM",
+        "OPTConfig",
+        {
+            "vocab_size": 99,
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "ffn_dim": 32,
+            "word_embed_proj_dim": 16,
+            "max_position_embeddings": 32,
+            "pad_token_id": 1,
+        },
+    ),
     TinyCase("gpt-neox", "GPTNeoXForCausalLM", "GPTNeoXConfig", _DECODER),
-    TinyCase("whisper", "WhisperForConditionalGeneration", "WhisperConfig",
-             {**{k: v for k, v in _SEQ2SEQ.items() if k != "max_position_embeddings"},
-              "num_mel_bins": 8, "max_source_positions": 16, "max_target_positions": 16}),
-    TinyCase("xlnet", "XLNetLMHeadModel", "XLNetConfig",
-             {"vocab_size": 99, "d_model": 16, "n_layer": 2, "n_head": 2, "d_inner": 32}),
-    TinyCase("bark-fine", "BarkFineModel", "BarkFineConfig",
-             {"hidden_size": 16, "num_layers": 2, "num_heads": 2, "input_vocab_size": 40,
-              "output_vocab_size": 40, "block_size": 32, "n_codes_total": 4, "n_codes_given": 1}),
-    TinyCase("musicgen", "MusicgenForCausalLM", "MusicgenDecoderConfig",
-             {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "ffn_dim": 32, "num_codebooks": 3, "max_position_embeddings": 32}),
+    TinyCase(
+        "whisper",
+        "WhisperForConditionalGeneration",
+        "WhisperConfig",
+        {
+            **{k: v for k, v in _SEQ2SEQ.items() if k != "max_position_embeddings"},
+            "num_mel_bins": 8,
+            "max_source_positions": 16,
+            "max_target_positions": 16,
+        },
+    ),
+    TinyCase(
+        "xlnet",
+        "XLNetLMHeadModel",
+        "XLNetConfig",
+        {"vocab_size": 99, "d_model": 16, "n_layer": 2, "n_head": 2, "d_inner": 32},
+    ),
+    TinyCase(
+        "bark-fine",
+        "BarkFineModel",
+        "BarkFineConfig",
+        {
+            "hidden_size": 16,
+            "num_layers": 2,
+            "num_heads": 2,
+            "input_vocab_size": 40,
+            "output_vocab_size": 40,
+            "block_size": 32,
+            "n_codes_total": 4,
+            "n_codes_given": 1,
+        },
+    ),
+    TinyCase(
+        "musicgen",
+        "MusicgenForCausalLM",
+        "MusicgenDecoderConfig",
+        {
+            "vocab_size": 40,
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "ffn_dim": 32,
+            "num_codebooks": 3,
+            "max_position_embeddings": 32,
+        },
+    ),
 ]
 CASES_BY_ID = {case.id: case for case in CASES}
 

@@ -1,4 +1,4 @@
-"""Find parameter names that are one tensor: the same Parameter object, or distinct ones on shared memory."""
+"""Find parameter names that are one tensor: one Parameter object, or several sharing memory."""
 
 from __future__ import annotations
 
@@ -114,6 +114,11 @@ def _shared_storage_sets(table: ParameterTable) -> list[list[int]]:
 def _byte_range(tensor: torch.Tensor) -> tuple[int, int]:
     """Byte span [begin, end) of `tensor` inside its storage, strides included."""
     item = tensor.element_size()
-    first = tensor.storage_offset()
-    extent = 1 + sum((size - 1) * abs(stride) for size, stride in zip(tensor.shape, tensor.stride()))
+    first = int(tensor.storage_offset())
+    extent = 1 + int(
+        sum(
+            (size - 1) * abs(stride)
+            for size, stride in zip(tensor.shape, tensor.stride(), strict=True)
+        )
+    )
     return first * item, (first + extent) * item

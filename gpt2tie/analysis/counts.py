@@ -22,9 +22,7 @@ def parameter_counts(model: torch.nn.Module, table: ParameterTable) -> Parameter
     )
     # Same convention as transformers' num_parameters(exclude_embeddings=True).
     embedding_ids = {
-        id(module.weight)
-        for module in model.modules()
-        if isinstance(module, torch.nn.Embedding)
+        id(module.weight) for module in model.modules() if isinstance(module, torch.nn.Embedding)
     }
     embedding = sum(table.objects[oid].numel() for oid in embedding_ids if oid in table.objects)
     return ParameterCounts(

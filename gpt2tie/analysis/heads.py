@@ -1,4 +1,4 @@
-"""Output heads of a model and whether each is tied to another weight (an input embedding, a bias)."""
+"""Output heads of a model and whether each is tied to another weight (an embedding, a bias)."""
 
 from __future__ import annotations
 

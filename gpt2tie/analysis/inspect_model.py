@@ -210,9 +210,7 @@ def _findings(
 
         recomputed = ignored_when_missing(analysis.skeleton.model)
         findings.extend(_checkpoint_findings(summary, heads, recomputed))
-    return tuple(
-        sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code))
-    )
+    return tuple(sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code)))
 
 
 def _checkpoint_findings(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedModel
 
 
 def model_keys_for_stored(model: torch.nn.Module, stored_names: Iterable[str]) -> dict[str, str]:
@@ -22,7 +23,7 @@ def model_keys_for_stored(model: torch.nn.Module, stored_names: Iterable[str]) -
         rename_source_key,
     )
 
-    transforms = get_model_conversion_mapping(model)
+    transforms = get_model_conversion_mapping(cast("PreTrainedModel", model))
     renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
     converters = [t for t in transforms if isinstance(t, WeightConverter)]
     meta_state_dict = model.state_dict()

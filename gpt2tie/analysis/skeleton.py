@@ -1,8 +1,9 @@
-"""Build a model skeleton on the meta device from a config dict: real class, no weights, no memory."""
+"""Build a model skeleton on the meta device from a config dict: the real class, no weights."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ def quiet_transformers() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
+    hf_logging.set_verbosity(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -47,7 +48,6 @@ def build_skeleton(
 ) -> Skeleton:
     """Instantiate the model class named by the config (or `class_name`) on the meta device."""
     import torch
-    import transformers
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     model_type = config_dict["model_type"]
@@ -84,7 +84,9 @@ def _config_from_dict(config_class: Any, config_dict: dict[str, Any]) -> Pretrai
     try:
         config: PretrainedConfig = config_class.from_dict(config_dict)
     except Exception as exc:
-        raise InputError(f"config.json is not a valid {config_class.__name__}: {_one_line(exc)}") from exc
+        raise InputError(
+            f"config.json is not a valid {config_class.__name__}: {_one_line(exc)}"
+        ) from exc
     return config
 
 
@@ -122,7 +124,9 @@ def _remote_code_class(
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     if folder is None:
-        raise InputError(f"custom code for model_type {model_type!r} can only run from a local folder")
+        raise InputError(
+            f"custom code for model_type {model_type!r} can only run from a local folder"
+        )
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
     auto_map: dict[str, str] = getattr(config, "auto_map", {}) or {}
     wanted = class_name or (config.architectures or [None])[0]

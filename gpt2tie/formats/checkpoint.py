@@ -53,9 +53,7 @@ def _read_sharded(folder: Path, index: Path) -> Checkpoint:
     for shard in shard_names:
         _check_shard_path(folder, shard)
     with ThreadPoolExecutor(max_workers=min(16, len(shard_names) or 1)) as pool:
-        headers = tuple(
-            pool.map(lambda name: read_header(folder / name, name), shard_names)
-        )
+        headers = tuple(pool.map(lambda name: read_header(folder / name, name), shard_names))
     tensors: dict[str, StoredTensor] = {}
     for header in headers:
         for tensor in header.tensors:
@@ -71,9 +69,7 @@ def _read_sharded(folder: Path, index: Path) -> Checkpoint:
             raise CheckpointFormatError(
                 SAFETENSORS_INDEX, f"maps tensor {name!r} to {shard}, which does not hold it"
             )
-    return Checkpoint(
-        "safetensors", folder, tuple(shard_names), headers, tuple(tensors.values())
-    )
+    return Checkpoint("safetensors", folder, tuple(shard_names), headers, tuple(tensors.values()))
 
 
 def _read_weight_map(index: Path) -> dict[str, str]:

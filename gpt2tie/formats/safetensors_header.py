@@ -156,7 +156,9 @@ def _tensor(shown: str, name: str, entry: Any) -> StoredTensor:
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise CheckpointFormatError(shown, f"tensor {name!r}: unknown dtype {dtype!r}")
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise CheckpointFormatError(shown, f"tensor {name!r}: shape {shape!r} is not a list of sizes")
+        raise CheckpointFormatError(
+            shown, f"tensor {name!r}: shape {shape!r} is not a list of sizes"
+        )
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
@@ -164,7 +166,8 @@ def _tensor(shown: str, name: str, entry: Any) -> StoredTensor:
         or offsets[0] > offsets[1]
     ):
         raise CheckpointFormatError(
-            shown, f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end] with begin <= end"
+            shown,
+            f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end] with begin <= end",
         )
     tensor = StoredTensor(name, dtype, tuple(shape), offsets[0], offsets[1], shown)
     bits = tensor.numel * DTYPES[dtype][0]

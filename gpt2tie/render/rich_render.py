@@ -1,4 +1,4 @@
-"""The human renderer: Rich tables for a result. It formats what the result holds, computes nothing."""
+"""The human renderer: Rich tables for a result. It formats what the result holds, no more."""
 
 from __future__ import annotations
 
@@ -51,10 +51,15 @@ def render_counts(report: CountReport) -> RenderableType:
     modules.add_column("parameters", justify="right")
     modules.add_column("owned", justify="right")
     for row in report.modules:
-        modules.add_row("  " * (row.depth - 1) + row.name, row.class_name,
-                        f"{row.parameters:,}", f"{row.owned:,}")
+        modules.add_row(
+            "  " * (row.depth - 1) + row.name,
+            row.class_name,
+            f"{row.parameters:,}",
+            f"{row.owned:,}",
+        )
     dtype_title = (
-        "Stored tensors by dtype" if report.by_dtype_source == "checkpoint"
+        "Stored tensors by dtype"
+        if report.by_dtype_source == "checkpoint"
         else "Parameters by dtype (as loaded with this config)"
     )
     dtypes = Table(title=dtype_title, title_justify="left")
@@ -63,16 +68,22 @@ def render_counts(report: CountReport) -> RenderableType:
     dtypes.add_column("parameters", justify="right")
     dtypes.add_column("bytes", justify="right")
     for entry in report.by_dtype:
-        dtypes.add_row(entry.dtype, f"{entry.tensors:,}", f"{entry.parameters:,}",
-                       f"{entry.bytes:,}")
+        dtypes.add_row(
+            entry.dtype, f"{entry.tensors:,}", f"{entry.parameters:,}", f"{entry.bytes:,}"
+        )
     note = Text(
         "owned: parameters whose canonical name lives in the module (owned rows at one depth "
         "add up to the unique count); parameters: all the module reaches, shared ones included.",
         style="dim",
     )
     return Group(
-        _title(report.source, report.model), "", _counts_table(report.parameters),
-        modules, note, "", dtypes,
+        _title(report.source, report.model),
+        "",
+        _counts_table(report.parameters),
+        modules,
+        note,
+        "",
+        dtypes,
     )
 
 
@@ -88,21 +99,27 @@ def _title(source: Source, model: ModelInfo) -> Text:
 def _answers(heads: tuple[Head, ...], counts: ParameterCounts) -> list[RenderableType]:
     tied = [head for head in heads if head.tied]
     if not tied:
-        return [Text(
-            f"No head is tied: each output head has its own weight. "
-            f"{counts.unique:,} parameters, counted once each.",
-        )]
+        return [
+            Text(
+                f"No head is tied: each output head has its own weight. "
+                f"{counts.unique:,} parameters, counted once each.",
+            )
+        ]
+    per_name = (
+        f"parameters() lists it once, so {counts.unique:,} unique vs "
+        f"{counts.with_duplicates:,} if counted per name."
+    )
     lines: list[RenderableType] = []
     for head in tied:
         line = Text()
         line.append(head.parameter, style="bold")
         line.append(" is ")
         line.append(str(head.tied_to), style="bold")
-        line.append(
-            " (same Parameter): parameters() lists it once, so "
-            f"{counts.unique:,} unique vs {counts.with_duplicates:,} if counted per name."
-        )
+        line.append(" (same Parameter)")
+        line.append(f": {per_name}" if len(tied) == 1 else ".")
         lines.append(line)
+    if len(tied) > 1:
+        lines.append(Text(f"Each is one tensor under two names: {per_name}"))
     return lines
 
 
@@ -110,8 +127,9 @@ def _alias_table(groups: tuple[AliasGroup, ...]) -> RenderableType:
     if not groups:
         return Text("Alias groups: none (every parameter name is its own tensor).")
     # "extra" is what a per-name count adds for the group: numel times the additional names.
-    table = Table(title="Alias groups (first name = the one parameters() yields)",
-                  title_justify="left")
+    table = Table(
+        title="Alias groups (first name = the one parameters() yields)", title_justify="left"
+    )
     table.add_column("names", overflow="fold")
     table.add_column("kind", no_wrap=True)
     table.add_column("shape, dtype", no_wrap=True)
@@ -122,8 +140,13 @@ def _alias_table(groups: tuple[AliasGroup, ...]) -> RenderableType:
         for name in group.names[1:]:
             names.append(f"\n= {name}")
         shape = "×".join(map(str, group.shape))
-        table.add_row(names, _ALIAS_KIND_LABEL[group.kind], f"{shape} {group.dtype}",
-                      f"{group.numel:,}", f"{group.counted_extra:,}")
+        table.add_row(
+            names,
+            _ALIAS_KIND_LABEL[group.kind],
+            f"{shape} {group.dtype}",
+            f"{group.numel:,}",
+            f"{group.counted_extra:,}",
+        )
     return table
 
 
@@ -131,12 +154,16 @@ def _head_table(heads: tuple[Head, ...]) -> RenderableType:
     if not heads:
         return Text("Heads: none found.")
     table = Table(title="Output heads", title_justify="left")
-    for column in ("module", "parameter", "kind", "tied", "tied to", "declared", "stored"):
+    for column in ("parameter", "kind", "tied", "tied to", "declared", "stored"):
         table.add_column(column, overflow="fold")
     for head in heads:
         table.add_row(
-            head.module, head.parameter, head.kind, _yes_no(head.tied), head.tied_to or "—",
-            _yes_no(head.declared_tied), _yes_no(head.stored_in_checkpoint),
+            head.parameter,
+            head.kind,
+            _yes_no(head.tied),
+            head.tied_to or "—",
+            _yes_no(head.declared_tied),
+            _yes_no(head.stored_in_checkpoint),
         )
     return table
 
@@ -147,12 +174,16 @@ def _counts_table(counts: ParameterCounts) -> Table:
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("meaning")
     table.add_row("unique", f"{counts.unique:,}", "each tensor once: sum over parameters()")
-    table.add_row("with duplicates", f"{counts.with_duplicates:,}",
-                  "each name: named_parameters(remove_duplicate=False)")
+    table.add_row(
+        "with duplicates",
+        f"{counts.with_duplicates:,}",
+        "each name: named_parameters(remove_duplicate=False)",
+    )
     table.add_row("duplicated", f"{counts.duplicated:,}", "counted twice by a per-name count")
     table.add_row("embedding", f"{counts.embedding:,}", "nn.Embedding weights (unique)")
-    table.add_row("non-embedding", f"{counts.non_embedding:,}",
-                  "num_parameters(exclude_embeddings=True)")
+    table.add_row(
+        "non-embedding", f"{counts.non_embedding:,}", "num_parameters(exclude_embeddings=True)"
+    )
     return table
 
 

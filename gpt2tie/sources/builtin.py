@@ -44,6 +44,8 @@ def load(spec: str) -> ModelSource:
         source=Source(spec=spec, kind="builtin", path=None),
         config=read(name),
         checkpoint=None,
-        notes=(f"{spec}: using gpt2tie's built-in config.json for {name} "
-               "(structural, offline; no checkpoint files were read)",),
+        notes=(
+            f"{spec}: using gpt2tie's built-in config.json for {name} "
+            "(structural, offline; no checkpoint files were read)",
+        ),
     )

@@ -18,8 +18,10 @@ def load(spec: str, path: Path) -> ModelSource:
     checkpoint = find_checkpoint(path)
     notes: tuple[str, ...] = ()
     if checkpoint is None and pytorch_weights_present(path):
-        notes = ("only pytorch_model.bin weights found; they are not read, so the report is "
-                 "structural (config only)",)
+        notes = (
+            "only pytorch_model.bin weights found; they are not read, so the report is "
+            "structural (config only)",
+        )
     return ModelSource(
         source=Source(spec=spec, kind="local", path=str(path.resolve())),
         config=config,

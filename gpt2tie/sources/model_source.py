@@ -1,4 +1,4 @@
-"""The resolved input of an analysis: a config dict, maybe a checkpoint, and where they came from."""
+"""The resolved input of an analysis: a config, maybe a checkpoint, and where they came from."""
 
 from __future__ import annotations
 

@@ -1,0 +1,233 @@
+"""Every bad input: exit 2, one `Error:` line, no traceback, nothing written, inputs intact."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from safetensors_files import f32_header, write_raw
+from tiny_models import CASES_BY_ID, make_config, make_model
+from typer.testing import CliRunner
+
+from gpt2tie.cli import app
+
+runner = CliRunner()
+
+
+def _config(folder: Path, case_id: str = "gpt2-tied") -> None:
+    make_config(CASES_BY_ID[case_id]).save_pretrained(folder)
+
+
+def _checkpoint(folder: Path) -> None:
+    make_model(CASES_BY_ID["gpt2-tied"]).save_pretrained(folder)
+
+
+def _sharded(folder: Path) -> list[str]:
+    make_model(CASES_BY_ID["gpt2-tied"]).save_pretrained(folder, max_shard_size="20KB")
+    return sorted(p.name for p in folder.glob("model-*.safetensors"))
+
+
+def _edit_index(folder: Path, edit: Callable[[dict[str, str]], None]) -> None:
+    index_path = folder / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    edit(index["weight_map"])
+    index_path.write_text(json.dumps(index))
+
+
+def no_config(folder: Path) -> None:
+    (folder / "README.md").write_text("hi")
+
+
+def config_not_json(folder: Path) -> None:
+    (folder / "config.json").write_text("{not json")
+
+
+def config_not_object(folder: Path) -> None:
+    (folder / "config.json").write_text("[1, 2]")
+
+
+def config_no_model_type(folder: Path) -> None:
+    (folder / "config.json").write_text('{"vocab_size": 3}')
+
+
+def unknown_model_type(folder: Path) -> None:
+    (folder / "config.json").write_text('{"model_type": "no-such-model", "architectures": ["X"]}')
+
+
+def unknown_class(folder: Path) -> None:
+    (folder / "config.json").write_text('{"model_type": "gpt2", "architectures": ["NoSuchModel"]}')
+
+
+def no_architectures(folder: Path) -> None:
+    (folder / "config.json").write_text('{"model_type": "gpt2"}')
+
+
+def config_cannot_build(folder: Path) -> None:
+    config = make_config(CASES_BY_ID["marian"])
+    config.pad_token_id = 10_000  # outside the vocabulary: nn.Embedding refuses it
+    config.save_pretrained(folder)
+
+
+def corrupt_safetensors(folder: Path) -> None:
+    _config(folder)
+    write_raw(folder / "model.safetensors", b"{garbage")
+
+
+def truncated_safetensors(folder: Path) -> None:
+    _checkpoint(folder)
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def header_longer_than_file(folder: Path) -> None:
+    _config(folder)
+    header, data = f32_header(w=[2])
+    write_raw(folder / "model.safetensors", header, data, length=10_000)
+
+
+def header_over_limit(folder: Path) -> None:
+    _config(folder)
+    header, data = f32_header(w=[2])
+    write_raw(folder / "model.safetensors", header, data, length=200 * 1024 * 1024)
+
+
+def shard_absent(folder: Path) -> None:
+    (folder / _sharded(folder)[0]).unlink()
+
+
+def shard_outside_folder(folder: Path) -> None:
+    _sharded(folder)
+    _edit_index(folder, lambda wm: wm.update({next(iter(wm)): "../elsewhere.safetensors"}))
+
+
+def shard_absolute_path(folder: Path) -> None:
+    _sharded(folder)
+    _edit_index(folder, lambda wm: wm.update({next(iter(wm)): "/etc/passwd"}))
+
+
+def tensor_in_wrong_shard(folder: Path) -> None:
+    shards = _sharded(folder)
+
+    def move(wm: dict[str, str]) -> None:
+        name = next(k for k, v in wm.items() if v == shards[0])
+        wm[name] = shards[1]
+
+    _edit_index(folder, move)
+
+
+def index_not_json(folder: Path) -> None:
+    _sharded(folder)
+    (folder / "model.safetensors.index.json").write_text("nope")
+
+
+def remote_code(folder: Path) -> None:
+    marker = folder / "MARKER"
+    (folder / "modeling_evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import PreTrainedModel\nclass EvilModel(PreTrainedModel):\n    pass\n"
+    )
+    (folder / "configuration_evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import PretrainedConfig\n"
+        "class EvilConfig(PretrainedConfig):\n    model_type = 'evil'\n"
+    )
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "evil",
+                "architectures": ["EvilModel"],
+                "auto_map": {
+                    "AutoConfig": "configuration_evil.EvilConfig",
+                    "AutoModel": "modeling_evil.EvilModel",
+                },
+            }
+        )
+    )
+
+
+BAD_FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "no-config": (no_config, "no config.json"),
+    "config-not-json": (config_not_json, "config.json is not valid JSON"),
+    "config-not-object": (config_not_object, "not a JSON object"),
+    "config-no-model-type": (config_no_model_type, "no model_type"),
+    "unknown-model-type": (unknown_model_type, "unknown to transformers"),
+    "unknown-class": (unknown_class, "no model class 'NoSuchModel'"),
+    "no-architectures": (no_architectures, "--class"),
+    "config-cannot-build": (config_cannot_build, "cannot build MarianMTModel"),
+    "corrupt-safetensors": (corrupt_safetensors, "model.safetensors: "),
+    "truncated-safetensors": (truncated_safetensors, "truncated"),
+    "header-longer-than-file": (header_longer_than_file, "runs past the end"),
+    "header-over-limit": (header_over_limit, "100 MB limit"),
+    "shard-absent": (shard_absent, "which is absent"),
+    "shard-outside-folder": (shard_outside_folder, "outside the checkpoint folder"),
+    "shard-absolute-path": (shard_absolute_path, "outside the checkpoint folder"),
+    "tensor-in-wrong-shard": (tensor_in_wrong_shard, "which does not hold it"),
+    "index-not-json": (index_not_json, "is not valid JSON"),
+    "remote-code": (remote_code, "--trust-remote-code"),
+}
+
+
+@pytest.mark.parametrize("command", ["inspect", "count-params"])
+@pytest.mark.parametrize("case", list(BAD_FOLDERS))
+def test_bad_folder(case: str, command: str, tmp_path: Path, unchanged: list[Path]) -> None:
+    make, expected = BAD_FOLDERS[case]
+    folder = tmp_path / "model"
+    folder.mkdir()
+    make(folder)
+    unchanged.append(tmp_path)
+    result = runner.invoke(app, [command, str(folder), "--json"], env={"COLUMNS": "80"})
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (folder / "MARKER").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["inspect", "/definitely/not/here"], "not a local folder"),
+        (["inspect", "no-such-builtin"], "built in: gpt2"),
+        (["count-params", "gpt2", "--depth", "0"], "--depth"),
+        (["inspect", "gpt2", "--fail-on", "sometimes"], "--fail-on"),
+        (["inspect", "gpt2", "--class", "NoSuchModel"], "no model class"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_arguments(argv: list[str], expected: str) -> None:
+    result = runner.invoke(app, argv, env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_file_instead_of_folder(tmp_path: Path) -> None:
+    _config(tmp_path)
+    result = runner.invoke(app, ["inspect", str(tmp_path / "config.json")])
+    assert result.exit_code == 2 and "not a folder" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    config_not_json(tmp_path)
+    result = runner.invoke(app, ["inspect", str(tmp_path)], env={"GPT2TIE_DEBUG": "1"})
+    assert result.exit_code != 0
+    assert type(result.exception).__name__ == "InputError"
+
+
+def test_read_only_inputs(tmp_path: Path, unchanged: list[Path]) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    _checkpoint(folder)
+    for path in folder.iterdir():
+        path.chmod(0o444)
+    folder.chmod(0o555)
+    unchanged.append(folder)
+    try:
+        result = runner.invoke(app, ["inspect", str(folder), "--json"])
+        assert result.exit_code == 0
+    finally:
+        folder.chmod(0o755)

@@ -1,0 +1,43 @@
+"""Docs that cannot drift: README's help text, test command and finding codes match the code."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gpt2tie.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_help_matches_cli() -> None:
+    result = CliRunner().invoke(
+        app, ["--help"], env={"COLUMNS": "100", "NO_COLOR": "1"}, prog_name="gpt2tie"
+    )
+    actual = "\n".join(line.rstrip() for line in result.stdout.splitlines()).strip("\n")
+    pattern = re.compile(r"(<!-- help:start -->\n```text\n)(.*?)(\n```\n<!-- help:end -->)", re.S)
+    quoted = pattern.search(README)
+    assert quoted is not None
+    if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
+        updated = pattern.sub(lambda m: m.group(1) + actual + m.group(3), README)
+        (ROOT / "README.md").write_text(updated)
+        return
+    assert quoted.group(2) == actual, "README help is stale: rerun with GPT2TIE_UPDATE_GOLDEN=1"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    commands = re.findall(r"```bash\n(python3 -m pip install [^\n]*)\n```", README)
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_every_finding_code_is_documented() -> None:
+    source = "\n".join(p.read_text() for p in (ROOT / "gpt2tie").rglob("*.py"))
+    codes = set(re.findall(r'Finding\(\s*"([a-z0-9-]+)"', source))
+    assert codes, "no finding codes found in the source"
+    documented = set(re.findall(r"^\| `([a-z0-9-]+)` \| (?:error|warning|info) \|", README, re.M))
+    assert codes <= documented, f"undocumented finding codes: {sorted(codes - documented)}"
