@@ -126,3 +126,40 @@ def test_untied_head_is_reported_untied(checkpoint_dir):  # type: ignore[no-unty
     )
     assert head.stored_in_checkpoint is True
     assert transformers.__version__.startswith("5.")
+
+
+@pytest.mark.parametrize("case_id", [case.id for case in CASES])
+def test_human_output_names_the_aliases_and_counts(case_id: str, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from gpt2tie.cli import app
+
+    model = make_model(CASES_BY_ID[case_id])
+    result = CliRunner().invoke(
+        app, ["inspect", str(checkpoint_dir(case_id))], env={"COLUMNS": "250", "NO_COLOR": "1"}
+    )
+    assert result.exit_code == 0
+    unique = sum(p.numel() for p in model.parameters())
+    per_name = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
+    assert f"{unique:,}" in result.stdout and f"{per_name:,}" in result.stdout
+    for names in identity_groups(model):
+        if len(names) > 1:
+            for name in names[1:]:
+                assert f"= {name}" in result.stdout
+    for module in output_head_modules(model):
+        weight_names = names_by_id(model)[id(module.weight)]
+        head_name = next(
+            n
+            for n in weight_names
+            if n.endswith(".weight") and model.get_submodule(n.rpartition(".")[0]) is module
+        )
+        row = next(line for line in result.stdout.splitlines() if f"│ {head_name} " in line)
+        tied_cell = [cell.strip() for cell in row.split("│")][3]
+        assert tied_cell == ("yes" if len(weight_names) > 1 else "no"), row
+
+
+def names_by_id(model: torch.nn.Module) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        found.setdefault(id(parameter), []).append(name)
+    return found
