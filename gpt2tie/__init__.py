@@ -13,13 +13,21 @@ __all__ = ["__version__", "count_params", "inspect"]
 
 
 def inspect(
-    model_spec: str, class_name: str | None = None, trust_remote_code: bool = False
+    model_spec: str,
+    class_name: str | None = None,
+    trust_remote_code: bool = False,
+    check_values: bool = True,
+    load: bool = False,
 ) -> Report:
-    """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON)."""
-    from gpt2tie.analysis.inspect_model import inspect_source
+    """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON).
+
+    `check_values=False` reads no tensor data at all; `load=True` runs a real `from_pretrained`.
+    """
+    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
     from gpt2tie.sources import resolve
 
-    return inspect_source(resolve(model_spec), class_name, trust_remote_code)
+    options = InspectOptions(class_name, trust_remote_code, check_values, load)
+    return inspect_source(resolve(model_spec), options)
 
 
 def count_params(
@@ -29,7 +37,8 @@ def count_params(
     trust_remote_code: bool = False,
 ) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints."""
-    from gpt2tie.analysis.inspect_model import count_source
+    from gpt2tie.analysis.inspect_model import InspectOptions, count_source
     from gpt2tie.sources import resolve
 
-    return count_source(resolve(model_spec), depth, class_name, trust_remote_code)
+    options = InspectOptions(class_name, trust_remote_code)
+    return count_source(resolve(model_spec), depth, options)

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from gpt2tie import __version__
 from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, Gpt2tieError
-from gpt2tie.report import CountReport, Report
+from gpt2tie.report import CheckReport, CountReport, Report
 
 app = typer.Typer(
     name="gpt2tie",
@@ -119,6 +119,15 @@ TrustOption = Annotated[
 ]
 
 
+NoValuesOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-values",
+        help="Read no tensor data at all (ties whose both sides are stored are then unchecked).",
+    ),
+]
+
+
 @app.command()
 @reports_errors
 def inspect(
@@ -129,8 +138,21 @@ def inspect(
     fail_on: Annotated[
         FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")
     ] = FailOn.never,
+    no_values: NoValuesOption = False,
+    load: Annotated[
+        bool,
+        typer.Option(
+            "--load",
+            help="Ground truth: really run from_pretrained on the CPU (reads all weights) and "
+            "report what it did.",
+        ),
+    ] = False,
 ) -> None:
-    """Find tied weights, output heads and parameter counts of MODEL.
+    """Find tied weights, output heads and parameter counts of MODEL, and predict what
+    from_pretrained will do with its files.
+
+    Only safetensors headers are read, plus the two tensors of any declared tie whose both
+    sides are stored (their values decide whether transformers ties them).
 
     [bold]Examples[/bold]
 
@@ -139,14 +161,97 @@ def inspect(
       [cyan]gpt2tie inspect ./checkpoint --json | jq '.alias_groups[].names'[/cyan]
 
       [cyan]gpt2tie inspect ./checkpoint --fail-on warning[/cyan]   (CI gate: exit 1 on warnings)
+
+      [cyan]gpt2tie inspect ./checkpoint --load[/cyan]   (compare with a real from_pretrained)
     """
-    from gpt2tie.analysis.inspect_model import inspect_source
+    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
 
     model_source = _resolve(model)
-    with _working(f"Building the {model} skeleton on the meta device"):
-        report = inspect_source(model_source, class_name, trust_remote_code)
+    options = InspectOptions(class_name, trust_remote_code, not no_values, load)
+    with _working(f"Inspecting {model}"):
+        report = inspect_source(model_source, options)
     _emit(report, json_output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _count(text: str | None) -> int | None:
+    from gpt2tie.analysis.checks import parse_count
+
+    if text is None:
+        return None
+    try:
+        return parse_count(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+@reports_errors
+def check(
+    model: ModelArgument,
+    expect_tied: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--expect-tied",
+            metavar="HEAD",
+            help="Fail unless this head (module or parameter name) is tied.",
+        ),
+    ] = None,
+    expect_untied: Annotated[
+        list[str] | None,
+        typer.Option("--expect-untied", metavar="HEAD", help="Fail unless this head is untied."),
+    ] = None,
+    max_params: Annotated[
+        str | None,
+        typer.Option(
+            "--max-params",
+            metavar="N",
+            help="Fail above N unique parameters (124M, 1.5B).",
+            show_default=False,
+        ),
+    ] = None,
+    min_params: Annotated[
+        str | None,
+        typer.Option(
+            "--min-params", metavar="N", help="Fail below N unique parameters.", show_default=False
+        ),
+    ] = None,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="Fail on a finding at least this severe.")
+    ] = FailOn.error,
+    json_output: JsonOption = False,
+    class_name: ClassOption = None,
+    trust_remote_code: TrustOption = False,
+    no_values: NoValuesOption = False,
+) -> None:
+    """Gate CI on MODEL: expected ties, parameter bounds and findings. Exit 0 if every check
+    passes, 1 if one fails, 2 on bad input.
+
+    [bold]Examples[/bold]
+
+      [cyan]gpt2tie check ./checkpoint --expect-tied lm_head[/cyan]
+
+      [cyan]gpt2tie check ./checkpoint --expect-untied lm_head --max-params 1.5B[/cyan]
+
+      [cyan]gpt2tie check ./ckpt --fail-on warning --json | jq '.checks[]'[/cyan]
+    """
+    from gpt2tie.analysis.checks import Expectations, run_checks
+    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+
+    expectations = Expectations(
+        tied=tuple(expect_tied or ()),
+        untied=tuple(expect_untied or ()),
+        max_params=_count(max_params),
+        min_params=_count(min_params),
+        fail_on=None if fail_on is FailOn.never else fail_on.value,
+    )
+    model_source = _resolve(model)
+    options = InspectOptions(class_name, trust_remote_code, not no_values)
+    with _working(f"Checking {model}"):
+        result = run_checks(inspect_source(model_source, options), expectations)
+    _emit(result, json_output)
+    if not result.passed:
         raise typer.Exit(EXIT_FINDINGS)
 
 
@@ -171,11 +276,11 @@ def count_params(
 
       [cyan]gpt2tie count-params ./checkpoint --json | jq '.parameters.unique'[/cyan]
     """
-    from gpt2tie.analysis.inspect_model import count_source
+    from gpt2tie.analysis.inspect_model import InspectOptions, count_source
 
     model_source = _resolve(model)
-    with _working(f"Building the {model} skeleton on the meta device"):
-        report = count_source(model_source, depth, class_name, trust_remote_code)
+    with _working(f"Counting {model}"):
+        report = count_source(model_source, depth, InspectOptions(class_name, trust_remote_code))
     _emit(report, json_output)
 
 
@@ -204,7 +309,7 @@ class _working:
             self._status.__exit__(None, None, None)
 
 
-def _emit(result: Report | CountReport, json_output: bool) -> None:
+def _emit(result: Report | CountReport | CheckReport, json_output: bool) -> None:
     from gpt2tie.render import render
 
     output = render(result, "json" if json_output else "table")

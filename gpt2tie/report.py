@@ -81,6 +81,16 @@ class Head:
 
 
 @dataclass(frozen=True)
+class TieOnLoad:
+    """What loading does with one declared tie (see the README for each outcome)."""
+
+    target: str
+    source: str
+    outcome: str
+    tied: bool
+
+
+@dataclass(frozen=True)
 class CheckpointSummary:
     format: str
     files: tuple[str, ...]
@@ -89,6 +99,15 @@ class CheckpointSummary:
     stored_bytes: int
     not_parameters: tuple[str, ...]
     parameters_not_stored: tuple[str, ...]
+    method: Literal["headers", "from_pretrained"]
+    load_dtype: str
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    mismatched: tuple[str, ...]
+    ties_on_load: tuple[TieOnLoad, ...]
+    values_checked: bool
+    values_bytes_read: int
+    transformers_log: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -160,3 +179,28 @@ class CountReport:
 def _ordered(result: Any, first: tuple[str, ...]) -> dict[str, Any]:
     plain: dict[str, Any] = to_json_value(result)
     return {**{key: plain[key] for key in first}, **plain}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `check` found: every assertion, and the inspect report it was judged on."""
+
+    passed: bool
+    checks: tuple[CheckResult, ...]
+    report: Report
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "passed": self.passed,
+            "checks": to_json_value(self.checks),
+            "report": self.report.to_dict(),
+        }

@@ -169,7 +169,7 @@ BAD_FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
 }
 
 
-@pytest.mark.parametrize("command", ["inspect", "count-params"])
+@pytest.mark.parametrize("command", ["inspect", "count-params", "check"])
 @pytest.mark.parametrize("case", list(BAD_FOLDERS))
 def test_bad_folder(case: str, command: str, tmp_path: Path, unchanged: list[Path]) -> None:
     make, expected = BAD_FOLDERS[case]

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 import transformers
+from load_oracle import assert_prediction_matches_reality
 from tiny_models import CASES, CASES_BY_ID, make_model
 
 import gpt2tie
@@ -83,6 +84,7 @@ def test_report_matches_real_instance(case_and_truth, with_weights, checkpoint_d
         assert report.checkpoint is None
         assert all(head.stored_in_checkpoint is None for head in report.heads)
         return
+    assert_prediction_matches_reality(folder, type(model).__name__)
     loaded, info = type(model).from_pretrained(str(folder), output_loading_info=True)
     assert report.checkpoint is not None
     random_init = [

@@ -73,18 +73,14 @@ def dtype_counts_from_checkpoint(tensors: tuple[StoredTensor, ...]) -> list[Dtyp
     return _dtype_rows(totals)
 
 
-def dtype_counts_from_config(
-    table: ParameterTable, load_dtype: torch.dtype | None
-) -> list[DtypeCount]:
-    """Unique parameters by the dtype they get when loaded with `dtype="auto"` from this config."""
+def dtype_counts_from_parameters(table: ParameterTable) -> list[DtypeCount]:
+    """Unique parameters by their dtype (the skeleton is cast as `from_pretrained` would)."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for parameter in table.objects.values():
-        dtype = load_dtype if load_dtype is not None and parameter.is_floating_point() else None
-        dtype = dtype or parameter.dtype
-        entry = totals[str(dtype).removeprefix("torch.")]
+        entry = totals[str(parameter.dtype).removeprefix("torch.")]
         entry[0] += 1
         entry[1] += parameter.numel()
-        entry[2] += parameter.numel() * dtype.itemsize
+        entry[2] += parameter.numel() * parameter.element_size()
     return _dtype_rows(totals)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,22 +10,24 @@ from gpt2tie import __version__
 from gpt2tie.analysis.aliases import ParameterTable, alias_groups, parameter_table
 from gpt2tie.analysis.counts import (
     dtype_counts_from_checkpoint,
-    dtype_counts_from_config,
+    dtype_counts_from_parameters,
     module_counts,
     parameter_counts,
 )
+from gpt2tie.analysis.findings import FindingInputs, IdenticalUntiedHead, collect_findings
 from gpt2tie.analysis.heads import find_heads
-from gpt2tie.analysis.skeleton import Skeleton, build_skeleton, quiet_transformers
+from gpt2tie.analysis.load_prediction import LoadPrediction, predict_load, untie
+from gpt2tie.analysis.skeleton import Skeleton, build_skeleton, cast_as_loaded, quiet_transformers
+from gpt2tie.analysis.values import stored_values_equal
 from gpt2tie.formats.checkpoint import Checkpoint
+from gpt2tie.formats.tensor_values import ValueReader
 from gpt2tie.report import (
-    SEVERITY_RANK,
-    AliasGroup,
     CheckpointSummary,
     CountReport,
-    Finding,
     Head,
     ModelInfo,
     Report,
+    TieOnLoad,
 )
 from gpt2tie.sources.model_source import ModelSource
 
@@ -35,75 +36,123 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class ModelAnalysis:
-    """Everything derived from the skeleton once, shared by `inspect` and `count-params`."""
-
-    skeleton: Skeleton
-    table: ParameterTable
-    info: ModelInfo
-    declared_ties: dict[str, str]
+class InspectOptions:
+    class_name: str | None = None
+    trust_remote_code: bool = False
+    check_values: bool = True
+    load: bool = False
 
 
-def analyze(
-    model_source: ModelSource, class_name: str | None = None, trust_remote_code: bool = False
-) -> ModelAnalysis:
+def _skeleton(model_source: ModelSource, options: InspectOptions) -> Skeleton:
     folder = Path(model_source.source.path) if model_source.source.path else None
-    skeleton = build_skeleton(model_source.config, class_name, trust_remote_code, folder)
-    declared_ties = dict(getattr(skeleton.model, "all_tied_weights_keys", None) or {})
-    info = ModelInfo(
+    return build_skeleton(
+        model_source.config, options.class_name, options.trust_remote_code, folder
+    )
+
+
+def _model_info(model_source: ModelSource, skeleton: Skeleton) -> ModelInfo:
+    return ModelInfo(
         model_type=str(model_source.config["model_type"]),
         class_name=skeleton.class_name,
         tie_word_embeddings=_tie_word_embeddings(skeleton),
     )
-    return ModelAnalysis(skeleton, parameter_table(skeleton.model), info, declared_ties)
 
 
-def inspect_source(
-    model_source: ModelSource, class_name: str | None = None, trust_remote_code: bool = False
-) -> Report:
-    analysis = analyze(model_source, class_name, trust_remote_code)
-    model = analysis.skeleton.model
+def inspect_source(model_source: ModelSource, options: InspectOptions | None = None) -> Report:
+    options = options or InspectOptions()
+    skeleton = _skeleton(model_source, options)
+    declared_ties = dict(getattr(skeleton.model, "all_tied_weights_keys", None) or {})
     checkpoint = model_source.checkpoint
-    stored_by_model_key = _stored_by_model_key(model, checkpoint)
-    groups = alias_groups(analysis.table)
+    model = skeleton.model
+    prediction: LoadPrediction | None = None
+    log_lines: tuple[str, ...] = ()
+    if checkpoint is not None and options.load:
+        from gpt2tie.analysis.real_load import load_for_real
+
+        model, prediction, log_lines = load_for_real(
+            skeleton.model_class,
+            checkpoint.folder,
+            checkpoint,
+            declared_ties,
+            options.trust_remote_code,
+        )
+    elif checkpoint is not None:
+        load_dtype = _load_dtype(skeleton, checkpoint)
+        with quiet_transformers():
+            prediction = predict_load(model, checkpoint, load_dtype, options.check_values)
+        for tie in prediction.ties:
+            if not tie.tied:
+                untie(model, tie.target)
+        cast_as_loaded(model, load_dtype)
+    elif (config_dtype := _config_dtype(skeleton)) is not None:
+        cast_as_loaded(model, config_dtype)
+
+    table = parameter_table(model)
+    groups = tuple(alias_groups(table))
 
     def is_stored(parameter_name: str) -> bool | None:
-        return None if stored_by_model_key is None else parameter_name in stored_by_model_key
+        return None if prediction is None else parameter_name in prediction.stored_by_model_key
 
-    heads = find_heads(model, analysis.table, analysis.declared_ties, is_stored)
-    summary = _checkpoint_summary(checkpoint, analysis.table, stored_by_model_key)
-    findings = _findings(model_source, analysis, groups, heads, summary)
+    heads = tuple(find_heads(model, table, declared_ties, is_stored))
+    identical: tuple[IdenticalUntiedHead, ...] = ()
+    head_bytes_read = 0
+    if checkpoint is not None and prediction is not None and options.check_values:
+        identical, head_bytes_read = _identical_untied_heads(
+            model, table, heads, checkpoint, prediction
+        )
+    summary = None
+    if checkpoint is not None and prediction is not None:
+        summary = _checkpoint_summary(
+            checkpoint, table, prediction, options, log_lines, head_bytes_read
+        )
+    findings = collect_findings(
+        FindingInputs(
+            class_name=skeleton.class_name,
+            source_kind=model_source.source.kind,
+            has_checkpoint=checkpoint is not None,
+            custom_code_ignored=skeleton.custom_code_ignored,
+            declared_ties=declared_ties,
+            alias_groups=groups,
+            heads=heads,
+            prediction=prediction,
+            redundant_copy_bytes=_redundant_copy_bytes(checkpoint, prediction),
+            stored_buffers=_stored_buffers(model, prediction),
+            identical_untied_heads=identical,
+            transformers_log=log_lines,
+        )
+    )
     return Report(
         gpt2tie_version=__version__,
         source=model_source.source,
-        model=analysis.info,
-        parameters=parameter_counts(model, analysis.table),
-        alias_groups=tuple(groups),
-        heads=tuple(heads),
+        model=_model_info(model_source, skeleton),
+        parameters=parameter_counts(model, table),
+        alias_groups=groups,
+        heads=heads,
         checkpoint=summary,
         findings=findings,
     )
 
 
 def count_source(
-    model_source: ModelSource,
-    depth: int = 1,
-    class_name: str | None = None,
-    trust_remote_code: bool = False,
+    model_source: ModelSource, depth: int = 1, options: InspectOptions | None = None
 ) -> CountReport:
-    analysis = analyze(model_source, class_name, trust_remote_code)
-    model = analysis.skeleton.model
+    options = options or InspectOptions()
+    skeleton = _skeleton(model_source, options)
+    model = skeleton.model
     checkpoint = model_source.checkpoint
+    if checkpoint is None and (config_dtype := _config_dtype(skeleton)) is not None:
+        cast_as_loaded(model, config_dtype)
+    table = parameter_table(model)
     if checkpoint is not None:
         by_dtype = dtype_counts_from_checkpoint(checkpoint.tensors)
     else:
-        by_dtype = dtype_counts_from_config(analysis.table, _config_dtype(analysis.skeleton))
+        by_dtype = dtype_counts_from_parameters(table)
     return CountReport(
         gpt2tie_version=__version__,
         source=model_source.source,
-        model=analysis.info,
-        parameters=parameter_counts(model, analysis.table),
-        modules=tuple(module_counts(model, analysis.table, depth)),
+        model=_model_info(model_source, skeleton),
+        parameters=parameter_counts(model, table),
+        modules=tuple(module_counts(model, table, depth)),
         by_dtype=tuple(by_dtype),
         by_dtype_source="checkpoint" if checkpoint is not None else "config",
     )
@@ -128,30 +177,109 @@ def _config_dtype(skeleton: Skeleton) -> torch.dtype | None:
     return value if isinstance(value, torch.dtype) and value.is_floating_point else None
 
 
-def _stored_by_model_key(
-    model: torch.nn.Module, checkpoint: Checkpoint | None
-) -> dict[str, str] | None:
-    if checkpoint is None:
-        return None
-    from gpt2tie.analysis.keys import model_keys_for_stored
+def _load_dtype(skeleton: Skeleton, checkpoint: Checkpoint) -> torch.dtype:
+    """`dtype="auto"`, the from_pretrained default: the config's dtype, else the first
+    floating-point tensor stored."""
+    import torch
 
-    with quiet_transformers():
-        return model_keys_for_stored(model, checkpoint.tensor_names)
+    configured = _config_dtype(skeleton)
+    if configured is not None:
+        return configured
+    for tensor in checkpoint.tensors:
+        dtype = getattr(torch, tensor.torch_dtype, None)
+        if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+            return dtype
+    return torch.float32
+
+
+def _identical_untied_heads(
+    model: torch.nn.Module,
+    table: ParameterTable,
+    heads: tuple[Head, ...],
+    checkpoint: Checkpoint,
+    prediction: LoadPrediction,
+) -> tuple[tuple[IdenticalUntiedHead, ...], int]:
+    """Untied LM heads stored with exactly the values of their input embedding; bytes read."""
+    import torch
+
+    getter = getattr(model, "get_input_embeddings", None)
+    try:
+        embedding = getter() if getter is not None else None
+    except (NotImplementedError, AttributeError):
+        embedding = None
+    if not isinstance(embedding, torch.nn.Embedding):
+        return (), 0
+    embedding_name = table.canonical_name(id(embedding.weight))
+    stored = prediction.stored_by_model_key
+    if embedding_name not in stored:
+        return (), 0
+    embedding_tensor = checkpoint.tensor(stored[embedding_name])
+    found = []
+    with ValueReader(checkpoint) as reader:
+        for head in heads:
+            if head.kind != "lm" or head.tied or head.parameter not in stored:
+                continue
+            head_tensor = checkpoint.tensor(stored[head.parameter])
+            if head_tensor.shape == embedding_tensor.shape and stored_values_equal(
+                reader, head_tensor, embedding_tensor, getattr(torch, prediction.load_dtype)
+            ):
+                found.append(
+                    IdenticalUntiedHead(head.parameter, embedding_name, head_tensor.nbytes)
+                )
+        bytes_read = reader.bytes_read
+    return tuple(found), bytes_read
+
+
+def _redundant_copy_bytes(
+    checkpoint: Checkpoint | None, prediction: LoadPrediction | None
+) -> dict[str, int]:
+    """Bytes wasted by each tie target stored beside its equal source; a `.bin` that stores
+    both names over one storage wastes nothing."""
+    if checkpoint is None or prediction is None:
+        return {}
+    stored = prediction.stored_by_model_key
+    wasted = {}
+    for tie in prediction.ties:
+        if tie.outcome != "values-equal":
+            continue
+        target, source = (
+            checkpoint.tensor(stored[tie.target]),
+            checkpoint.tensor(stored[tie.source]),
+        )
+        same_bytes = target.storage is not None and (target.file, target.storage, target.begin) == (
+            source.file,
+            source.storage,
+            source.begin,
+        )
+        if not same_bytes:
+            wasted[tie.target] = target.nbytes
+    return wasted
+
+
+def _stored_buffers(model: torch.nn.Module, prediction: LoadPrediction | None) -> tuple[str, ...]:
+    if prediction is None:
+        return ()
+    buffers = {name for name, _ in model.named_buffers()}
+    return tuple(
+        stored for key, stored in sorted(prediction.stored_by_model_key.items()) if key in buffers
+    )
 
 
 def _checkpoint_summary(
-    checkpoint: Checkpoint | None,
+    checkpoint: Checkpoint,
     table: ParameterTable,
-    stored_by_model_key: dict[str, str] | None,
-) -> CheckpointSummary | None:
-    if checkpoint is None or stored_by_model_key is None:
-        return None
+    prediction: LoadPrediction,
+    options: InspectOptions,
+    log_lines: tuple[str, ...],
+    head_bytes_read: int,
+) -> CheckpointSummary:
+    stored = prediction.stored_by_model_key
     parameter_names = set(table.object_id_by_name())
-    used = {stored for key, stored in stored_by_model_key.items() if key in parameter_names}
+    used = {source for key, source in stored.items() if key in parameter_names}
     not_stored = [
         names[0]
         for names in table.names_by_object.values()
-        if not any(name in stored_by_model_key for name in names)
+        if not any(name in stored for name in names)
     ]
     return CheckpointSummary(
         format=checkpoint.format,
@@ -161,100 +289,15 @@ def _checkpoint_summary(
         stored_bytes=sum(t.nbytes for t in checkpoint.tensors),
         not_parameters=tuple(sorted(checkpoint.tensor_names - used)),
         parameters_not_stored=tuple(not_stored),
+        method="from_pretrained" if options.load else "headers",
+        load_dtype=prediction.load_dtype,
+        missing=prediction.missing,
+        unexpected=prediction.unexpected,
+        mismatched=tuple(m.model_key for m in prediction.mismatched),
+        ties_on_load=tuple(
+            TieOnLoad(tie.target, tie.source, tie.outcome, tie.tied) for tie in prediction.ties
+        ),
+        values_checked=options.check_values or options.load,
+        values_bytes_read=prediction.values_read_bytes + head_bytes_read,
+        transformers_log=log_lines,
     )
-
-
-def _findings(
-    model_source: ModelSource,
-    analysis: ModelAnalysis,
-    groups: list[AliasGroup],
-    heads: list[Head],
-    summary: CheckpointSummary | None,
-) -> tuple[Finding, ...]:
-    findings: list[Finding] = []
-    aliased = {name: group for group in groups for name in group.names}
-    for target, source in analysis.declared_ties.items():
-        group = aliased.get(target)
-        if group is None or source not in group.names:
-            findings.append(
-                Finding(
-                    "declared-tie-not-aliased",
-                    "error",
-                    f"{target} is declared tied to {source}, but the model built from this "
-                    "config holds them as separate tensors",
-                    (target, source),
-                )
-            )
-    if analysis.skeleton.custom_code_ignored:
-        findings.append(
-            Finding(
-                "custom-code-ignored",
-                "info",
-                "config.json has an auto_map, but its model_type is built into transformers: "
-                f"transformers builds its own {analysis.info.class_name} and ignores the custom "
-                "code, and so does this report",
-            )
-        )
-    if model_source.checkpoint is None:
-        why = "a built-in config" if model_source.source.kind == "builtin" else "config only"
-        findings.append(
-            Finding(
-                "structural-only",
-                "info",
-                f"no weights were read ({why}): counts and ties describe the model class "
-                "built from this config, not a particular file",
-            )
-        )
-    if summary is not None:
-        from gpt2tie.analysis.keys import ignored_when_missing
-
-        recomputed = ignored_when_missing(analysis.skeleton.model)
-        findings.extend(_checkpoint_findings(summary, heads, recomputed))
-    return tuple(sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code)))
-
-
-def _checkpoint_findings(
-    summary: CheckpointSummary, heads: list[Head], recomputed: Callable[[str], bool]
-) -> list[Finding]:
-    findings = []
-    head_params = {head.parameter for head in heads}
-    random_init = [name for name in summary.parameters_not_stored if not recomputed(name)]
-    missing_heads = [name for name in random_init if name in head_params]
-    missing_other = [name for name in random_init if name not in head_params]
-    if missing_heads:
-        findings.append(
-            Finding(
-                "head-missing",
-                "error",
-                f"{', '.join(missing_heads)} is not in the checkpoint and not tied to a stored "
-                "weight: from_pretrained will initialise it randomly",
-                tuple(missing_heads),
-            )
-        )
-    if missing_other:
-        findings.append(
-            Finding(
-                "missing-weights",
-                "error",
-                f"{len(missing_other)} parameter(s) are not in the checkpoint and will be "
-                f"initialised randomly: {_first_few(missing_other)}",
-                tuple(missing_other),
-            )
-        )
-    if summary.not_parameters:
-        findings.append(
-            Finding(
-                "stored-tensors-not-parameters",
-                "info",
-                f"{len(summary.not_parameters)} stored tensor(s) are not parameters of the model "
-                f"(e.g. buffers such as attention masks): {_first_few(summary.not_parameters)}; "
-                "stored_parameters counts them, the model's parameter counts do not",
-                summary.not_parameters,
-            )
-        )
-    return findings
-
-
-def _first_few(names: tuple[str, ...] | list[str], limit: int = 3) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

@@ -1,9 +1,9 @@
-"""Map stored checkpoint keys to model parameter names the way transformers does when loading."""
+"""Map stored checkpoint keys to model keys the way transformers does when loading."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
@@ -11,37 +11,49 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 
-def model_keys_for_stored(model: torch.nn.Module, stored_names: Iterable[str]) -> dict[str, str]:
-    """{model key: stored key} using transformers' renames and base-model-prefix handling.
+@dataclass(frozen=True)
+class KeyCollision:
+    """Two stored keys land on one model key: the first (in load order) wins, silently."""
 
-    When two stored keys land on one model key, the first in sorted order is kept.
-    """
+    model_key: str
+    loaded: str
+    ignored: str
+
+
+@dataclass(frozen=True)
+class KeyMapping:
+    stored_by_model_key: dict[str, str]
+    unmatched: dict[str, str]  # stored key -> its renamed key, which matches nothing in the model
+    collisions: tuple[KeyCollision, ...]
+
+
+def map_stored_keys(model: torch.nn.Module, stored_names: Iterable[str]) -> KeyMapping:
+    """Rename each stored key with transformers' rules, in the order transformers loads them."""
     from transformers.conversion_mapping import get_model_conversion_mapping
     from transformers.core_model_loading import (
         WeightConverter,
         WeightRenaming,
+        dot_natural_key,
         rename_source_key,
     )
 
     transforms = get_model_conversion_mapping(cast("PreTrainedModel", model))
     renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
     converters = [t for t in transforms if isinstance(t, WeightConverter)]
-    meta_state_dict = model.state_dict()
+    model_keys = model.state_dict()
     prefix = getattr(model, "base_model_prefix", None) or None
-    mapped: dict[str, str] = {}
-    for stored in sorted(stored_names):
-        model_key, _ = rename_source_key(stored, renamings, converters, prefix, meta_state_dict)
-        mapped.setdefault(model_key, stored)
-    return mapped
-
-
-def ignored_when_missing(model: torch.nn.Module) -> Callable[[str], bool]:
-    """Whether transformers keeps quiet about a missing key (`_keys_to_ignore_on_load_missing`).
-
-    Such keys are recomputed on load (sinusoidal positions, zero biases), not left random.
-    """
-    patterns = getattr(model, "_keys_to_ignore_on_load_missing", None) or ()
-    if not patterns:
-        return lambda key: False
-    regex = re.compile("|".join(f"({pattern})" for pattern in patterns))
-    return lambda key: regex.search(key) is not None
+    loaded: dict[str, str] = {}
+    unmatched: dict[str, str] = {}
+    collisions: list[KeyCollision] = []
+    for stored in sorted(stored_names, key=dot_natural_key):
+        model_key, _ = rename_source_key(stored, renamings, converters, prefix, model_keys)
+        if model_key not in model_keys and stored in model_keys:
+            # As transformers does: a key that exists as stored only needs the prefix handling.
+            model_key, _ = rename_source_key(stored, [], [], prefix, model_keys)
+        if model_key not in model_keys:
+            unmatched[stored] = model_key
+        elif model_key in loaded:
+            collisions.append(KeyCollision(model_key, loaded[model_key], stored))
+        else:
+            loaded[model_key] = stored
+    return KeyMapping(loaded, unmatched, tuple(collisions))

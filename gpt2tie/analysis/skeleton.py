@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 class Skeleton:
     config: PretrainedConfig
     model: torch.nn.Module
-    class_name: str
+    model_class: type
     custom_code_ignored: bool
+
+    @property
+    def class_name(self) -> str:
+        return self.model_class.__name__
 
 
 @contextlib.contextmanager
@@ -75,7 +79,7 @@ def build_skeleton(
     return Skeleton(
         config=config,
         model=model,
-        class_name=cls.__name__,
+        model_class=cls,
         custom_code_ignored=known_type and has_auto_map,
     )
 
@@ -142,3 +146,28 @@ def _remote_code_class(
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def cast_as_loaded(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Give floating-point parameters the dtype `from_pretrained` gives them, in place.
+
+    Modules in `_keep_in_fp32_modules` stay float32 under float16; those in
+    `_keep_in_fp32_modules_strict` under float16 and bfloat16. Ties survive: `.data` is swapped,
+    the Parameter objects stay.
+    """
+    import re
+
+    import torch
+
+    keep: set[str] = set()
+    if dtype == torch.float16:
+        keep |= set(getattr(model, "_keep_in_fp32_modules", None) or ())
+    if dtype in (torch.float16, torch.bfloat16):
+        keep |= set(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
+    kept = re.compile("|".join(rf"(^|\.){re.escape(k)}($|\.)" for k in keep)) if keep else None
+    for name, parameter in model.named_parameters():
+        if not parameter.is_floating_point():
+            continue
+        wanted = torch.float32 if kept is not None and kept.search(name) else dtype
+        if parameter.dtype != wanted:
+            parameter.data = parameter.data.to(wanted)

@@ -1,99 +1,125 @@
-"""Find the weights files of a checkpoint folder and read their headers (single file or sharded)."""
+"""Find the weights files of a checkpoint folder and list their tensors (single file or sharded)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from gpt2tie.errors import CheckpointFormatError
-from gpt2tie.formats.safetensors_header import SafetensorsHeader, StoredTensor, read_header
+from gpt2tie.formats.safetensors_header import StoredTensor, read_header
 
 SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PYTORCH_FILE = "pytorch_model.bin"
 PYTORCH_INDEX = "pytorch_model.bin.index.json"
 
+CheckpointFormat = Literal["safetensors", "pytorch"]
+
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The stored tensors of one checkpoint, read from headers only."""
+    """The stored tensors of one checkpoint: names, dtypes, shapes and where their bytes are."""
 
-    format: str
+    format: CheckpointFormat
     folder: Path
     files: tuple[str, ...]
-    headers: tuple[SafetensorsHeader, ...]
     tensors: tuple[StoredTensor, ...]
+    # PyTorch files only: the memory-mapped tensors (their data is read only when compared).
+    mapped_tensors: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def tensor_names(self) -> frozenset[str]:
         return frozenset(t.name for t in self.tensors)
 
+    def tensor(self, name: str) -> StoredTensor:
+        return next(t for t in self.tensors if t.name == name)
+
 
 def find_checkpoint(folder: Path) -> Checkpoint | None:
-    """The safetensors checkpoint in `folder`, or None when it holds no safetensors weights."""
-    single = folder / SAFETENSORS_FILE
-    index = folder / SAFETENSORS_INDEX
-    if single.exists() or single.is_symlink():
-        header = read_header(single, SAFETENSORS_FILE)
-        return Checkpoint("safetensors", folder, (SAFETENSORS_FILE,), (header,), header.tensors)
-    if index.exists() or index.is_symlink():
-        return _read_sharded(folder, index)
+    """The checkpoint in `folder`, in transformers' order of preference; None if it has none."""
+    for name, fmt, sharded in (
+        (SAFETENSORS_FILE, "safetensors", False),
+        (SAFETENSORS_INDEX, "safetensors", True),
+        (PYTORCH_FILE, "pytorch", False),
+        (PYTORCH_INDEX, "pytorch", True),
+    ):
+        path = folder / name
+        if path.exists() or path.is_symlink():
+            files = _read_weight_map(path, name) if sharded else {"": name}
+            return _read_files(folder, fmt, sorted(set(files.values())), files, name)  # type: ignore[arg-type]
     return None
 
 
-def pytorch_weights_present(folder: Path) -> bool:
-    return (folder / PYTORCH_FILE).exists() or (folder / PYTORCH_INDEX).exists()
+def _read_files(
+    folder: Path,
+    fmt: CheckpointFormat,
+    file_names: list[str],
+    weight_map: dict[str, str],
+    index_name: str,
+) -> Checkpoint:
+    for file_name in file_names:
+        _check_shard_path(folder, file_name, index_name)
+    reader: Callable[[str], tuple[list[StoredTensor], dict[str, Any]]]
+    if fmt == "safetensors":
 
+        def reader(name: str) -> tuple[list[StoredTensor], dict[str, Any]]:
+            return list(read_header(folder / name, name).tensors), {}
+    else:
+        from gpt2tie.formats.pytorch_bin import read_bin
 
-def _read_sharded(folder: Path, index: Path) -> Checkpoint:
-    weight_map = _read_weight_map(index)
-    shard_names = sorted(set(weight_map.values()))
-    for shard in shard_names:
-        _check_shard_path(folder, shard)
-    with ThreadPoolExecutor(max_workers=min(16, len(shard_names) or 1)) as pool:
-        headers = tuple(pool.map(lambda name: read_header(folder / name, name), shard_names))
+        def reader(name: str) -> tuple[list[StoredTensor], dict[str, Any]]:
+            return read_bin(folder / name, name)
+
+    with ThreadPoolExecutor(max_workers=min(16, len(file_names))) as pool:
+        per_file = list(pool.map(reader, file_names))
     tensors: dict[str, StoredTensor] = {}
-    for header in headers:
-        for tensor in header.tensors:
+    mapped: dict[str, Any] = {}
+    for file_tensors, file_mapped in per_file:
+        for tensor in file_tensors:
             if tensor.name in tensors:
                 raise CheckpointFormatError(
-                    SAFETENSORS_INDEX,
+                    index_name,
                     f"tensor {tensor.name!r} is stored in both {tensors[tensor.name].file} "
                     f"and {tensor.file}",
                 )
             tensors[tensor.name] = tensor
-    for name, shard in weight_map.items():
-        if tensors.get(name) is None or tensors[name].file != shard:
+        mapped.update(file_mapped)
+    for name, file_name in weight_map.items():
+        if name and (name not in tensors or tensors[name].file != file_name):
             raise CheckpointFormatError(
-                SAFETENSORS_INDEX, f"maps tensor {name!r} to {shard}, which does not hold it"
+                index_name, f"maps tensor {name!r} to {file_name}, which does not hold it"
             )
-    return Checkpoint("safetensors", folder, tuple(shard_names), headers, tuple(tensors.values()))
+    return Checkpoint(fmt, folder, tuple(file_names), tuple(tensors.values()), mapped)
 
 
-def _read_weight_map(index: Path) -> dict[str, str]:
+def _read_weight_map(index: Path, index_name: str) -> dict[str, str]:
     try:
         parsed = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointFormatError(SAFETENSORS_INDEX, f"cannot read: {exc}") from None
+        raise CheckpointFormatError(index_name, f"cannot read: {exc}") from None
     except (json.JSONDecodeError, RecursionError):
-        raise CheckpointFormatError(SAFETENSORS_INDEX, "is not valid JSON") from None
+        raise CheckpointFormatError(index_name, "is not valid JSON") from None
     weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
-    if not isinstance(weight_map, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    if (
+        not isinstance(weight_map, dict)
+        or not weight_map
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items())
     ):
         raise CheckpointFormatError(
-            SAFETENSORS_INDEX, "has no weight_map object of tensor name -> shard file"
+            index_name, "has no weight_map object of tensor name -> shard file"
         )
     return weight_map
 
 
-def _check_shard_path(folder: Path, shard: str) -> None:
+def _check_shard_path(folder: Path, shard: str, index_name: str) -> None:
     if Path(shard).is_absolute() or ".." in Path(shard).parts:
         raise CheckpointFormatError(
-            SAFETENSORS_INDEX, f"shard path {shard!r} points outside the checkpoint folder"
+            index_name, f"shard path {shard!r} points outside the checkpoint folder"
         )
     path = folder / shard
     if not (path.exists() or path.is_symlink()):
-        raise CheckpointFormatError(SAFETENSORS_INDEX, f"names shard {shard}, which is absent")
+        raise CheckpointFormatError(index_name, f"names shard {shard}, which is absent")

@@ -41,7 +41,11 @@ DTYPES: dict[str, tuple[int, str]] = {
 
 @dataclass(frozen=True)
 class StoredTensor:
-    """One tensor entry of a header: where its bytes lie in the file's data section."""
+    """One stored tensor: its header entry, and where its bytes lie in `file`.
+
+    `begin`/`end` are relative to `data_start` (safetensors) or to the start of the tensor's
+    storage (PyTorch `.bin`, where `storage` names that storage within the file).
+    """
 
     name: str
     dtype: str
@@ -49,6 +53,8 @@ class StoredTensor:
     begin: int
     end: int
     file: str
+    data_start: int = 0
+    storage: int | None = None
 
     @property
     def numel(self) -> int:
@@ -62,6 +68,10 @@ class StoredTensor:
     def torch_dtype(self) -> str:
         return DTYPES[self.dtype][1]
 
+    @property
+    def bits_per_element(self) -> int:
+        return DTYPES[self.dtype][0]
+
 
 @dataclass(frozen=True)
 class SafetensorsHeader:
@@ -69,11 +79,6 @@ class SafetensorsHeader:
     header_bytes: int
     tensors: tuple[StoredTensor, ...]
     metadata: dict[str, str]
-
-    @property
-    def data_start(self) -> int:
-        """File offset where tensor data begins; `StoredTensor.begin` is relative to it."""
-        return 8 + self.header_bytes
 
 
 def read_header(path: Path, display_name: str | None = None) -> SafetensorsHeader:
@@ -108,7 +113,9 @@ def read_header(path: Path, display_name: str | None = None) -> SafetensorsHeade
     metadata = entries.pop("__metadata__", {})
     if not isinstance(metadata, dict):
         raise CheckpointFormatError(shown, "header __metadata__ is not an object")
-    tensors = tuple(_tensor(shown, name, entry) for name, entry in entries.items())
+    tensors = tuple(
+        _tensor(shown, name, entry, data_start=8 + header_len) for name, entry in entries.items()
+    )
     data_size = size - 8 - header_len
     _check_layout(shown, tensors, data_size)
     return SafetensorsHeader(
@@ -147,7 +154,7 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _tensor(shown: str, name: str, entry: Any) -> StoredTensor:
+def _tensor(shown: str, name: str, entry: Any, data_start: int) -> StoredTensor:
     if not isinstance(entry, dict):
         raise CheckpointFormatError(shown, f"tensor {name!r}: entry is not an object")
     dtype = entry.get("dtype")
@@ -169,7 +176,7 @@ def _tensor(shown: str, name: str, entry: Any) -> StoredTensor:
             shown,
             f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end] with begin <= end",
         )
-    tensor = StoredTensor(name, dtype, tuple(shape), offsets[0], offsets[1], shown)
+    tensor = StoredTensor(name, dtype, tuple(shape), offsets[0], offsets[1], shown, data_start)
     bits = tensor.numel * DTYPES[dtype][0]
     if bits % 8 or bits // 8 != tensor.nbytes:
         raise CheckpointFormatError(

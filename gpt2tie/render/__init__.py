@@ -7,13 +7,13 @@ from typing import Literal, get_args
 from rich.console import RenderableType
 
 from gpt2tie.render.json_render import render_json
-from gpt2tie.render.rich_render import render_counts, render_report
-from gpt2tie.report import CountReport, Report
+from gpt2tie.render.rich_render import render_check, render_counts, render_report
+from gpt2tie.report import CheckReport, CountReport, Report
 
 OutputFormat = Literal["table", "json"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
-Result = Report | CountReport
+Result = Report | CountReport | CheckReport
 
 
 def render(result: Result, output_format: OutputFormat) -> str | RenderableType:
@@ -22,4 +22,6 @@ def render(result: Result, output_format: OutputFormat) -> str | RenderableType:
         return render_json(result)
     if isinstance(result, Report):
         return render_report(result)
+    if isinstance(result, CheckReport):
+        return render_check(result)
     return render_counts(result)

@@ -9,6 +9,7 @@ from rich.text import Text
 from gpt2tie.report import (
     AliasGroup,
     CheckpointSummary,
+    CheckReport,
     CountReport,
     Finding,
     Head,
@@ -188,17 +189,51 @@ def _counts_table(counts: ParameterCounts) -> Table:
 
 
 def _checkpoint_table(checkpoint: CheckpointSummary) -> Table:
-    table = Table(title="Checkpoint (headers only)", title_justify="left")
-    table.add_column("field")
-    table.add_column("value")
+    how = (
+        "from_pretrained, all weights read"
+        if checkpoint.method == "from_pretrained"
+        else (
+            "headers" + (", values of compared tensors" if checkpoint.values_checked else " only")
+        )
+    )
+    table = Table(title=f"Checkpoint ({how})", title_justify="left")
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
     table.add_row("format", checkpoint.format)
     table.add_row("files", "\n".join(checkpoint.files))
     table.add_row("tensors", f"{checkpoint.tensors:,}")
     table.add_row("stored parameters", f"{checkpoint.stored_parameters:,}")
     table.add_row("stored bytes", f"{checkpoint.stored_bytes:,}")
-    table.add_row("stored, not parameters", f"{len(checkpoint.not_parameters):,}")
-    table.add_row("parameters not stored", f"{len(checkpoint.parameters_not_stored):,}")
+    table.add_row("load dtype", checkpoint.load_dtype)
+    table.add_row("missing on load", _names_or_none(checkpoint.missing))
+    table.add_row("unexpected on load", _names_or_none(checkpoint.unexpected))
+    for tie in checkpoint.ties_on_load:
+        table.add_row(
+            "tie on load",
+            f"{tie.target} → {tie.source}: {'tied' if tie.tied else 'NOT tied'} ({tie.outcome})",
+        )
+    table.add_row("value bytes read", f"{checkpoint.values_bytes_read:,}")
     return table
+
+
+def _names_or_none(names: tuple[str, ...]) -> str:
+    return "\n".join(names) if names else "none"
+
+
+def render_check(result: CheckReport) -> RenderableType:
+    table = Table(title="Checks", title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for check in result.checks:
+        verdict = Text("pass", style="green") if check.passed else Text("FAIL", style="bold red")
+        table.add_row(check.name, verdict, check.detail)
+    report = result.report
+    summary = Text(
+        "All checks passed." if result.passed else "Some checks failed.",
+        style="bold green" if result.passed else "bold red",
+    )
+    return Group(_title(report.source, report.model), table, _findings(report.findings), summary)
 
 
 def _findings(findings: tuple[Finding, ...]) -> RenderableType:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpt2tie.errors import InputError
-from gpt2tie.formats.checkpoint import find_checkpoint, pytorch_weights_present
+from gpt2tie.formats.checkpoint import find_checkpoint
 from gpt2tie.report import Source
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.model_source import ModelSource
@@ -15,16 +15,8 @@ def load(spec: str, path: Path) -> ModelSource:
     if not path.is_dir():
         raise InputError(f"{spec}: not a folder (give the folder that holds config.json)")
     config = read_config(path / "config.json", spec)
-    checkpoint = find_checkpoint(path)
-    notes: tuple[str, ...] = ()
-    if checkpoint is None and pytorch_weights_present(path):
-        notes = (
-            "only pytorch_model.bin weights found; they are not read, so the report is "
-            "structural (config only)",
-        )
     return ModelSource(
         source=Source(spec=spec, kind="local", path=str(path.resolve())),
         config=config,
-        checkpoint=checkpoint,
-        notes=notes,
+        checkpoint=find_checkpoint(path),
     )

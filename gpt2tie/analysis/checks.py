@@ -1,0 +1,77 @@
+"""CI assertions over an inspect report: expected ties, parameter bounds, finding severity."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gpt2tie.report import CheckReport, CheckResult, Head, Report, Severity
+
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
+
+
+def parse_count(text: str) -> int:
+    """`124M`, `1.5B`, `124,439,808` or `124_439_808` as an integer; ValueError otherwise."""
+    match = _COUNT.match(text.replace(",", "").replace("_", ""))
+    if match is None:
+        raise ValueError(f"{text!r} is not a parameter count (e.g. 124M, 1.5B, 124439808)")
+    number, suffix = match.groups()
+    return round(float(number) * _SUFFIXES[suffix.lower()])
+
+
+@dataclass(frozen=True)
+class Expectations:
+    tied: tuple[str, ...] = ()
+    untied: tuple[str, ...] = ()
+    max_params: int | None = None
+    min_params: int | None = None
+    fail_on: Severity | None = "error"
+
+
+def run_checks(report: Report, expected: Expectations) -> CheckReport:
+    results = [
+        *(_tie_check(report.heads, name, want_tied=True) for name in expected.tied),
+        *(_tie_check(report.heads, name, want_tied=False) for name in expected.untied),
+    ]
+    unique = report.parameters.unique
+    if expected.max_params is not None:
+        results.append(
+            CheckResult(
+                "max-params",
+                unique <= expected.max_params,
+                f"{unique:,} unique parameters, at most {expected.max_params:,} expected",
+            )
+        )
+    if expected.min_params is not None:
+        results.append(
+            CheckResult(
+                "min-params",
+                unique >= expected.min_params,
+                f"{unique:,} unique parameters, at least {expected.min_params:,} expected",
+            )
+        )
+    if expected.fail_on is not None:
+        failing = report.findings_at_or_above(expected.fail_on)
+        detail = (
+            f"no finding at or above {expected.fail_on}"
+            if not failing
+            else f"{len(failing)} finding(s) at or above {expected.fail_on}: "
+            + ", ".join(sorted({f.code for f in failing}))
+        )
+        results.append(CheckResult(f"fail-on-{expected.fail_on}", not failing, detail))
+    return CheckReport(passed=all(r.passed for r in results), checks=tuple(results), report=report)
+
+
+def _tie_check(heads: tuple[Head, ...], name: str, want_tied: bool) -> CheckResult:
+    check_name = f"{'tied' if want_tied else 'untied'}:{name}"
+    matching = [head for head in heads if name in (head.module, head.parameter)]
+    if not matching:
+        known = ", ".join(sorted({head.module for head in heads})) or "none"
+        return CheckResult(check_name, False, f"no head named {name} (heads: {known})")
+    wrong = [head for head in matching if head.tied != want_tied]
+    described = "; ".join(
+        f"{head.parameter} is {head.tied_to}" if head.tied else f"{head.parameter} is untied"
+        for head in matching
+    )
+    return CheckResult(check_name, not wrong, described)

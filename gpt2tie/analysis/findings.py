@@ -1,0 +1,242 @@
+"""Turn analysis facts into findings with stable codes, each saying what happens and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpt2tie.analysis.load_prediction import LoadPrediction
+from gpt2tie.report import SEVERITY_RANK, AliasGroup, Finding, Head
+
+
+@dataclass(frozen=True)
+class IdenticalUntiedHead:
+    head: str
+    embedding: str
+    head_bytes: int
+
+
+@dataclass(frozen=True)
+class FindingInputs:
+    class_name: str
+    source_kind: str
+    has_checkpoint: bool
+    custom_code_ignored: bool
+    declared_ties: dict[str, str]
+    alias_groups: tuple[AliasGroup, ...]
+    heads: tuple[Head, ...]
+    prediction: LoadPrediction | None
+    redundant_copy_bytes: dict[str, int]
+    stored_buffers: tuple[str, ...]
+    identical_untied_heads: tuple[IdenticalUntiedHead, ...]
+    transformers_log: tuple[str, ...] = ()
+
+
+def collect_findings(facts: FindingInputs) -> tuple[Finding, ...]:
+    findings = [*_structural(facts)]
+    if facts.prediction is not None:
+        findings += _ties_on_load(facts, facts.prediction)
+        findings += _keys_on_load(facts, facts.prediction)
+    findings += [
+        Finding(
+            "untied-identical",
+            "warning",
+            f"{same.head} is not tied, but is stored with values identical to {same.embedding}: "
+            f"tying them (tie_word_embeddings: true, head dropped from the files) would save "
+            f"{same.head_bytes:,} bytes and keep them from drifting apart in training",
+            (same.head, same.embedding),
+        )
+        for same in facts.identical_untied_heads
+    ]
+    findings += [
+        Finding("transformers-log", "info", f"transformers logged: {line}")
+        for line in facts.transformers_log
+    ]
+    return tuple(sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code)))
+
+
+def _structural(facts: FindingInputs) -> list[Finding]:
+    findings = []
+    refused = set()
+    if facts.prediction is not None:
+        refused = {tie.target for tie in facts.prediction.ties if not tie.tied}
+    aliased = {name: group for group in facts.alias_groups for name in group.names}
+    for target, source in facts.declared_ties.items():
+        group = aliased.get(target)
+        if target not in refused and (group is None or source not in group.names):
+            findings.append(
+                Finding(
+                    "declared-tie-not-aliased",
+                    "error",
+                    f"{target} is declared tied to {source}, but the model holds them as "
+                    "separate tensors",
+                    (target, source),
+                )
+            )
+    for group in facts.alias_groups:
+        if group.kind == "shared_storage":
+            findings.append(
+                Finding(
+                    "shared-storage-not-tied",
+                    "warning",
+                    f"{', '.join(group.names)} are distinct Parameters over the same memory: an "
+                    "optimizer treats them as two tensors and save_pretrained may refuse them; "
+                    "tie them (one Parameter) or clone one",
+                    group.names,
+                )
+            )
+    if facts.custom_code_ignored:
+        findings.append(
+            Finding(
+                "custom-code-ignored",
+                "info",
+                "config.json has an auto_map, but its model_type is built into transformers: "
+                f"transformers builds its own {facts.class_name} and ignores the custom code, "
+                "and so does this report",
+            )
+        )
+    if not facts.has_checkpoint:
+        why = "a built-in config" if facts.source_kind == "builtin" else "config only"
+        findings.append(
+            Finding(
+                "structural-only",
+                "info",
+                f"no weights were read ({why}): counts and ties describe the model class built "
+                "from this config, not a particular file",
+            )
+        )
+    return findings
+
+
+def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Finding]:
+    findings = []
+    for tie in prediction.ties:
+        pair = (tie.target, tie.source)
+        if tie.outcome == "values-differ":
+            findings.append(
+                Finding(
+                    "tie-refused-values-differ",
+                    "error",
+                    f"the config ties {tie.target} to {tie.source}, but the files store both with "
+                    "different values. transformers 5 loads them untied with one warning, while "
+                    "the config still says tied, so the next tie_weights() (e.g. in "
+                    "resize_token_embeddings) overwrites the head; transformers 4 ties them and "
+                    "silently discards the stored head. Fix: if the head was trained on its own, "
+                    "set tie_word_embeddings: false in config.json; otherwise drop the head from "
+                    "the files",
+                    pair,
+                )
+            )
+        elif tie.outcome == "values-equal" and tie.target in facts.redundant_copy_bytes:
+            findings.append(
+                Finding(
+                    "redundant-tied-copy",
+                    "info",
+                    f"{tie.target} and {tie.source} are both stored with equal values; the tie "
+                    f"holds, and the copy wastes {facts.redundant_copy_bytes[tie.target]:,} bytes "
+                    "(save_pretrained would store it once)",
+                    pair,
+                )
+            )
+        elif tie.outcome == "values-unchecked":
+            findings.append(
+                Finding(
+                    "values-not-checked",
+                    "info",
+                    f"{tie.target} and {tie.source} are both stored and their values were not "
+                    "compared (--no-values): transformers 5 ties them only if they are equal; "
+                    "this report assumes they are",
+                    pair,
+                )
+            )
+        elif tie.outcome == "source-filled":
+            findings.append(
+                Finding(
+                    "tie-source-swapped",
+                    "warning",
+                    f"the files store {tie.target} but not {tie.source}: transformers 5 fills "
+                    f"{tie.source} from it and ties them, silently; transformers 4 leaves both on "
+                    "the meta device. Re-save with save_pretrained to store the embedding",
+                    pair,
+                )
+            )
+    return findings
+
+
+def _keys_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Finding]:
+    findings = []
+    head_parameters = {head.parameter for head in facts.heads}
+    missing_heads = [name for name in prediction.missing if name in head_parameters]
+    missing_other = [name for name in prediction.missing if name not in head_parameters]
+    if missing_heads:
+        findings.append(
+            Finding(
+                "head-missing",
+                "error",
+                f"{_first_few(missing_heads)}: not in the files and not tied to a stored weight, "
+                "so from_pretrained initialises it randomly. Fix: save the head, or set "
+                "tie_word_embeddings: true if it should be the input embedding",
+                tuple(missing_heads),
+            )
+        )
+    if missing_other:
+        findings.append(
+            Finding(
+                "missing-weights",
+                "error",
+                f"{len(missing_other)} parameter(s) not in the files will be initialised "
+                f"randomly: {_first_few(missing_other)}. Fix: re-save with save_pretrained",
+                tuple(missing_other),
+            )
+        )
+    if prediction.unexpected:
+        findings.append(
+            Finding(
+                "unexpected-weights",
+                "warning",
+                f"{len(prediction.unexpected)} stored tensor(s) are not used by "
+                f"{facts.class_name} and are dropped on load: {_first_few(prediction.unexpected)}",
+                prediction.unexpected,
+            )
+        )
+    for mismatch in prediction.mismatched:
+        findings.append(
+            Finding(
+                "shape-mismatch",
+                "error",
+                f"{mismatch.stored_key} is stored as {list(mismatch.stored_shape)} but "
+                f"{mismatch.model_key} is {list(mismatch.model_shape)} in the model: "
+                "from_pretrained raises, or re-initialises it with ignore_mismatched_sizes=True",
+                (mismatch.model_key, mismatch.stored_key),
+            )
+        )
+    for collision in prediction.collisions:
+        findings.append(
+            Finding(
+                "key-collision",
+                "warning",
+                f"{collision.loaded} and {collision.ignored} both load into "
+                f"{collision.model_key}: {collision.loaded} is used and {collision.ignored} is "
+                "dropped without any message",
+                (collision.model_key, collision.loaded, collision.ignored),
+            )
+        )
+    quiet = [*facts.stored_buffers, *prediction.ignored_unexpected]
+    if quiet:
+        findings.append(
+            Finding(
+                "stored-tensors-not-parameters",
+                "info",
+                f"{len(quiet)} stored tensor(s) are not parameters: "
+                f"{len(facts.stored_buffers)} buffer(s) the model loads, "
+                f"{len(prediction.ignored_unexpected)} dropped silently by the class's ignore "
+                f"patterns (e.g. attention masks): {_first_few(quiet)}. stored_parameters counts "
+                "them; the model's parameter counts do not",
+                tuple(quiet),
+            )
+        )
+    return findings
+
+
+def _first_few(names: tuple[str, ...] | list[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

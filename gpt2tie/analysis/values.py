@@ -1,0 +1,46 @@
+"""Compare two stored tensors' values as `from_pretrained` would after casting, in small chunks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gpt2tie.formats.safetensors_header import StoredTensor
+from gpt2tie.formats.tensor_values import ValueReader, element_ranges
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+def stored_values_equal(
+    reader: ValueReader,
+    first: StoredTensor,
+    second: StoredTensor,
+    load_dtype: torch.dtype,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> bool:
+    """`torch.equal` of the two tensors cast to `load_dtype`, chunk by chunk, stopping early.
+
+    The cast matters: values one float32 ulp apart are equal in bfloat16. Raw bytes would not
+    do either: NaN is unequal to NaN, and +0 equals -0.
+    """
+    import torch
+
+    if first.shape != second.shape:
+        return False
+    if first.storage is not None and (first.file, first.storage, first.begin, first.dtype) == (
+        second.file,
+        second.storage,
+        second.begin,
+        second.dtype,
+    ):
+        return True  # one stored tensor under two names
+    widest = max(first.bits_per_element, second.bits_per_element) // 8
+    per_element = 2 * (widest + load_dtype.itemsize)
+    for start, stop in element_ranges(first.numel, chunk_bytes // per_element):
+        left = reader.read(first, start, stop).to(load_dtype)
+        right = reader.read(second, start, stop).to(load_dtype)
+        if not torch.equal(left, right):
+            return False
+    return True
