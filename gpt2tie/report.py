@@ -108,6 +108,7 @@ class CheckpointSummary:
     values_checked: bool
     values_bytes_read: int
     transformers_log: tuple[str, ...]
+    file_aliases: tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,24 @@ def test_pytorch_bin(tmp_path: Path, case_id: str, cls: str) -> None:
     report = assert_prediction_matches_reality(tmp_path, cls)
     assert report.checkpoint.format == "pytorch"
     assert report.findings_at_or_above("info") == ()
+    state = torch.load(tmp_path / "pytorch_model.bin", weights_only=True)
+    by_storage: dict[int, list[str]] = {}
+    for name, tensor in state.items():
+        by_storage.setdefault(tensor.untyped_storage().data_ptr(), []).append(name)
+    expected = sorted(tuple(sorted(n)) for n in by_storage.values() if len(n) > 1)
+    assert sorted(report.checkpoint.file_aliases) == expected
+
+
+def test_bin_disjoint_slices_of_one_storage_are_not_aliases(tmp_path: Path) -> None:
+    model = make_model(CASES_BY_ID["llama-untied"])
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    both = torch.stack([state["lm_head.weight"], state["model.embed_tokens.weight"]])
+    state["lm_head.weight"], state["model.embed_tokens.weight"] = both[0], both[1]
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    model.config.save_pretrained(tmp_path)
+    report = assert_prediction_matches_reality(tmp_path, "LlamaForCausalLM")
+    assert report.checkpoint.file_aliases == ()
+    assert report.findings == ()
 
 
 def test_sharded_pytorch_bin(tmp_path: Path) -> None:

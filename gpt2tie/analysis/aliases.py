@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gpt2tie.formats.byte_ranges import overlapping_groups
 from gpt2tie.report import AliasGroup
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def _dtype_name(tensor: torch.Tensor) -> str:
 
 def _shared_storage_sets(table: ParameterTable) -> list[list[int]]:
     """Distinct parameter objects whose bytes overlap in one storage (never on meta: no storage)."""
-    by_storage: dict[tuple[str, int], list[tuple[int, int, int]]] = defaultdict(list)
+    spans = []
     for oid, parameter in table.objects.items():
         if parameter.is_meta or parameter.numel() == 0:
             continue
@@ -90,25 +90,9 @@ def _shared_storage_sets(table: ParameterTable) -> list[list[int]]:
         if storage_ptr == 0:
             continue
         begin, end = _byte_range(parameter)
-        by_storage[(str(parameter.device), storage_ptr)].append((begin, end, oid))
+        spans.append(((str(parameter.device), storage_ptr), begin, end, oid))
     model_order = {oid: position for position, oid in enumerate(table.names_by_object)}
-    overlapping: list[list[int]] = []
-    for spans in by_storage.values():
-        if len(spans) < 2:
-            continue
-        current: list[int] = []
-        current_end = -1
-        for begin, end, oid in sorted(spans):
-            if current and begin < current_end:
-                current.append(oid)
-                current_end = max(current_end, end)
-                continue
-            if len(current) > 1:
-                overlapping.append(current)
-            current, current_end = [oid], end
-        if len(current) > 1:
-            overlapping.append(current)
-    return [sorted(ids, key=model_order.__getitem__) for ids in overlapping]
+    return [sorted(ids, key=model_order.__getitem__) for ids in overlapping_groups(spans)]
 
 
 def _byte_range(tensor: torch.Tensor) -> tuple[int, int]:

@@ -300,4 +300,5 @@ def _checkpoint_summary(
         values_checked=options.check_values or options.load,
         values_bytes_read=prediction.values_read_bytes + head_bytes_read,
         transformers_log=log_lines,
+        file_aliases=tuple(checkpoint.file_aliases()),
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.formats.byte_ranges import overlapping_groups
 from gpt2tie.formats.safetensors_header import StoredTensor, read_header
 
 SAFETENSORS_FILE = "model.safetensors"
@@ -37,6 +38,15 @@ class Checkpoint:
 
     def tensor(self, name: str) -> StoredTensor:
         return next(t for t in self.tensors if t.name == name)
+
+    def file_aliases(self) -> list[tuple[str, ...]]:
+        """Stored names whose bytes overlap in one storage of a file (only `.bin` can do that)."""
+        spans = [
+            ((t.file, t.storage), t.begin, t.end, t.name)
+            for t in self.tensors
+            if t.storage is not None
+        ]
+        return [tuple(sorted(names)) for names in overlapping_groups(spans)]
 
 
 def find_checkpoint(folder: Path) -> Checkpoint | None:
