@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 from safetensors_files import f32_header, write_raw
 
 from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.formats.safetensors_header import read_header
 
 
@@ -26,7 +27,7 @@ def test_matches_safetensors_on_a_real_file(tmp_path: Path) -> None:
     }
     path = tmp_path / "model.safetensors"
     save_file(tensors, str(path), metadata={"format": "pt"})
-    header = read_header(path)
+    header = read_header(LocalFiles(path.parent), path.name)
     with safe_open(str(path), "pt") as handle:
         expected = {name: handle.get_slice(name) for name in handle.keys()}
         assert header.metadata == handle.metadata()
@@ -155,9 +156,9 @@ def broken_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
 def test_broken_file_is_refused(broken_cases: dict[str, tuple[Path, str]], name: str) -> None:
     path, expected = broken_cases[name]
     with pytest.raises(CheckpointFormatError) as caught:
-        read_header(path, "model.safetensors")
+        read_header(LocalFiles(path.parent), path.name)
     assert expected in str(caught.value)
-    assert str(caught.value).startswith("model.safetensors: ")
+    assert str(caught.value).startswith(f"{path.name}: ")
     assert "\n" not in str(caught.value)
 
 
@@ -182,7 +183,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path = write_raw(tmp_path / "model.safetensors", header, data)
     path.chmod(0)
     with pytest.raises(CheckpointFormatError, match="cannot read"):
-        read_header(path)
+        read_header(LocalFiles(path.parent), path.name)
 
 
 def test_huge_sparse_file(tmp_path: Path) -> None:
@@ -194,5 +195,5 @@ def test_huge_sparse_file(tmp_path: Path) -> None:
         handle.write(struct.pack("<Q", len(raw)) + raw)
         handle.truncate(8 + len(raw) + 4 * 1024 * 1024 * 64)
     assert path.stat().st_blocks * 512 < 1024 * 1024  # really sparse: nothing to read
-    parsed = read_header(path)
+    parsed = read_header(LocalFiles(path.parent), path.name)
     assert parsed.tensors[0].numel == 1024 * 1024 * 64

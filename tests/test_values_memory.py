@@ -35,9 +35,10 @@ def test_compare_reads_only_the_pair_with_bounded_memory(tmp_path: Path) -> None
         import torch
         from gpt2tie.analysis.values import stored_values_equal
         from gpt2tie.formats.checkpoint import find_checkpoint
+        from gpt2tie.formats.file_access import LocalFiles
         from gpt2tie.formats.tensor_values import ValueReader
 
-        checkpoint = find_checkpoint(Path({str(tmp_path)!r}))
+        checkpoint = find_checkpoint(LocalFiles(Path({str(tmp_path)!r})))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         with ValueReader(checkpoint) as reader:
             equal = stored_values_equal(reader, checkpoint.tensor("embed"),

@@ -19,6 +19,7 @@ from gpt2tie.analysis.heads import find_heads
 from gpt2tie.analysis.load_prediction import LoadPrediction, predict_load, untie
 from gpt2tie.analysis.skeleton import Skeleton, build_skeleton, cast_as_loaded, quiet_transformers
 from gpt2tie.analysis.values import stored_values_equal
+from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.tensor_values import ValueReader
 from gpt2tie.report import (
@@ -69,9 +70,12 @@ def inspect_source(model_source: ModelSource, options: InspectOptions | None = N
     if checkpoint is not None and options.load:
         from gpt2tie.analysis.real_load import load_for_real
 
+        folder = checkpoint.access.local_path(".")
+        if folder is None or model_source.source.kind == "hub":
+            raise InputError("--load needs the checkpoint files on local disk")
         model, prediction, log_lines = load_for_real(
             skeleton.model_class,
-            checkpoint.folder,
+            folder,
             checkpoint,
             declared_ties,
             options.trust_remote_code,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from gpt2tie.errors import CheckpointFormatError
 from gpt2tie.formats.byte_ranges import overlapping_groups
+from gpt2tie.formats.file_access import FileAccess
 from gpt2tie.formats.safetensors_header import StoredTensor, read_header
 
 SAFETENSORS_FILE = "model.safetensors"
@@ -26,7 +27,7 @@ class Checkpoint:
     """The stored tensors of one checkpoint: names, dtypes, shapes and where their bytes are."""
 
     format: CheckpointFormat
-    folder: Path
+    access: FileAccess = field(compare=False, repr=False)
     files: tuple[str, ...]
     tensors: tuple[StoredTensor, ...]
     # PyTorch files only: the memory-mapped tensors (their data is read only when compared).
@@ -49,41 +50,41 @@ class Checkpoint:
         return [tuple(sorted(names)) for names in overlapping_groups(spans)]
 
 
-def find_checkpoint(folder: Path) -> Checkpoint | None:
-    """The checkpoint in `folder`, in transformers' order of preference; None if it has none."""
+def find_checkpoint(access: FileAccess) -> Checkpoint | None:
+    """The checkpoint `access` reaches, in transformers' order of preference; None if none."""
     for name, fmt, sharded in (
         (SAFETENSORS_FILE, "safetensors", False),
         (SAFETENSORS_INDEX, "safetensors", True),
         (PYTORCH_FILE, "pytorch", False),
         (PYTORCH_INDEX, "pytorch", True),
     ):
-        path = folder / name
-        if path.exists() or path.is_symlink():
-            files = _read_weight_map(path, name) if sharded else {"": name}
-            return _read_files(folder, fmt, sorted(set(files.values())), files, name)  # type: ignore[arg-type]
+        if access.exists(name):
+            weight_map = _read_weight_map(access, name) if sharded else {"": name}
+            return _read_files(access, fmt, weight_map, name)  # type: ignore[arg-type]
     return None
 
 
 def _read_files(
-    folder: Path,
-    fmt: CheckpointFormat,
-    file_names: list[str],
-    weight_map: dict[str, str],
-    index_name: str,
+    access: FileAccess, fmt: CheckpointFormat, weight_map: dict[str, str], index_name: str
 ) -> Checkpoint:
+    file_names = sorted(set(weight_map.values()))
     for file_name in file_names:
-        _check_shard_path(folder, file_name, index_name)
+        _check_shard_path(access, file_name, index_name)
     reader: Callable[[str], tuple[list[StoredTensor], dict[str, Any]]]
     if fmt == "safetensors":
 
         def reader(name: str) -> tuple[list[StoredTensor], dict[str, Any]]:
-            return list(read_header(folder / name, name).tensors), {}
+            return list(read_header(access, name).tensors), {}
     else:
         from gpt2tie.formats.pytorch_bin import read_bin
 
         def reader(name: str) -> tuple[list[StoredTensor], dict[str, Any]]:
-            return read_bin(folder / name, name)
+            path = access.local_path(name)
+            if path is None:
+                raise CheckpointFormatError(name, "PyTorch files are read only from local disk")
+            return read_bin(path, name)
 
+    # Headers of many shards are read concurrently: remote ones are round trips.
     with ThreadPoolExecutor(max_workers=min(16, len(file_names))) as pool:
         per_file = list(pool.map(reader, file_names))
     tensors: dict[str, StoredTensor] = {}
@@ -103,14 +104,12 @@ def _read_files(
             raise CheckpointFormatError(
                 index_name, f"maps tensor {name!r} to {file_name}, which does not hold it"
             )
-    return Checkpoint(fmt, folder, tuple(file_names), tuple(tensors.values()), mapped)
+    return Checkpoint(fmt, access, tuple(file_names), tuple(tensors.values()), mapped)
 
 
-def _read_weight_map(index: Path, index_name: str) -> dict[str, str]:
+def _read_weight_map(access: FileAccess, index_name: str) -> dict[str, str]:
     try:
-        parsed = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointFormatError(index_name, f"cannot read: {exc}") from None
+        parsed = json.loads(access.read_text(index_name))
     except (json.JSONDecodeError, RecursionError):
         raise CheckpointFormatError(index_name, "is not valid JSON") from None
     weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
@@ -125,11 +124,10 @@ def _read_weight_map(index: Path, index_name: str) -> dict[str, str]:
     return weight_map
 
 
-def _check_shard_path(folder: Path, shard: str, index_name: str) -> None:
+def _check_shard_path(access: FileAccess, shard: str, index_name: str) -> None:
     if Path(shard).is_absolute() or ".." in Path(shard).parts:
         raise CheckpointFormatError(
             index_name, f"shard path {shard!r} points outside the checkpoint folder"
         )
-    path = folder / shard
-    if not (path.exists() or path.is_symlink()):
+    if not access.exists(shard):
         raise CheckpointFormatError(index_name, f"names shard {shard}, which is absent")

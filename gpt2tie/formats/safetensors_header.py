@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.formats.file_access import FileAccess
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 
@@ -75,51 +74,39 @@ class StoredTensor:
 
 @dataclass(frozen=True)
 class SafetensorsHeader:
-    path: Path
+    name: str
     header_bytes: int
     tensors: tuple[StoredTensor, ...]
     metadata: dict[str, str]
 
 
-def read_header(path: Path, display_name: str | None = None) -> SafetensorsHeader:
-    """Parse and validate `path`'s header; any problem raises CheckpointFormatError."""
-    shown = display_name or str(path)
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size < 8:
-                raise CheckpointFormatError(
-                    shown, f"file is {size} bytes, too small to be safetensors"
-                )
-            (header_len,) = struct.unpack("<Q", handle.read(8))
-            if header_len > MAX_HEADER_BYTES:
-                raise CheckpointFormatError(
-                    shown, f"header length {header_len:,} bytes is over the 100 MB limit"
-                )
-            if 8 + header_len > size:
-                raise CheckpointFormatError(
-                    shown,
-                    f"header length {header_len:,} bytes runs past the end of the file "
-                    f"({size:,} bytes): the file is truncated or not safetensors",
-                )
-            raw = handle.read(header_len)
-    except IsADirectoryError:
-        raise CheckpointFormatError(shown, "is a directory, not a safetensors file") from None
-    except OSError as exc:
-        raise CheckpointFormatError(shown, f"cannot read: {exc.strerror or exc}") from None
-    if len(raw) != header_len:
-        raise CheckpointFormatError(shown, "header is cut short: the file changed while reading")
-    entries = _parse_json_object(shown, raw)
+def read_header(files: FileAccess, name: str) -> SafetensorsHeader:
+    """Parse and validate the header of file `name`; any problem raises CheckpointFormatError."""
+    size = files.size(name)
+    if size < 8:
+        raise CheckpointFormatError(name, f"file is {size} bytes, too small to be safetensors")
+    (header_len,) = struct.unpack("<Q", files.read(name, 0, 8))
+    if header_len > MAX_HEADER_BYTES:
+        raise CheckpointFormatError(
+            name, f"header length {header_len:,} bytes is over the 100 MB limit"
+        )
+    if 8 + header_len > size:
+        raise CheckpointFormatError(
+            name,
+            f"header length {header_len:,} bytes runs past the end of the file "
+            f"({size:,} bytes): the file is truncated or not safetensors",
+        )
+    entries = _parse_json_object(name, bytes(files.read(name, 8, header_len)))
     metadata = entries.pop("__metadata__", {})
     if not isinstance(metadata, dict):
-        raise CheckpointFormatError(shown, "header __metadata__ is not an object")
+        raise CheckpointFormatError(name, "header __metadata__ is not an object")
     tensors = tuple(
-        _tensor(shown, name, entry, data_start=8 + header_len) for name, entry in entries.items()
+        _tensor(name, tensor_name, entry, data_start=8 + header_len)
+        for tensor_name, entry in entries.items()
     )
-    data_size = size - 8 - header_len
-    _check_layout(shown, tensors, data_size)
+    _check_layout(name, tensors, size - 8 - header_len)
     return SafetensorsHeader(
-        path=path,
+        name=name,
         header_bytes=header_len,
         tensors=tensors,
         metadata={str(k): str(v) for k, v in metadata.items()},

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from gpt2tie.errors import CheckpointFormatError
@@ -16,19 +14,17 @@ if TYPE_CHECKING:
 
 
 class ValueReader:
-    """Opens each file of a checkpoint at most once; reads element ranges of stored tensors."""
+    """Reads element ranges of stored tensors and counts the bytes it read."""
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self._checkpoint = checkpoint
-        self._files: dict[str, io.BufferedReader] = {}
-        self._stack = ExitStack()
         self.bytes_read = 0
 
     def __enter__(self) -> ValueReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        return None
 
     def read(self, tensor: StoredTensor, start: int, stop: int) -> torch.Tensor:
         """Elements [start, stop) of `tensor`, flattened, in its stored dtype."""
@@ -42,20 +38,11 @@ class ValueReader:
         if tensor.bits_per_element % 8:
             raise CheckpointFormatError(tensor.file, f"{tensor.dtype} values cannot be compared")
         item = tensor.bits_per_element // 8
-        handle = self._open(tensor.file)
-        handle.seek(tensor.data_start + tensor.begin + start * item)
-        buffer = bytearray((stop - start) * item)
-        if handle.readinto(buffer) != len(buffer):
-            raise CheckpointFormatError(tensor.file, "ended before the tensor data it declares")
+        offset = tensor.data_start + tensor.begin + start * item
+        buffer = self._checkpoint.access.read(tensor.file, offset, (stop - start) * item)
         self.bytes_read += len(buffer)
         dtype = getattr(torch, tensor.torch_dtype)
         return torch.frombuffer(buffer, dtype=dtype) if buffer else torch.empty(0, dtype=dtype)
-
-    def _open(self, file_name: str) -> io.BufferedReader:
-        if file_name not in self._files:
-            path = self._checkpoint.folder / file_name
-            self._files[file_name] = self._stack.enter_context(open(path, "rb"))  # noqa: SIM115
-        return self._files[file_name]
 
 
 def element_ranges(numel: int, elements_per_chunk: int) -> Iterator[tuple[int, int]]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import find_checkpoint
+from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.report import Source
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.model_source import ModelSource
@@ -18,5 +19,5 @@ def load(spec: str, path: Path) -> ModelSource:
     return ModelSource(
         source=Source(spec=spec, kind="local", path=str(path.resolve())),
         config=config,
-        checkpoint=find_checkpoint(path),
+        checkpoint=find_checkpoint(LocalFiles(path)),
     )

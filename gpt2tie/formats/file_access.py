@@ -1,0 +1,68 @@
+"""How checkpoint files are reached: a local folder here; the Hub implements the same protocol."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from gpt2tie.errors import CheckpointFormatError
+
+
+class FileAccess(Protocol):
+    """Byte-range access to the files of one checkpoint, by their names inside it."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def size(self, name: str) -> int: ...
+
+    def read(self, name: str, offset: int, length: int) -> bytearray: ...
+
+    def read_text(self, name: str) -> str: ...
+
+    def local_path(self, name: str) -> Path | None:
+        """A path on disk, when there is one (`torch.load` needs it)."""
+
+
+class LocalFiles:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def exists(self, name: str) -> bool:
+        path = self.folder / name
+        return path.exists() or path.is_symlink()
+
+    def size(self, name: str) -> int:
+        try:
+            return os.stat(self.folder / name).st_size
+        except OSError as exc:
+            raise _os_error(name, exc) from None
+
+    def read(self, name: str, offset: int, length: int) -> bytearray:
+        buffer = bytearray(length)
+        try:
+            with open(self.folder / name, "rb") as handle:
+                handle.seek(offset)
+                got = handle.readinto(buffer)
+        except OSError as exc:
+            raise _os_error(name, exc) from None
+        if got != length:
+            raise CheckpointFormatError(name, "ended before the bytes it declares")
+        return buffer
+
+    def read_text(self, name: str) -> str:
+        try:
+            return (self.folder / name).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise CheckpointFormatError(name, "is not valid UTF-8") from None
+        except OSError as exc:
+            raise _os_error(name, exc) from None
+
+    def local_path(self, name: str) -> Path | None:
+        return self.folder / name
+
+
+def _os_error(name: str, exc: OSError) -> CheckpointFormatError:
+    if isinstance(exc, IsADirectoryError):
+        return CheckpointFormatError(name, "is a directory, not a file")
+    return CheckpointFormatError(name, f"cannot read: {exc.strerror or exc}")
