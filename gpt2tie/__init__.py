@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -14,31 +15,48 @@ __all__ = ["__version__", "count_params", "inspect"]
 
 def inspect(
     model_spec: str,
+    *,
     class_name: str | None = None,
     trust_remote_code: bool = False,
-    check_values: bool = True,
+    check_values: bool | None = None,
     load: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    offline: bool = False,
+    subfolder: str = "",
+    cache_dir: str | Path | None = None,
 ) -> Report:
     """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON).
 
-    `check_values=False` reads no tensor data at all; `load=True` runs a real `from_pretrained`.
+    `check_values`: compare the stored values a tie decision needs (default: on for local
+    files, off for the Hub); `load=True` runs a real `from_pretrained` instead of predicting.
     """
     from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
-    from gpt2tie.sources import resolve
+    from gpt2tie.sources import HubOptions, resolve
 
-    options = InspectOptions(class_name, trust_remote_code, check_values, load)
-    return inspect_source(resolve(model_spec), options)
+    hub = HubOptions(revision, token, offline, subfolder, Path(cache_dir) if cache_dir else None)
+    model_source = resolve(model_spec, hub)
+    values = not model_source.values_are_remote if check_values is None else check_values
+    return inspect_source(model_source, InspectOptions(class_name, trust_remote_code, values, load))
 
 
 def count_params(
     model_spec: str,
+    *,
     depth: int = 1,
     class_name: str | None = None,
     trust_remote_code: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    offline: bool = False,
+    subfolder: str = "",
+    cache_dir: str | Path | None = None,
 ) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints."""
     from gpt2tie.analysis.inspect_model import InspectOptions, count_source
-    from gpt2tie.sources import resolve
+    from gpt2tie.sources import HubOptions, resolve
 
-    options = InspectOptions(class_name, trust_remote_code)
-    return count_source(resolve(model_spec), depth, options)
+    hub = HubOptions(revision, token, offline, subfolder, Path(cache_dir) if cache_dir else None)
+    return count_source(
+        resolve(model_spec, hub), depth, InspectOptions(class_name, trust_remote_code)
+    )

@@ -7,6 +7,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -119,13 +120,49 @@ TrustOption = Annotated[
 ]
 
 
-NoValuesOption = Annotated[
-    bool,
+ValuesOption = Annotated[
+    bool | None,
     typer.Option(
-        "--no-values",
-        help="Read no tensor data at all (ties whose both sides are stored are then unchecked).",
+        "--values/--no-values",
+        help="Compare the stored values a tie decision needs (default: on for local files, off "
+        "for the Hub, where it downloads those tensors' bytes). --no-values reads no tensor data.",
+        show_default=False,
     ),
 ]
+RevisionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--revision", help="Hub branch, tag or commit (default: main).", show_default=False
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Hub token (default: HF_TOKEN or the stored `hf auth login`).",
+        show_default=False,
+    ),
+]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="Never contact the Hub (also: HF_HUB_OFFLINE=1).")
+]
+SubfolderOption = Annotated[
+    str, typer.Option("--subfolder", help="Folder inside the repo or local folder.")
+]
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="HF cache folder (default: huggingface_hub's).", show_default=False
+    ),
+]
+
+
+def _hub_options(
+    revision: str | None, token: str | None, offline: bool, subfolder: str, cache_dir: Path | None
+) -> Any:
+    from gpt2tie.sources import HubOptions
+
+    return HubOptions(revision, token, offline, subfolder, cache_dir)
 
 
 @app.command()
@@ -138,7 +175,12 @@ def inspect(
     fail_on: Annotated[
         FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")
     ] = FailOn.never,
-    no_values: NoValuesOption = False,
+    values: ValuesOption = None,
+    revision: RevisionOption = None,
+    token: TokenOption = None,
+    offline: OfflineOption = False,
+    subfolder: SubfolderOption = "",
+    cache_dir: CacheDirOption = None,
     load: Annotated[
         bool,
         typer.Option(
@@ -166,8 +208,10 @@ def inspect(
     """
     from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
 
-    model_source = _resolve(model)
-    options = InspectOptions(class_name, trust_remote_code, not no_values, load)
+    model_source = _resolve(model, _hub_options(revision, token, offline, subfolder, cache_dir))
+    options = InspectOptions(
+        class_name, trust_remote_code, _check_values(values, model_source), load
+    )
     with _working(f"Inspecting {model}"):
         report = inspect_source(model_source, options)
     _emit(report, json_output)
@@ -223,7 +267,12 @@ def check(
     json_output: JsonOption = False,
     class_name: ClassOption = None,
     trust_remote_code: TrustOption = False,
-    no_values: NoValuesOption = False,
+    values: ValuesOption = None,
+    revision: RevisionOption = None,
+    token: TokenOption = None,
+    offline: OfflineOption = False,
+    subfolder: SubfolderOption = "",
+    cache_dir: CacheDirOption = None,
 ) -> None:
     """Gate CI on MODEL: expected ties, parameter bounds and findings. Exit 0 if every check
     passes, 1 if one fails, 2 on bad input.
@@ -246,8 +295,8 @@ def check(
         min_params=_count(min_params),
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
-    model_source = _resolve(model)
-    options = InspectOptions(class_name, trust_remote_code, not no_values)
+    model_source = _resolve(model, _hub_options(revision, token, offline, subfolder, cache_dir))
+    options = InspectOptions(class_name, trust_remote_code, _check_values(values, model_source))
     with _working(f"Checking {model}"):
         result = run_checks(inspect_source(model_source, options), expectations)
     _emit(result, json_output)
@@ -265,6 +314,11 @@ def count_params(
     ] = 1,
     class_name: ClassOption = None,
     trust_remote_code: TrustOption = False,
+    revision: RevisionOption = None,
+    token: TokenOption = None,
+    offline: OfflineOption = False,
+    subfolder: SubfolderOption = "",
+    cache_dir: CacheDirOption = None,
 ) -> None:
     """Count MODEL's parameters: unique and per name, per module, per dtype.
 
@@ -278,16 +332,20 @@ def count_params(
     """
     from gpt2tie.analysis.inspect_model import InspectOptions, count_source
 
-    model_source = _resolve(model)
+    model_source = _resolve(model, _hub_options(revision, token, offline, subfolder, cache_dir))
     with _working(f"Counting {model}"):
         report = count_source(model_source, depth, InspectOptions(class_name, trust_remote_code))
     _emit(report, json_output)
 
 
-def _resolve(spec: str) -> Any:
+def _check_values(requested: bool | None, model_source: Any) -> bool:
+    return (not model_source.values_are_remote) if requested is None else requested
+
+
+def _resolve(spec: str, hub_options: Any) -> Any:
     from gpt2tie.sources import resolve
 
-    model_source = resolve(spec)
+    model_source = resolve(spec, hub_options)
     for note in model_source.notes:
         _stderr().print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     return model_source

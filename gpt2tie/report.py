@@ -35,6 +35,8 @@ class Source:
     spec: str
     kind: SourceKind
     path: str | None
+    repo_id: str | None = None
+    revision: str | None = None
 
 
 @dataclass(frozen=True)

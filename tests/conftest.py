@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tiny_models import CASES_BY_ID, make_config, make_model
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# No test may reach the real Hub: point huggingface_hub at a closed local port (fails at once),
+# and keep every cache inside a throwaway folder. Set before huggingface_hub is imported.
+_SANDBOX = tempfile.mkdtemp(prefix="gpt2tie-tests-")
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["HF_HOME"] = os.path.join(_SANDBOX, "hf-home")
+os.environ["GPT2TIE_CACHE_DIR"] = os.path.join(_SANDBOX, "gpt2tie-cache")
+os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ.pop("HF_TOKEN", None)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 

@@ -191,7 +191,8 @@ def test_bad_folder(case: str, command: str, tmp_path: Path, unchanged: list[Pat
     "argv, expected",
     [
         (["inspect", "/definitely/not/here"], "not a local folder"),
-        (["inspect", "no-such-builtin"], "built in: gpt2"),
+        (["inspect", "no-such-builtin"], "tried: local folder, HF cache, Hub, built-in configs"),
+        (["inspect", "not a repo id!"], "not a Hub repo id"),
         (["count-params", "gpt2", "--depth", "0"], "--depth"),
         (["inspect", "gpt2", "--fail-on", "sometimes"], "--fail-on"),
         (["inspect", "gpt2", "--class", "NoSuchModel"], "no model class"),

@@ -53,7 +53,13 @@ def test_inspect_builtin_gpt2_json() -> None:
     )
     assert report["alias_groups"][0]["names"] == ["transformer.wte.weight", "lm_head.weight"]
     assert report["heads"][0]["tied_to"] == "transformer.wte.weight"
-    assert report["source"] == {"spec": "gpt2", "kind": "builtin", "path": None}
+    assert report["source"] == {
+        "spec": "gpt2",
+        "kind": "builtin",
+        "path": None,
+        "repo_id": None,
+        "revision": None,
+    }
     assert report["checkpoint"] is None
     assert "built-in config" in result.stderr
 

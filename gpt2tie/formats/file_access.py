@@ -66,3 +66,29 @@ def _os_error(name: str, exc: OSError) -> CheckpointFormatError:
     if isinstance(exc, IsADirectoryError):
         return CheckpointFormatError(name, "is a directory, not a file")
     return CheckpointFormatError(name, f"cannot read: {exc.strerror or exc}")
+
+
+class LayeredFiles:
+    """Files from `first` where it has them, else from `fallback` (a partial cache, the Hub)."""
+
+    def __init__(self, first: FileAccess, fallback: FileAccess) -> None:
+        self.first = first
+        self.fallback = fallback
+
+    def _pick(self, name: str) -> FileAccess:
+        return self.first if self.first.exists(name) else self.fallback
+
+    def exists(self, name: str) -> bool:
+        return self.first.exists(name) or self.fallback.exists(name)
+
+    def size(self, name: str) -> int:
+        return self._pick(name).size(name)
+
+    def read(self, name: str, offset: int, length: int) -> bytearray:
+        return self._pick(name).read(name, offset, length)
+
+    def read_text(self, name: str) -> str:
+        return self._pick(name).read_text(name)
+
+    def local_path(self, name: str) -> Path | None:
+        return self.first.local_path(name) if self.first.exists(name) else None

@@ -6,19 +6,39 @@ from pathlib import Path
 
 from gpt2tie.errors import InputError
 from gpt2tie.sources import builtin, local
+from gpt2tie.sources.hub import HubOptions, HubUnreachable, looks_like_repo_id
 from gpt2tie.sources.model_source import ModelSource
 
-__all__ = ["ModelSource", "resolve"]
+__all__ = ["HubOptions", "ModelSource", "resolve"]
 
 
-def resolve(spec: str) -> ModelSource:
-    """Resolve `spec`: an existing local folder first, then the built-in configs."""
+def resolve(spec: str, options: HubOptions | None = None) -> ModelSource:
+    """A local folder, else the HF cache, else the Hub (online), else a built-in config."""
+    options = options or HubOptions()
     path = Path(spec).expanduser()
     if path.exists() or path.is_symlink():
-        return local.load(spec, path)
-    if builtin.has(spec):
-        return builtin.load(spec)
-    raise InputError(
-        f"{spec!r} is not a local folder and not a built-in config "
-        f"(built in: {', '.join(builtin.names())})"
-    )
+        return local.load(spec, path / options.subfolder if options.subfolder else path)
+    if not looks_like_repo_id(spec):
+        raise InputError(f"{spec!r} is not a local folder, and not a Hub repo id (org/name)")
+    from gpt2tie.sources import hub
+
+    tried = ["local folder", "HF cache"]
+    cached = hub.load_from_cache(spec, options)
+    if cached is not None:
+        return cached
+    unreachable = None
+    if options.is_offline:
+        tried.append("Hub (offline)")
+    else:
+        tried.append("Hub")
+        try:
+            return hub.load_from_hub(spec, options)
+        except HubUnreachable as exc:
+            unreachable = exc
+    if builtin.has(spec) and not options.subfolder:
+        why = "offline" if unreachable is None else "the Hub is unreachable"
+        return builtin.load(spec, why)
+    tried.append("built-in configs")
+    if unreachable is not None:
+        raise InputError(f"{spec}: {unreachable} (tried: {', '.join(tried)})")
+    raise InputError(f"{spec}: not found (tried: {', '.join(tried)})")

@@ -38,14 +38,14 @@ def read(name: str) -> dict[str, Any]:
     return config
 
 
-def load(spec: str) -> ModelSource:
+def load(spec: str, why: str = "offline") -> ModelSource:
     name = _BY_SPEC[spec]
     return ModelSource(
         source=Source(spec=spec, kind="builtin", path=None),
         config=read(name),
         checkpoint=None,
         notes=(
-            f"{spec}: using gpt2tie's built-in config.json for {name} "
-            "(structural, offline; no checkpoint files were read)",
+            f"{spec}: {why}, so using gpt2tie's built-in config.json for {name} "
+            "(a structural report: no checkpoint files were read)",
         ),
     )

@@ -15,3 +15,5 @@ class ModelSource:
     config: dict[str, Any]
     checkpoint: Checkpoint | None
     notes: tuple[str, ...] = ()
+    # Tensor values would come over the network: value checks are then opt-in (--values).
+    values_are_remote: bool = False
