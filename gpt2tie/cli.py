@@ -15,7 +15,7 @@ from rich.console import Console
 
 from gpt2tie import __version__
 from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, Gpt2tieError
-from gpt2tie.report import CheckReport, CountReport, Report
+from gpt2tie.report import BuiltinList, CheckReport, CountReport, Report
 
 app = typer.Typer(
     name="gpt2tie",
@@ -219,6 +219,22 @@ def inspect(
         raise typer.Exit(EXIT_FINDINGS)
 
 
+@app.command("list-builtin")
+@reports_errors
+def list_builtin(json_output: JsonOption = False) -> None:
+    """List the configs shipped with gpt2tie: they answer offline, structurally.
+
+    [bold]Examples[/bold]
+
+      [cyan]gpt2tie list-builtin[/cyan]
+
+      [cyan]gpt2tie inspect meta-llama/Llama-3.2-1B --offline[/cyan]
+    """
+    from gpt2tie.sources import builtin
+
+    _emit(builtin.listing(), json_output)
+
+
 def _count(text: str | None) -> int | None:
     from gpt2tie.analysis.checks import parse_count
 
@@ -367,7 +383,7 @@ class _working:
             self._status.__exit__(None, None, None)
 
 
-def _emit(result: Report | CountReport | CheckReport, json_output: bool) -> None:
+def _emit(result: Report | CountReport | CheckReport | BuiltinList, json_output: bool) -> None:
     from gpt2tie.render import render
 
     output = render(result, "json" if json_output else "table")

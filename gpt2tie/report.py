@@ -207,3 +207,22 @@ class CheckReport:
             "checks": to_json_value(self.checks),
             "report": self.report.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class BuiltinConfig:
+    name: str
+    also: tuple[str, ...]
+    class_name: str = field(metadata={"json": "class"})
+    tie_word_embeddings: bool | None
+
+
+@dataclass(frozen=True)
+class BuiltinList:
+    """The configs shipped with gpt2tie, for `list-builtin`."""
+
+    configs: tuple[BuiltinConfig, ...]
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version, "configs": to_json_value(self.configs)}

@@ -218,10 +218,14 @@ def _identical_untied_heads(
     if embedding_name not in stored:
         return (), 0
     embedding_tensor = checkpoint.tensor(stored[embedding_name])
+    # A refused tie already compared the head with its source: they differ.
+    already_differ = {tie.target for tie in prediction.ties if tie.outcome == "values-differ"}
     found = []
     with ValueReader(checkpoint) as reader:
         for head in heads:
             if head.kind != "lm" or head.tied or head.parameter not in stored:
+                continue
+            if head.parameter in already_differ:
                 continue
             head_tensor = checkpoint.tensor(stored[head.parameter])
             if head_tensor.shape == embedding_tensor.shape and stored_values_equal(

@@ -7,13 +7,18 @@ from typing import Literal, get_args
 from rich.console import RenderableType
 
 from gpt2tie.render.json_render import render_json
-from gpt2tie.render.rich_render import render_check, render_counts, render_report
-from gpt2tie.report import CheckReport, CountReport, Report
+from gpt2tie.render.rich_render import (
+    render_builtin_list,
+    render_check,
+    render_counts,
+    render_report,
+)
+from gpt2tie.report import BuiltinList, CheckReport, CountReport, Report
 
 OutputFormat = Literal["table", "json"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
-Result = Report | CountReport | CheckReport
+Result = Report | CountReport | CheckReport | BuiltinList
 
 
 def render(result: Result, output_format: OutputFormat) -> str | RenderableType:
@@ -24,4 +29,6 @@ def render(result: Result, output_format: OutputFormat) -> str | RenderableType:
         return render_report(result)
     if isinstance(result, CheckReport):
         return render_check(result)
+    if isinstance(result, BuiltinList):
+        return render_builtin_list(result)
     return render_counts(result)

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from gpt2tie.report import (
     AliasGroup,
+    BuiltinList,
     CheckpointSummary,
     CheckReport,
     CountReport,
@@ -251,3 +252,19 @@ def _findings(findings: tuple[Finding, ...]) -> RenderableType:
 
 def _yes_no(value: bool | None) -> str:
     return "—" if value is None else ("yes" if value else "no")
+
+
+def render_builtin_list(listing: BuiltinList) -> RenderableType:
+    table = Table(title="Built-in configs (offline, structural)", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("also", no_wrap=True)
+    table.add_column("class", no_wrap=True)
+    table.add_column("tied", no_wrap=True)
+    for entry in listing.configs:
+        table.add_row(
+            entry.name,
+            ", ".join(entry.also) or "—",
+            entry.class_name,
+            _yes_no(entry.tie_word_embeddings),
+        )
+    return table

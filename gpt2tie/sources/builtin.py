@@ -6,26 +6,54 @@ import json
 from importlib import resources
 from typing import Any
 
-from gpt2tie.report import Source
+from gpt2tie.report import BuiltinConfig, BuiltinList, Source
 from gpt2tie.sources.model_source import ModelSource
 
-# Built-in file name -> the Hub ids it also answers to.
+# Built-in file name -> the Hub ids it also answers to. A name with "--" is only reachable by id.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "gpt2": ("openai-community/gpt2",),
     "gpt2-medium": ("openai-community/gpt2-medium",),
     "gpt2-large": ("openai-community/gpt2-large",),
     "gpt2-xl": ("openai-community/gpt2-xl",),
     "distilgpt2": ("distilbert/distilgpt2",),
+    "bert-base-uncased": ("google-bert/bert-base-uncased",),
+    "t5-small": ("google-t5/t5-small",),
+    "facebook--opt-125m": ("facebook/opt-125m",),
+    "EleutherAI--pythia-160m": ("EleutherAI/pythia-160m",),
+    "Qwen--Qwen2.5-0.5B": ("Qwen/Qwen2.5-0.5B",),
+    "HuggingFaceTB--SmolLM2-135M": ("HuggingFaceTB/SmolLM2-135M",),
+    "meta-llama--Llama-3.2-1B": ("meta-llama/Llama-3.2-1B",),
+    "mistralai--Mistral-7B-v0.1": ("mistralai/Mistral-7B-v0.1",),
 }
-_BY_SPEC = {spec: name for name, ids in _ALIASES.items() for spec in (name, *ids)}
+_BY_SPEC = {
+    spec: name
+    for name, ids in _ALIASES.items()
+    for spec in ((name, *ids) if "--" not in name else ids)
+}
 
 
 def names() -> list[str]:
-    return list(_ALIASES)
+    """What a user types for each built-in config."""
+    return [name if "--" not in name else ids[0] for name, ids in _ALIASES.items()]
 
 
-def aliases() -> dict[str, tuple[str, ...]]:
-    return dict(_ALIASES)
+def listing() -> BuiltinList:
+    """Every built-in config: what to type, what else it answers to, the class it builds."""
+    entries = []
+    for file_name, ids in _ALIASES.items():
+        config = read(file_name)
+        typed = file_name if "--" not in file_name else ids[0]
+        tie = config.get("tie_word_embeddings")
+        entries.append(
+            BuiltinConfig(
+                name=typed,
+                also=tuple(i for i in (file_name, *ids) if i != typed and "--" not in i),
+                class_name=str(config["architectures"][0]),
+                # tie_word_embeddings defaults to true in transformers' config classes.
+                tie_word_embeddings=bool(tie) if tie is not None else True,
+            )
+        )
+    return BuiltinList(tuple(entries))
 
 
 def has(spec: str) -> bool:

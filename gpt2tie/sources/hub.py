@@ -88,13 +88,17 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
     recorded = HeaderCache(spec, commit, options.subfolder)
     notes: list[str] = []
     fallback: FileAccess | None = None
-    if recorded.exists_manifest():
-        fallback = recorded
-    elif not options.is_offline:
+    if options.is_offline:
+        fallback = recorded if recorded.exists_manifest() else None
+    elif recorded.exists_manifest():
+        fallback = RemoteFiles(spec, commit, options, set(recorded.names()), recorded)
+    else:
         with contextlib.suppress(HubUnreachable):
             fallback = _remote_files(spec, commit, options, recorded)
     access: FileAccess = local if fallback is None else LayeredFiles(local, fallback)
     checkpoint = _find_remote_checkpoint(access, notes)
+    if isinstance(fallback, RemoteFiles):
+        fallback.persist()
     if checkpoint is None and fallback is None and not _has_local_weights(local):
         notes.append(
             f"{spec}: the HF cache holds config.json but no weights or headers for {commit[:12]}; "
@@ -105,7 +109,8 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
         config=read_config(config_path, spec),
         checkpoint=checkpoint,
         notes=tuple(notes),
-        values_are_remote=checkpoint is not None and isinstance(fallback, RemoteFiles),
+        values_are_remote=checkpoint is not None
+        and not all(local.exists(name) for name in checkpoint.files),
     )
 
 
@@ -113,25 +118,29 @@ def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
     """config.json (a cached download) and the safetensors headers (range requests)."""
     from huggingface_hub import HfApi, hf_hub_download
 
+    revision = options.revision or "main"
     with hub_errors(spec, options):
         info = HfApi(endpoint=options.endpoint, token=options.token_value).model_info(
-            spec, revision=options.revision
+            spec, revision=revision
         )
-        commit = str(info.sha)
+        siblings = [s.rfilename for s in (info.siblings or [])]
+        if _in_subfolder(options.subfolder, "config.json") not in siblings:
+            raise InputError(
+                f"{spec}: the repo has no {_in_subfolder(options.subfolder, 'config.json')}"
+            )
+        # By branch or tag name, so that the HF cache records the ref for offline runs.
         config_path = Path(
             hf_hub_download(
                 spec,
                 "config.json",
                 subfolder=options.subfolder or None,
-                revision=commit,
+                revision=revision,
                 cache_dir=options.cache_dir,
                 token=options.token_value,
                 endpoint=options.endpoint,
             )
         )
-    siblings = [s.rfilename for s in (info.siblings or [])]
-    if "config.json" not in {Path(name).name for name in siblings}:
-        raise InputError(f"{spec}: the repo has no config.json")
+    commit = str(info.sha)
     recorded = HeaderCache(spec, commit, options.subfolder)
     remote = RemoteFiles(spec, commit, options, _names_under(siblings, options.subfolder), recorded)
     notes: list[str] = []
@@ -139,7 +148,7 @@ def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
         checkpoint = _find_remote_checkpoint(
             LayeredFiles(LocalFiles(config_path.parent), remote), notes
         )
-        remote.persist()
+    remote.persist()
     return ModelSource(
         source=Source(spec=spec, kind="hub", path=None, repo_id=spec, revision=commit),
         config=read_config(config_path, spec),
@@ -214,9 +223,7 @@ class RemoteFiles:
         self.names = names
         self.recorded = recorded
         self.bytes_received = 0
-        self._heads: dict[str, bytearray] = {}
-        self._sizes: dict[str, int] = {}
-        self._texts: dict[str, str] = {}
+        self._heads, self._sizes, self._texts = recorded.contents()
         self._lock = threading.Lock()
 
     def exists(self, name: str) -> bool:
@@ -328,6 +335,21 @@ class HeaderCache:
 
     def exists_manifest(self) -> bool:
         return self._load() is not None
+
+    def names(self) -> list[str]:
+        return [str(name) for name in (self._load() or {}).get("names", [])]
+
+    def contents(self) -> tuple[dict[str, bytearray], dict[str, int], dict[str, str]]:
+        """What earlier runs recorded: headers, file sizes and small text files."""
+        manifest = self._load() or {}
+        heads = {}
+        for name in manifest.get("heads", []):
+            head = read_or_none(self.folder / "heads" / _quote(name))
+            if head is not None and len(head) >= 8 and not _still_in_header(bytearray(head)):
+                heads[name] = bytearray(head)
+        sizes = {k: v for k, v in manifest.get("sizes", {}).items() if isinstance(v, int)}
+        texts = {k: v for k, v in manifest.get("texts", {}).items() if isinstance(v, str)}
+        return heads, sizes, texts
 
     def save(
         self,
