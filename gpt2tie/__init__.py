@@ -34,7 +34,14 @@ def inspect(
     from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
     from gpt2tie.sources import HubOptions, resolve
 
-    hub = HubOptions(revision, token, offline, subfolder, Path(cache_dir) if cache_dir else None)
+    hub = HubOptions(
+        revision,
+        token,
+        offline,
+        subfolder,
+        Path(cache_dir) if cache_dir else None,
+        trust_remote_code,
+    )
     model_source = resolve(model_spec, hub)
     values = not model_source.values_are_remote if check_values is None else check_values
     return inspect_source(model_source, InspectOptions(class_name, trust_remote_code, values, load))
@@ -56,7 +63,14 @@ def count_params(
     from gpt2tie.analysis.inspect_model import InspectOptions, count_source
     from gpt2tie.sources import HubOptions, resolve
 
-    hub = HubOptions(revision, token, offline, subfolder, Path(cache_dir) if cache_dir else None)
+    hub = HubOptions(
+        revision,
+        token,
+        offline,
+        subfolder,
+        Path(cache_dir) if cache_dir else None,
+        trust_remote_code,
+    )
     return count_source(
         resolve(model_spec, hub), depth, InspectOptions(class_name, trust_remote_code)
     )

@@ -158,11 +158,16 @@ CacheDirOption = Annotated[
 
 
 def _hub_options(
-    revision: str | None, token: str | None, offline: bool, subfolder: str, cache_dir: Path | None
+    revision: str | None,
+    token: str | None,
+    offline: bool,
+    subfolder: str,
+    cache_dir: Path | None,
+    trust_remote_code: bool,
 ) -> Any:
     from gpt2tie.sources import HubOptions
 
-    return HubOptions(revision, token, offline, subfolder, cache_dir)
+    return HubOptions(revision, token, offline, subfolder, cache_dir, trust_remote_code)
 
 
 @app.command()
@@ -208,7 +213,9 @@ def inspect(
     """
     from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
 
-    model_source = _resolve(model, _hub_options(revision, token, offline, subfolder, cache_dir))
+    model_source = _resolve(
+        model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    )
     options = InspectOptions(
         class_name, trust_remote_code, _check_values(values, model_source), load
     )
@@ -311,7 +318,9 @@ def check(
         min_params=_count(min_params),
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
-    model_source = _resolve(model, _hub_options(revision, token, offline, subfolder, cache_dir))
+    model_source = _resolve(
+        model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    )
     options = InspectOptions(class_name, trust_remote_code, _check_values(values, model_source))
     with _working(f"Checking {model}"):
         result = run_checks(inspect_source(model_source, options), expectations)
@@ -348,7 +357,9 @@ def count_params(
     """
     from gpt2tie.analysis.inspect_model import InspectOptions, count_source
 
-    model_source = _resolve(model, _hub_options(revision, token, offline, subfolder, cache_dir))
+    model_source = _resolve(
+        model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    )
     with _working(f"Counting {model}"):
         report = count_source(model_source, depth, InspectOptions(class_name, trust_remote_code))
     _emit(report, json_output)

@@ -17,7 +17,12 @@ from gpt2tie.analysis.counts import (
 from gpt2tie.analysis.findings import FindingInputs, IdenticalUntiedHead, collect_findings
 from gpt2tie.analysis.heads import find_heads
 from gpt2tie.analysis.load_prediction import LoadPrediction, predict_load, untie
-from gpt2tie.analysis.skeleton import Skeleton, build_skeleton, cast_as_loaded, quiet_transformers
+from gpt2tie.analysis.skeleton import (
+    Skeleton,
+    build_skeleton,
+    cast_as_loaded,
+    quiet_transformers,
+)
 from gpt2tie.analysis.values import stored_values_equal
 from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
@@ -45,9 +50,11 @@ class InspectOptions:
 
 
 def _skeleton(model_source: ModelSource, options: InspectOptions) -> Skeleton:
-    folder = Path(model_source.source.path) if model_source.source.path else None
+    code_folder = model_source.code_folder
+    if code_folder is None and model_source.source.kind == "local":
+        code_folder = Path(str(model_source.source.path))
     return build_skeleton(
-        model_source.config, options.class_name, options.trust_remote_code, folder
+        model_source.config, options.class_name, options.trust_remote_code, code_folder
     )
 
 

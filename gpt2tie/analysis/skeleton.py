@@ -48,7 +48,7 @@ def build_skeleton(
     config_dict: dict[str, Any],
     class_name: str | None = None,
     trust_remote_code: bool = False,
-    folder: Path | None = None,
+    code_folder: Path | None = None,
 ) -> Skeleton:
     """Instantiate the model class named by the config (or `class_name`) on the meta device."""
     import torch
@@ -64,7 +64,7 @@ def build_skeleton(
                     f"model_type {model_type!r} needs custom code from the repository "
                     "(config.json has auto_map); gpt2tie runs it only with --trust-remote-code"
                 )
-            config, cls = _remote_code_class(folder, model_type, class_name)
+            config, cls = _remote_code_class(code_folder, model_type, class_name)
         else:
             cls = _model_class(config_dict, class_name)
             # from_pretrained on a class parses the config with that class's own config_class.
@@ -124,23 +124,32 @@ def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
 def _remote_code_class(
     folder: Path | None, model_type: str, class_name: str | None
 ) -> tuple[PretrainedConfig, Any]:
+    """The repo's own classes, loaded from a local folder as transformers does."""
     from transformers import AutoConfig
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
     if folder is None:
-        raise InputError(
-            f"custom code for model_type {model_type!r} can only run from a local folder"
+        raise InputError(f"custom code for model_type {model_type!r}: nowhere to load it from")
+    try:
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
+        auto_map: dict[str, str] = getattr(config, "auto_map", {}) or {}
+        wanted = class_name or (config.architectures or [None])[0]
+        reference = next(
+            (
+                ref
+                for ref in auto_map.values()
+                if isinstance(ref, str) and ref.endswith(f".{wanted}")
+            ),
+            None,
         )
-    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
-    auto_map: dict[str, str] = getattr(config, "auto_map", {}) or {}
-    wanted = class_name or (config.architectures or [None])[0]
-    reference = next(
-        (ref for ref in auto_map.values() if isinstance(ref, str) and ref.endswith(f".{wanted}")),
-        None,
-    )
-    if reference is None:
-        raise InputError(f"auto_map in config.json does not name the class {wanted!r}")
-    return config, get_class_from_dynamic_module(reference, str(folder))
+        if reference is None:
+            raise InputError(f"auto_map in config.json does not name the class {wanted!r}")
+        cls = get_class_from_dynamic_module(reference, str(folder))
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"the repository's custom code failed: {_one_line(exc)}") from exc
+    return config, cls
 
 
 def _one_line(exc: BaseException) -> str:

@@ -48,6 +48,7 @@ class HubOptions:
     offline: bool = False
     subfolder: str = ""
     cache_dir: Path | None = None
+    fetch_code: bool = False  # --trust-remote-code: also fetch the repo's *.py files
 
     @property
     def is_offline(self) -> bool:
@@ -99,6 +100,8 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
     checkpoint = _find_remote_checkpoint(access, notes)
     if isinstance(fallback, RemoteFiles):
         fallback.persist()
+        if options.fetch_code:
+            _fetch_code_files(spec, commit, options, fallback.names)
     if checkpoint is None and fallback is None and not _has_local_weights(local):
         notes.append(
             f"{spec}: the HF cache holds config.json but no weights or headers for {commit[:12]}; "
@@ -107,6 +110,7 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
     return ModelSource(
         source=Source(spec=spec, kind="cache", path=str(folder), repo_id=spec, revision=commit),
         config=read_config(config_path, spec),
+        code_folder=folder if options.fetch_code else None,
         checkpoint=checkpoint,
         notes=tuple(notes),
         values_are_remote=checkpoint is not None
@@ -141,8 +145,11 @@ def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
             )
         )
     commit = str(info.sha)
+    names = _names_under(siblings, options.subfolder)
+    if options.fetch_code:
+        _fetch_code_files(spec, commit, options, names)
     recorded = HeaderCache(spec, commit, options.subfolder)
-    remote = RemoteFiles(spec, commit, options, _names_under(siblings, options.subfolder), recorded)
+    remote = RemoteFiles(spec, commit, options, names, recorded)
     notes: list[str] = []
     with hub_errors(spec, options):
         checkpoint = _find_remote_checkpoint(
@@ -152,10 +159,28 @@ def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
     return ModelSource(
         source=Source(spec=spec, kind="hub", path=None, repo_id=spec, revision=commit),
         config=read_config(config_path, spec),
+        code_folder=config_path.parent if options.fetch_code else None,
         checkpoint=checkpoint,
         notes=tuple(notes),
         values_are_remote=True,
     )
+
+
+def _fetch_code_files(spec: str, commit: str, options: HubOptions, names: set[str]) -> None:
+    """The repo's Python files, into the snapshot beside config.json (small; never weights)."""
+    from huggingface_hub import hf_hub_download
+
+    with hub_errors(spec, options):
+        for name in sorted(n for n in names if n.endswith(".py")):
+            hf_hub_download(
+                spec,
+                name,
+                subfolder=options.subfolder or None,
+                revision=commit,
+                cache_dir=options.cache_dir,
+                token=options.token_value,
+                endpoint=options.endpoint,
+            )
 
 
 def _has_local_weights(local: LocalFiles) -> bool:
@@ -421,7 +446,8 @@ def hub_errors(spec: str, options: HubOptions) -> Iterator[None]:
 
     endpoint = options.endpoint
     try:
-        yield
+        with _quiet_hub():
+            yield
     except GatedRepoError:
         raise InputError(
             f"{spec} is gated: accept its terms on the Hub, then pass a token "
@@ -452,6 +478,26 @@ def hub_errors(spec: str, options: HubOptions) -> Iterator[None]:
             f"cannot reach {endpoint} ({type(exc).__name__}); work offline from the cache with "
             "--offline or HF_HUB_OFFLINE=1"
         ) from None
+
+
+@contextlib.contextmanager
+def _quiet_hub() -> Iterator[None]:
+    """No download bars or retry warnings from huggingface_hub: gpt2tie reports failures itself."""
+    import logging
+
+    from huggingface_hub import utils as hub_utils  # the bar switches are not re-exported
+
+    logger = logging.getLogger("huggingface_hub")
+    previous_level = logger.level
+    bars_were_off = hub_utils.are_progress_bars_disabled()  # type: ignore[attr-defined]
+    logger.setLevel(logging.ERROR)
+    hub_utils.disable_progress_bars()  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        logger.setLevel(previous_level)
+        if not bars_were_off:
+            hub_utils.enable_progress_bars()  # type: ignore[attr-defined]
 
 
 _NETWORK_ERRORS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gpt2tie.formats.checkpoint import Checkpoint
@@ -17,3 +18,5 @@ class ModelSource:
     notes: tuple[str, ...] = ()
     # Tensor values would come over the network: value checks are then opt-in (--values).
     values_are_remote: bool = False
+    # Where the repo's custom code was fetched to, with --trust-remote-code.
+    code_folder: Path | None = None
