@@ -8,9 +8,18 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from gpt2tie.report import CountReport, Report
+    import torch
 
-__all__ = ["__version__", "count_params", "inspect"]
+    from gpt2tie.report import AliasGroup, CountReport, Report
+
+__all__ = [
+    "__version__",
+    "assert_tied",
+    "count_params",
+    "find_aliases",
+    "inspect",
+    "inspect_module",
+]
 
 
 def inspect(
@@ -74,3 +83,25 @@ def count_params(
     return count_source(
         resolve(model_spec, hub), depth, InspectOptions(class_name, trust_remote_code)
     )
+
+
+def inspect_module(module: torch.nn.Module) -> Report:
+    """The report for a model in memory: aliases by identity and by shared storage, counts,
+    heads, and ties that broke at run time (meta init, `to_empty()`, `assign=True`, ...)."""
+    from gpt2tie.analysis.live_module import inspect_module as inspect_live
+
+    return inspect_live(module)
+
+
+def find_aliases(module: torch.nn.Module) -> list[AliasGroup]:
+    """Groups of parameter names that are one tensor; cheap enough for a training loop."""
+    from gpt2tie.analysis.aliases import find_aliases as find
+
+    return find(module)
+
+
+def assert_tied(module: torch.nn.Module, name: str, to: str | None = None) -> tuple[str, ...]:
+    """AssertionError unless `name` (parameter or module) is tied (to `to`, if given)."""
+    from gpt2tie.analysis.live_module import assert_tied as check
+
+    return check(module, name, to)

@@ -1,0 +1,216 @@
+"""Inspect a live `torch.nn.Module`: aliases by identity and storage, counts, heads, broken ties."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gpt2tie import __version__
+from gpt2tie.analysis.aliases import alias_groups, parameter_table
+from gpt2tie.analysis.counts import parameter_counts
+from gpt2tie.analysis.findings import FindingInputs, collect_findings
+from gpt2tie.analysis.heads import find_heads
+from gpt2tie.report import SEVERITY_RANK, AliasGroup, Finding, Head, ModelInfo, Report, Source
+
+if TYPE_CHECKING:
+    import torch
+
+# Prefixes that wrappers add in front of every parameter name.
+WRAPPER_PREFIXES = {
+    "_orig_mod.": "torch.compile",
+    "module.": "DistributedDataParallel / DataParallel",
+    "base_model.model.": "a PEFT wrapper",
+}
+
+
+def inspect_module(module: torch.nn.Module) -> Report:
+    """The same report as `inspect`, for a model in memory (HF or plain PyTorch)."""
+    table = parameter_table(module)
+    groups = tuple(alias_groups(table))
+    inner, prefix = _transformers_model(module)
+    declared: dict[str, str] = {}
+    heads: tuple[Head, ...] = ()
+    info = ModelInfo(model_type="", class_name=type(module).__name__, tie_word_embeddings=None)
+    if inner is not None:
+        inner_declared = dict(getattr(inner, "all_tied_weights_keys", None) or {})
+        declared = {prefix + t: prefix + s for t, s in inner_declared.items()}
+        inner_heads = find_heads(inner, parameter_table(inner), inner_declared, lambda _: None)
+        heads = tuple(_prefixed(head, prefix) for head in inner_heads)
+        config = getattr(inner, "config", None)
+        tie = getattr(config.get_text_config(), "tie_word_embeddings", None) if config else None
+        info = ModelInfo(
+            model_type=str(getattr(config, "model_type", "")),
+            class_name=type(module).__name__,
+            tie_word_embeddings=None if tie is None else bool(tie),
+        )
+    names = {name for names in table.names_by_object.values() for name in names}
+    broken = _broken_declared_ties(module, declared, names, groups)
+    findings = collect_findings(
+        FindingInputs(
+            class_name=info.class_name,
+            source_kind="module",
+            has_checkpoint=True,  # a live model is not "structural only"
+            custom_code_ignored=False,
+            declared_ties={},  # checked below, with causes a live model can show
+            alias_groups=groups,
+            heads=heads,
+            prediction=None,
+            redundant_copy_bytes={},
+            stored_buffers=(),
+            identical_untied_heads=(),
+        )
+    )
+    notes = _wrapper_notes(names)
+    return Report(
+        gpt2tie_version=__version__,
+        source=Source(spec=type(module).__name__, kind="module", path=None),
+        model=info,
+        parameters=parameter_counts(module, table),
+        alias_groups=groups,
+        heads=heads,
+        checkpoint=None,
+        findings=tuple(
+            sorted(
+                (*findings, *broken, *notes),
+                key=lambda f: (-SEVERITY_RANK[f.severity], f.code),
+            )
+        ),
+    )
+
+
+def _transformers_model(module: torch.nn.Module) -> tuple[Any, str]:
+    """The outermost transformers model inside `module` (itself, or under a wrapper), and its
+    name prefix."""
+    try:
+        from transformers import PreTrainedModel
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return None, ""
+    for name, child in module.named_modules():
+        if isinstance(child, PreTrainedModel):
+            return child, f"{name}." if name else ""
+    return None, ""
+
+
+def _prefixed(head: Head, prefix: str) -> Head:
+    if not prefix:
+        return head
+    return Head(
+        module=prefix + head.module,
+        parameter=prefix + head.parameter,
+        kind=head.kind,
+        tied=head.tied,
+        tied_to=prefix + head.tied_to if head.tied_to else None,
+        declared_tied=head.declared_tied,
+        stored_in_checkpoint=None,
+    )
+
+
+def _resolve_wrapped(name: str, names: set[str]) -> str | None:
+    """`lm_head.weight`, or where a LoRA-style wrapper moved it (`lm_head.base_layer.weight`)."""
+    if name in names:
+        return name
+    module, _, attribute = name.rpartition(".")
+    wrapped = f"{module}.base_layer.{attribute}"
+    return wrapped if wrapped in names else None
+
+
+def _broken_declared_ties(
+    module: torch.nn.Module,
+    declared: dict[str, str],
+    names: set[str],
+    groups: tuple[AliasGroup, ...],
+) -> list[Finding]:
+    findings = []
+    same_object = {
+        name: group for group in groups if group.kind == "same_parameter" for name in group.names
+    }
+    same_storage = {
+        name: group for group in groups if group.kind == "shared_storage" for name in group.names
+    }
+    canonical = {name: group.canonical for group in same_object.values() for name in group.names}
+    for declared_target, declared_source in declared.items():
+        target = _resolve_wrapped(declared_target, names)
+        source = _resolve_wrapped(declared_source, names)
+        if target is None or source is None:
+            continue
+        group = same_object.get(target)
+        if group is not None and source in group.names:
+            continue
+        target_key, source_key = canonical.get(target, target), canonical.get(source, source)
+        storage = same_storage.get(target_key)
+        on_meta = module.get_parameter(target).is_meta or module.get_parameter(source).is_meta
+        if storage is not None and source_key in storage.names:
+            cause = (
+                "they are two Parameters over the same memory, as load_state_dict(..., "
+                "assign=True) leaves them"
+            )
+        elif on_meta:
+            cause = "they are separate tensors on the meta device (built on meta, not yet tied)"
+        else:
+            cause = (
+                "they are separate tensors: typically to_empty() after a meta-device build, "
+                "or a replaced head module"
+            )
+        findings.append(
+            Finding(
+                "declared-tie-not-aliased",
+                "error",
+                f"{declared_target} is declared tied to {declared_source}, but {cause}. If the "
+                "tie should hold, call model.tie_weights(). If you meant to untie, set "
+                "config.tie_word_embeddings = False first: otherwise the next tie_weights() "
+                "(resize_token_embeddings, save and reload) overwrites the head with the "
+                "embedding",
+                (declared_target, declared_source),
+            )
+        )
+    return findings
+
+
+def _wrapper_notes(names: set[str]) -> list[Finding]:
+    notes = []
+    for prefix, wrapper in WRAPPER_PREFIXES.items():
+        if names and all(name.startswith(prefix) for name in names):
+            notes.append(
+                Finding(
+                    "wrapper-prefix",
+                    "info",
+                    f"every name starts with {prefix!r}, added by {wrapper}: strip it to match "
+                    "the names in checkpoints and in the unwrapped model",
+                )
+            )
+    return notes
+
+
+def assert_tied(module: torch.nn.Module, name: str, to: str | None = None) -> tuple[str, ...]:
+    """Raise AssertionError unless `name` (a parameter, or a module's weight) shares its tensor
+    with another name (with `to`, if given). Returns every name of that tensor."""
+    table = parameter_table(module)
+    by_name = table.object_id_by_name()
+    parameter = name if name in by_name else f"{name}.weight"
+    if parameter not in by_name:
+        raise AssertionError(f"{name}: no such parameter or module with a weight in this model")
+    aliases = tuple(table.names_by_object[by_name[parameter]])
+    others = [alias for alias in aliases if alias != parameter]
+    if to is not None:
+        wanted = to if to in by_name else f"{to}.weight"
+        if wanted not in aliases:
+            described = (
+                f"it is the same tensor as {', '.join(others)}"
+                if others
+                else "it is its own tensor"
+            )
+            raise AssertionError(f"{parameter} is not tied to {wanted}: {described}")
+    elif not others:
+        storage = [g for g in find_shared_storage(module) if parameter in g.names]
+        hint = ""
+        if storage:
+            sharing = ", ".join(n for n in storage[0].names if n != parameter)
+            hint = (
+                f"; it shares memory with {sharing} but is a separate Parameter "
+                "(call model.tie_weights())"
+            )
+        raise AssertionError(f"{parameter} is not tied: it is its own tensor{hint}")
+    return aliases
+
+
+def find_shared_storage(module: torch.nn.Module) -> list[AliasGroup]:
+    return [g for g in alias_groups(parameter_table(module)) if g.kind == "shared_storage"]
