@@ -15,7 +15,7 @@ from rich.console import Console
 
 from gpt2tie import __version__
 from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, Gpt2tieError
-from gpt2tie.report import BuiltinList, CheckReport, CountReport, Report
+from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
 app = typer.Typer(
     name="gpt2tie",
@@ -226,6 +226,46 @@ def inspect(
         raise typer.Exit(EXIT_FINDINGS)
 
 
+@app.command()
+@reports_errors
+def explain(
+    model: ModelArgument,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="A parameter or module (default: every tied head).", show_default=False
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+    class_name: ClassOption = None,
+    trust_remote_code: TrustOption = False,
+    revision: RevisionOption = None,
+    token: TokenOption = None,
+    offline: OfflineOption = False,
+    subfolder: SubfolderOption = "",
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Explain what a tie means for MODEL: training, freezing, optimizers, weight decay, saving,
+    counting, and the ways forward.
+
+    [bold]Examples[/bold]
+
+      [cyan]gpt2tie explain gpt2 lm_head[/cyan]   (fine-tune the head: does wte train too?)
+
+      [cyan]gpt2tie explain ./checkpoint --json[/cyan]
+    """
+    from gpt2tie.analysis.explain import explain as explain_report
+    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+
+    model_source = _resolve(
+        model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    )
+    options = InspectOptions(class_name, trust_remote_code, _check_values(None, model_source))
+    with _working(f"Inspecting {model}"):
+        report = inspect_source(model_source, options)
+    _emit(explain_report(report, name), json_output)
+
+
 @app.command("list-builtin")
 @reports_errors
 def list_builtin(json_output: JsonOption = False) -> None:
@@ -394,7 +434,9 @@ class _working:
             self._status.__exit__(None, None, None)
 
 
-def _emit(result: Report | CountReport | CheckReport | BuiltinList, json_output: bool) -> None:
+def _emit(
+    result: Report | CountReport | CheckReport | BuiltinList | ExplainReport, json_output: bool
+) -> None:
     from gpt2tie.render import render
 
     output = render(result, "json" if json_output else "table")

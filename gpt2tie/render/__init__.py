@@ -11,14 +11,15 @@ from gpt2tie.render.rich_render import (
     render_builtin_list,
     render_check,
     render_counts,
+    render_explanations,
     render_report,
 )
-from gpt2tie.report import BuiltinList, CheckReport, CountReport, Report
+from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
 OutputFormat = Literal["table", "json"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
-Result = Report | CountReport | CheckReport | BuiltinList
+Result = Report | CountReport | CheckReport | BuiltinList | ExplainReport
 
 
 def render(result: Result, output_format: OutputFormat) -> str | RenderableType:
@@ -31,4 +32,6 @@ def render(result: Result, output_format: OutputFormat) -> str | RenderableType:
         return render_check(result)
     if isinstance(result, BuiltinList):
         return render_builtin_list(result)
+    if isinstance(result, ExplainReport):
+        return render_explanations(result)
     return render_counts(result)

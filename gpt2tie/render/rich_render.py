@@ -12,6 +12,7 @@ from gpt2tie.report import (
     CheckpointSummary,
     CheckReport,
     CountReport,
+    ExplainReport,
     Finding,
     Head,
     ModelInfo,
@@ -268,3 +269,29 @@ def render_builtin_list(listing: BuiltinList) -> RenderableType:
             _yes_no(entry.tie_word_embeddings),
         )
     return table
+
+
+def render_explanations(result: ExplainReport) -> RenderableType:
+    parts: list[RenderableType] = [_title(result.source, result.model)]
+    for explanation in result.explanations:
+        parts.append("")
+        heading = Text(explanation.parameter, style="bold")
+        heading.append(
+            f" is the same tensor as {', '.join(explanation.same_tensor_as)}"
+            if explanation.tied
+            else " is its own tensor",
+            style="bold",
+        )
+        parts.append(heading)
+        for topic in explanation.topics:
+            line = Text("  ")
+            line.append(f"{topic.topic}: ", style="cyan")
+            line.append(topic.text)
+            parts.append(line)
+        parts.append(Text("  Ways forward:", style="bold"))
+        for way in explanation.ways_forward:
+            line = Text("  - ")
+            line.append(f"{way.topic}: ", style="green")
+            line.append(way.text)
+            parts.append(line)
+    return Group(*parts)
