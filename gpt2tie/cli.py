@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -40,6 +41,11 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., None])
+
+
+class PreferValues(str, enum.Enum):
+    embedding = "embedding"
+    head = "head"
 
 
 class FailOn(str, enum.Enum):
@@ -264,6 +270,136 @@ def explain(
     with _working(f"Inspecting {model}"):
         report = inspect_source(model_source, options)
     _emit(explain_report(report, name), json_output)
+
+
+OutOption = Annotated[
+    Path, typer.Option("--out", help="The new checkpoint folder (must not exist, or be empty).")
+]
+HeadsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--heads",
+        metavar="HEAD",
+        help="Heads to change (default: all; tie_word_embeddings switches them together).",
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty --out folder.")]
+
+
+@app.command()
+@reports_errors
+def untie(
+    model: ModelArgument,
+    out: OutOption,
+    heads: HeadsOption = None,
+    force: ForceOption = False,
+    class_name: ClassOption = None,
+) -> None:
+    """Write a copy of MODEL where each tied head has its own weight (tie_word_embeddings:
+    false), so head and embedding can be trained or frozen separately.
+
+    The source is never modified; --out is written in a temporary folder and renamed into place.
+
+    [bold]Examples[/bold]
+
+      [cyan]gpt2tie untie ./gpt2 --out ./gpt2-untied[/cyan]
+
+      [cyan]gpt2tie inspect ./gpt2-untied[/cyan]   (untied, with an untied-identical finding)
+    """
+    from gpt2tie.analysis.rewrite_plan import plan_untie
+
+    _rewrite(
+        model, out, force, class_name, lambda source, report: plan_untie(source, report, heads)
+    )
+
+
+@app.command()
+@reports_errors
+def retie(
+    model: ModelArgument,
+    out: OutOption,
+    heads: HeadsOption = None,
+    prefer: Annotated[
+        PreferValues | None,
+        typer.Option(
+            "--prefer",
+            help="When head and embedding differ, whose values to keep.",
+            show_default=False,
+        ),
+    ] = None,
+    force: ForceOption = False,
+    class_name: ClassOption = None,
+) -> None:
+    """Write a copy of MODEL where each untied head is tied to its embedding again
+    (tie_word_embeddings: true) and its stored copy is dropped.
+
+    Refuses when their values differ, unless --prefer says which to keep.
+
+    [bold]Examples[/bold]
+
+      [cyan]gpt2tie retie ./gpt2-untied --out ./gpt2-tied[/cyan]
+
+      [cyan]gpt2tie retie ./finetuned --out ./tied --prefer head[/cyan]
+    """
+    from gpt2tie.analysis.rewrite_plan import Prefer, plan_retie
+
+    keep: Prefer | None = None
+    if prefer is not None:
+        keep = "embedding" if prefer is PreferValues.embedding else "head"
+    _rewrite(
+        model,
+        out,
+        force,
+        class_name,
+        lambda source, report: plan_retie(source, report, heads, keep),
+    )
+
+
+def _rewrite(
+    model: str, out: Path, force: bool, class_name: str | None, make_plan: Callable[[Any, Any], Any]
+) -> None:
+    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+    from gpt2tie.writing import planned_bytes, write_checkpoint_folder
+
+    model_source = _resolve(model, _hub_options(None, None, False, "", None, False))
+    with _working(f"Planning {model}"):
+        report = inspect_source(model_source, InspectOptions(class_name))
+        plan = make_plan(model_source, report)
+    folder = model_source.checkpoint.access.local_path(".")
+    total = planned_bytes(plan)
+    with _byte_progress(total, f"Writing {out}") as on_bytes:
+        write_checkpoint_folder(plan, model_source.checkpoint, folder, out, force, on_bytes)
+    for change in plan.changes:
+        _stderr().print(f"  {change}", highlight=False, markup=False, soft_wrap=True)
+    _stderr().print(f"wrote {out} ({total:,} bytes of tensors)", highlight=False, markup=False)
+
+
+@contextlib.contextmanager
+def _byte_progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr (interactive terminals only) fed with byte counts."""
+    console = _stderr()
+    if not console.is_terminal:
+        yield lambda _: None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda count: progress.advance(task, count)
 
 
 @app.command("list-builtin")

@@ -48,3 +48,19 @@ class ValueReader:
 def element_ranges(numel: int, elements_per_chunk: int) -> Iterator[tuple[int, int]]:
     for start in range(0, numel, max(1, elements_per_chunk)):
         yield start, min(numel, start + elements_per_chunk)
+
+
+def iter_stored_bytes(
+    checkpoint: Checkpoint, tensor: StoredTensor, chunk_bytes: int = 64 * 1024 * 1024
+) -> Iterator[bytes]:
+    """The raw bytes of a stored tensor, in order, `chunk_bytes` at a time."""
+    if checkpoint.format == "pytorch":
+        import torch
+
+        flat = checkpoint.mapped_tensors[tensor.name].contiguous().reshape(-1).view(torch.uint8)
+        for start, stop in element_ranges(flat.numel(), chunk_bytes):
+            yield flat[start:stop].numpy().tobytes()
+        return
+    base = tensor.data_start + tensor.begin
+    for start, stop in element_ranges(tensor.nbytes, chunk_bytes):
+        yield bytes(checkpoint.access.read(tensor.file, base + start, stop - start))
