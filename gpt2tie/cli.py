@@ -9,13 +9,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from gpt2tie import __version__
 from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, Gpt2tieError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
 from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
 app = typer.Typer(
@@ -56,10 +59,14 @@ class FailOn(str, enum.Enum):
 
 
 def _stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
 def _stdout() -> Console:
+    from rich.console import Console
+
     return Console(soft_wrap=False)
 
 
@@ -126,6 +133,10 @@ TrustOption = Annotated[
 ]
 
 
+NoCacheOption = Annotated[
+    bool,
+    typer.Option("--no-cache", help="Recompute instead of reusing gpt2tie's result cache."),
+]
 ValuesOption = Annotated[
     bool | None,
     typer.Option(
@@ -192,6 +203,7 @@ def inspect(
     offline: OfflineOption = False,
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
     load: Annotated[
         bool,
         typer.Option(
@@ -223,7 +235,7 @@ def inspect(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     )
     options = InspectOptions(
-        class_name, trust_remote_code, _check_values(values, model_source), load
+        class_name, trust_remote_code, _check_values(values, model_source), load, not no_cache
     )
     with _working(f"Inspecting {model}"):
         report = inspect_source(model_source, options)
@@ -250,6 +262,7 @@ def explain(
     offline: OfflineOption = False,
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Explain what a tie means for MODEL: training, freezing, optimizers, weight decay, saving,
     counting, and the ways forward.
@@ -266,7 +279,9 @@ def explain(
     model_source = _resolve(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     )
-    options = InspectOptions(class_name, trust_remote_code, _check_values(None, model_source))
+    options = InspectOptions(
+        class_name, trust_remote_code, _check_values(None, model_source), use_cache=not no_cache
+    )
     with _working(f"Inspecting {model}"):
         report = inspect_source(model_source, options)
     _emit(explain_report(report, name), json_output)
@@ -472,6 +487,7 @@ def check(
     offline: OfflineOption = False,
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Gate CI on MODEL: expected ties, parameter bounds and findings. Exit 0 if every check
     passes, 1 if one fails, 2 on bad input.
@@ -497,7 +513,9 @@ def check(
     model_source = _resolve(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     )
-    options = InspectOptions(class_name, trust_remote_code, _check_values(values, model_source))
+    options = InspectOptions(
+        class_name, trust_remote_code, _check_values(values, model_source), use_cache=not no_cache
+    )
     with _working(f"Checking {model}"):
         result = run_checks(inspect_source(model_source, options), expectations)
     _emit(result, json_output)
@@ -520,6 +538,7 @@ def count_params(
     offline: OfflineOption = False,
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Count MODEL's parameters: unique and per name, per module, per dtype.
 
@@ -537,7 +556,8 @@ def count_params(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     )
     with _working(f"Counting {model}"):
-        report = count_source(model_source, depth, InspectOptions(class_name, trust_remote_code))
+        options = InspectOptions(class_name, trust_remote_code, use_cache=not no_cache)
+        report = count_source(model_source, depth, options)
     _emit(report, json_output)
 
 

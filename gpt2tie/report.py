@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +19,53 @@ SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 
 def _json_name(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("json", f.name))
+
+
+def from_json_value(cls: Any, data: Any) -> Any:
+    """Rebuild a result object from its JSON form (the inverse of `to_json_value`).
+
+    Raises ValueError on anything that does not fit the declared types.
+    """
+    origin = typing.get_origin(cls)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(cls)
+        if data is None and type(None) in options:
+            return None
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return from_json_value(option, data)
+            except ValueError:
+                continue
+        raise ValueError(f"{data!r} fits none of {options}")
+    if origin is typing.Literal:
+        if data not in typing.get_args(cls):
+            raise ValueError(f"{data!r} is not one of {typing.get_args(cls)}")
+        return data
+    if origin is tuple:
+        item_type = typing.get_args(cls)[0]
+        if not isinstance(data, list):
+            raise ValueError(f"expected a list, got {type(data).__name__}")
+        return tuple(from_json_value(item_type, item) for item in data)
+    if origin is dict:
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object, got {type(data).__name__}")
+        return dict(data)
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object for {cls.__name__}")
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in dataclasses.fields(cls):
+            key = _json_name(f)
+            if key not in data:
+                raise ValueError(f"{cls.__name__}: missing {key}")
+            values[f.name] = from_json_value(hints[f.name], data[key])
+        return cls(**values)
+    if cls in (int, str, bool, float) and not (cls is int and isinstance(data, bool)):
+        if not isinstance(data, cls):
+            raise ValueError(f"expected {cls.__name__}, got {type(data).__name__}")
+        return data
+    raise ValueError(f"cannot rebuild {cls!r}")
 
 
 def to_json_value(value: Any) -> Any:

@@ -1,37 +1,38 @@
-"""Pick the renderer for an output format: one mapping, every format covered."""
+"""Pick the renderer for a result and an output format: one mapping, every result covered."""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
-from rich.console import RenderableType
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from gpt2tie.render.json_render import render_json
-from gpt2tie.render.rich_render import (
-    render_builtin_list,
-    render_check,
-    render_counts,
-    render_explanations,
-    render_report,
-)
 from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 OutputFormat = Literal["table", "json"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
 Result = Report | CountReport | CheckReport | BuiltinList | ExplainReport
+RESULT_TYPES: tuple[type, ...] = get_args(Result)
+
+
+def table_renderers() -> dict[type, Callable[[Any], RenderableType]]:
+    """Result type -> its Rich renderer (imported only when a table is wanted)."""
+    from gpt2tie.render import rich_render
+
+    return {
+        Report: rich_render.render_report,
+        CountReport: rich_render.render_counts,
+        CheckReport: rich_render.render_check,
+        BuiltinList: rich_render.render_builtin_list,
+        ExplainReport: rich_render.render_explanations,
+    }
 
 
 def render(result: Result, output_format: OutputFormat) -> str | RenderableType:
     """JSON text, or a Rich renderable for the table format."""
     if output_format == "json":
         return render_json(result)
-    if isinstance(result, Report):
-        return render_report(result)
-    if isinstance(result, CheckReport):
-        return render_check(result)
-    if isinstance(result, BuiltinList):
-        return render_builtin_list(result)
-    if isinstance(result, ExplainReport):
-        return render_explanations(result)
-    return render_counts(result)
+    return table_renderers()[type(result)](result)

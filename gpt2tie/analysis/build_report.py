@@ -1,0 +1,307 @@
+"""The analysis of one resolved model source: skeleton, load prediction, report objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gpt2tie import __version__
+from gpt2tie.analysis.aliases import ParameterTable, alias_groups, parameter_table
+from gpt2tie.analysis.counts import (
+    dtype_counts_from_checkpoint,
+    dtype_counts_from_parameters,
+    module_counts,
+    parameter_counts,
+)
+from gpt2tie.analysis.findings import FindingInputs, IdenticalUntiedHead, collect_findings
+from gpt2tie.analysis.heads import find_heads
+from gpt2tie.analysis.inspect_model import InspectOptions
+from gpt2tie.analysis.load_prediction import LoadPrediction, predict_load, untie
+from gpt2tie.analysis.skeleton import (
+    Skeleton,
+    build_skeleton,
+    cast_as_loaded,
+    quiet_transformers,
+)
+from gpt2tie.analysis.values import stored_values_equal
+from gpt2tie.errors import InputError
+from gpt2tie.formats.checkpoint import Checkpoint
+from gpt2tie.formats.tensor_values import ValueReader
+from gpt2tie.report import (
+    CheckpointSummary,
+    CountReport,
+    Head,
+    ModelInfo,
+    Report,
+    TieOnLoad,
+)
+from gpt2tie.sources.model_source import ModelSource
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _skeleton(model_source: ModelSource, options: InspectOptions) -> Skeleton:
+    code_folder = model_source.code_folder
+    if code_folder is None and model_source.source.kind == "local":
+        code_folder = Path(str(model_source.source.path))
+    return build_skeleton(
+        model_source.config, options.class_name, options.trust_remote_code, code_folder
+    )
+
+
+def _model_info(model_source: ModelSource, skeleton: Skeleton) -> ModelInfo:
+    return ModelInfo(
+        model_type=str(model_source.config["model_type"]),
+        class_name=skeleton.class_name,
+        tie_word_embeddings=_tie_word_embeddings(skeleton),
+    )
+
+
+def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Report:
+    skeleton = _skeleton(model_source, options)
+    declared_ties = dict(getattr(skeleton.model, "all_tied_weights_keys", None) or {})
+    checkpoint = model_source.checkpoint
+    model = skeleton.model
+    prediction: LoadPrediction | None = None
+    log_lines: tuple[str, ...] = ()
+    if checkpoint is not None and options.load:
+        from gpt2tie.analysis.real_load import load_for_real
+
+        folder = checkpoint.access.local_path(".")
+        if folder is None or model_source.source.kind == "hub":
+            raise InputError("--load needs the checkpoint files on local disk")
+        model, prediction, log_lines = load_for_real(
+            skeleton.model_class,
+            folder,
+            checkpoint,
+            declared_ties,
+            options.trust_remote_code,
+        )
+    elif checkpoint is not None:
+        load_dtype = _load_dtype(skeleton, checkpoint)
+        with quiet_transformers():
+            prediction = predict_load(model, checkpoint, load_dtype, options.check_values)
+        for tie in prediction.ties:
+            if not tie.tied:
+                untie(model, tie.target)
+        cast_as_loaded(model, load_dtype)
+    elif (config_dtype := _config_dtype(skeleton)) is not None:
+        cast_as_loaded(model, config_dtype)
+
+    table = parameter_table(model)
+    groups = tuple(alias_groups(table))
+
+    def is_stored(parameter_name: str) -> bool | None:
+        return None if prediction is None else parameter_name in prediction.stored_by_model_key
+
+    heads = tuple(find_heads(model, table, declared_ties, is_stored))
+    identical: tuple[IdenticalUntiedHead, ...] = ()
+    head_bytes_read = 0
+    if checkpoint is not None and prediction is not None and options.check_values:
+        identical, head_bytes_read = _identical_untied_heads(
+            model, table, heads, checkpoint, prediction
+        )
+    summary = None
+    if checkpoint is not None and prediction is not None:
+        summary = _checkpoint_summary(
+            checkpoint, table, prediction, options, log_lines, head_bytes_read
+        )
+    findings = collect_findings(
+        FindingInputs(
+            class_name=skeleton.class_name,
+            source_kind=model_source.source.kind,
+            has_checkpoint=checkpoint is not None,
+            custom_code_ignored=skeleton.custom_code_ignored,
+            declared_ties=declared_ties,
+            alias_groups=groups,
+            heads=heads,
+            prediction=prediction,
+            redundant_copy_bytes=_redundant_copy_bytes(checkpoint, prediction),
+            stored_buffers=_stored_buffers(model, prediction),
+            identical_untied_heads=identical,
+            transformers_log=log_lines,
+        )
+    )
+    return Report(
+        gpt2tie_version=__version__,
+        source=model_source.source,
+        model=_model_info(model_source, skeleton),
+        parameters=parameter_counts(model, table),
+        alias_groups=groups,
+        heads=heads,
+        checkpoint=summary,
+        findings=findings,
+    )
+
+
+def count_uncached(model_source: ModelSource, depth: int, options: InspectOptions) -> CountReport:
+    skeleton = _skeleton(model_source, options)
+    model = skeleton.model
+    checkpoint = model_source.checkpoint
+    if checkpoint is None and (config_dtype := _config_dtype(skeleton)) is not None:
+        cast_as_loaded(model, config_dtype)
+    table = parameter_table(model)
+    if checkpoint is not None:
+        by_dtype = dtype_counts_from_checkpoint(checkpoint.tensors)
+    else:
+        by_dtype = dtype_counts_from_parameters(table)
+    return CountReport(
+        gpt2tie_version=__version__,
+        source=model_source.source,
+        model=_model_info(model_source, skeleton),
+        parameters=parameter_counts(model, table),
+        modules=tuple(module_counts(model, table, depth)),
+        by_dtype=tuple(by_dtype),
+        by_dtype_source="checkpoint" if checkpoint is not None else "config",
+    )
+
+
+def _tie_word_embeddings(skeleton: Skeleton) -> bool | None:
+    """The flag that decides ties; for composite models the text sub-config holds it."""
+    config = skeleton.config
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text_config, "tie_word_embeddings", None)
+    if value is None:
+        value = getattr(config, "tie_word_embeddings", None)
+    return bool(value) if value is not None else None
+
+
+def _config_dtype(skeleton: Skeleton) -> torch.dtype | None:
+    import torch
+
+    value = getattr(skeleton.config, "dtype", None)
+    if isinstance(value, str):
+        value = getattr(torch, value, None)
+    return value if isinstance(value, torch.dtype) and value.is_floating_point else None
+
+
+def _load_dtype(skeleton: Skeleton, checkpoint: Checkpoint) -> torch.dtype:
+    """`dtype="auto"`, the from_pretrained default: the config's dtype, else the first
+    floating-point tensor stored."""
+    import torch
+
+    configured = _config_dtype(skeleton)
+    if configured is not None:
+        return configured
+    for tensor in checkpoint.tensors:
+        dtype = getattr(torch, tensor.torch_dtype, None)
+        if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+            return dtype
+    return torch.float32
+
+
+def _identical_untied_heads(
+    model: torch.nn.Module,
+    table: ParameterTable,
+    heads: tuple[Head, ...],
+    checkpoint: Checkpoint,
+    prediction: LoadPrediction,
+) -> tuple[tuple[IdenticalUntiedHead, ...], int]:
+    """Untied LM heads stored with exactly the values of their input embedding; bytes read."""
+    import torch
+
+    getter = getattr(model, "get_input_embeddings", None)
+    try:
+        embedding = getter() if getter is not None else None
+    except (NotImplementedError, AttributeError):
+        embedding = None
+    if not isinstance(embedding, torch.nn.Embedding):
+        return (), 0
+    embedding_name = table.canonical_name(id(embedding.weight))
+    stored = prediction.stored_by_model_key
+    if embedding_name not in stored:
+        return (), 0
+    embedding_tensor = checkpoint.tensor(stored[embedding_name])
+    # A refused tie already compared the head with its source: they differ.
+    already_differ = {tie.target for tie in prediction.ties if tie.outcome == "values-differ"}
+    found = []
+    with ValueReader(checkpoint) as reader:
+        for head in heads:
+            if head.kind != "lm" or head.tied or head.parameter not in stored:
+                continue
+            if head.parameter in already_differ:
+                continue
+            head_tensor = checkpoint.tensor(stored[head.parameter])
+            if head_tensor.shape == embedding_tensor.shape and stored_values_equal(
+                reader, head_tensor, embedding_tensor, getattr(torch, prediction.load_dtype)
+            ):
+                found.append(
+                    IdenticalUntiedHead(head.parameter, embedding_name, head_tensor.nbytes)
+                )
+        bytes_read = reader.bytes_read
+    return tuple(found), bytes_read
+
+
+def _redundant_copy_bytes(
+    checkpoint: Checkpoint | None, prediction: LoadPrediction | None
+) -> dict[str, int]:
+    """Bytes wasted by each tie target stored beside its equal source; a `.bin` that stores
+    both names over one storage wastes nothing."""
+    if checkpoint is None or prediction is None:
+        return {}
+    stored = prediction.stored_by_model_key
+    wasted = {}
+    for tie in prediction.ties:
+        if tie.outcome != "values-equal":
+            continue
+        target, source = (
+            checkpoint.tensor(stored[tie.target]),
+            checkpoint.tensor(stored[tie.source]),
+        )
+        same_bytes = target.storage is not None and (target.file, target.storage, target.begin) == (
+            source.file,
+            source.storage,
+            source.begin,
+        )
+        if not same_bytes:
+            wasted[tie.target] = target.nbytes
+    return wasted
+
+
+def _stored_buffers(model: torch.nn.Module, prediction: LoadPrediction | None) -> tuple[str, ...]:
+    if prediction is None:
+        return ()
+    buffers = {name for name, _ in model.named_buffers()}
+    return tuple(
+        stored for key, stored in sorted(prediction.stored_by_model_key.items()) if key in buffers
+    )
+
+
+def _checkpoint_summary(
+    checkpoint: Checkpoint,
+    table: ParameterTable,
+    prediction: LoadPrediction,
+    options: InspectOptions,
+    log_lines: tuple[str, ...],
+    head_bytes_read: int,
+) -> CheckpointSummary:
+    stored = prediction.stored_by_model_key
+    parameter_names = set(table.object_id_by_name())
+    used = {source for key, source in stored.items() if key in parameter_names}
+    not_stored = [
+        names[0]
+        for names in table.names_by_object.values()
+        if not any(name in stored for name in names)
+    ]
+    return CheckpointSummary(
+        format=checkpoint.format,
+        files=checkpoint.files,
+        tensors=len(checkpoint.tensors),
+        stored_parameters=sum(t.numel for t in checkpoint.tensors),
+        stored_bytes=sum(t.nbytes for t in checkpoint.tensors),
+        not_parameters=tuple(sorted(checkpoint.tensor_names - used)),
+        parameters_not_stored=tuple(not_stored),
+        method="from_pretrained" if options.load else "headers",
+        load_dtype=prediction.load_dtype,
+        missing=prediction.missing,
+        unexpected=prediction.unexpected,
+        mismatched=tuple(m.model_key for m in prediction.mismatched),
+        ties_on_load=tuple(
+            TieOnLoad(tie.target, tie.source, tie.outcome, tie.tied) for tie in prediction.ties
+        ),
+        values_checked=options.check_values or options.load,
+        values_bytes_read=prediction.values_read_bytes + head_bytes_read,
+        transformers_log=log_lines,
+        file_aliases=tuple(checkpoint.file_aliases()),
+    )
