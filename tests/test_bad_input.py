@@ -117,6 +117,16 @@ def tensor_in_wrong_shard(folder: Path) -> None:
     _edit_index(folder, move)
 
 
+def tensor_in_two_shards(folder: Path) -> None:
+    shards = _sharded(folder)
+    from safetensors.torch import load_file, save_file
+
+    first = load_file(str(folder / shards[0]))
+    second = load_file(str(folder / shards[1]))
+    name, tensor = next(iter(first.items()))
+    save_file({**second, name: tensor.clone()}, str(folder / shards[1]))
+
+
 def index_not_json(folder: Path) -> None:
     _sharded(folder)
     (folder / "model.safetensors.index.json").write_text("nope")
@@ -164,6 +174,7 @@ BAD_FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
     "shard-outside-folder": (shard_outside_folder, "outside the checkpoint folder"),
     "shard-absolute-path": (shard_absolute_path, "outside the checkpoint folder"),
     "tensor-in-wrong-shard": (tensor_in_wrong_shard, "which does not hold it"),
+    "tensor-in-two-shards": (tensor_in_two_shards, "is stored in both"),
     "index-not-json": (index_not_json, "is not valid JSON"),
     "remote-code": (remote_code, "--trust-remote-code"),
 }

@@ -38,9 +38,13 @@ def stored_values_equal(
         return True  # one stored tensor under two names
     widest = max(first.bits_per_element, second.bits_per_element) // 8
     per_element = 2 * (widest + load_dtype.itemsize)
-    for start, stop in element_ranges(first.numel, chunk_bytes // per_element):
-        left = reader.read(first, start, stop).to(load_dtype)
-        right = reader.read(second, start, stop).to(load_dtype)
+    elements = max(1, chunk_bytes // per_element)
+    # Two buffers, reused for every chunk: no allocation (and page faults) per chunk.
+    left_buffer = bytearray(min(elements, first.numel) * widest)
+    right_buffer = bytearray(min(elements, first.numel) * widest)
+    for start, stop in element_ranges(first.numel, elements):
+        left = reader.read(first, start, stop, left_buffer).to(load_dtype)
+        right = reader.read(second, start, stop, right_buffer).to(load_dtype)
         if not torch.equal(left, right):
             return False
     return True

@@ -18,6 +18,9 @@ class FileAccess(Protocol):
 
     def read(self, name: str, offset: int, length: int) -> bytearray: ...
 
+    def read_into(self, name: str, offset: int, buffer: memoryview) -> None:
+        """Fill `buffer` with the bytes at `offset` (reused buffers spare an allocation)."""
+
     def read_text(self, name: str) -> str: ...
 
     def local_path(self, name: str) -> Path | None:
@@ -40,15 +43,18 @@ class LocalFiles:
 
     def read(self, name: str, offset: int, length: int) -> bytearray:
         buffer = bytearray(length)
+        self.read_into(name, offset, memoryview(buffer))
+        return buffer
+
+    def read_into(self, name: str, offset: int, buffer: memoryview) -> None:
         try:
-            with open(self.folder / name, "rb") as handle:
+            with open(self.folder / name, "rb", buffering=0) as handle:
                 handle.seek(offset)
                 got = handle.readinto(buffer)
         except OSError as exc:
             raise _os_error(name, exc) from None
-        if got != length:
+        if got != len(buffer):
             raise CheckpointFormatError(name, "ended before the bytes it declares")
-        return buffer
 
     def read_text(self, name: str) -> str:
         try:
@@ -86,6 +92,9 @@ class LayeredFiles:
 
     def read(self, name: str, offset: int, length: int) -> bytearray:
         return self._pick(name).read(name, offset, length)
+
+    def read_into(self, name: str, offset: int, buffer: memoryview) -> None:
+        self._pick(name).read_into(name, offset, buffer)
 
     def read_text(self, name: str) -> str:
         return self._pick(name).read_text(name)

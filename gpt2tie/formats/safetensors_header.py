@@ -98,8 +98,8 @@ def read_header(files: FileAccess, name: str) -> SafetensorsHeader:
         )
     entries = _parse_json_object(name, bytes(files.read(name, 8, header_len)))
     metadata = entries.pop("__metadata__", {})
-    if not isinstance(metadata, dict):
-        raise CheckpointFormatError(name, "header __metadata__ is not an object")
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointFormatError(name, "header __metadata__ is not an object of strings")
     tensors = tuple(
         _tensor(name, tensor_name, entry, data_start=8 + header_len)
         for tensor_name, entry in entries.items()
@@ -109,7 +109,7 @@ def read_header(files: FileAccess, name: str) -> SafetensorsHeader:
         name=name,
         header_bytes=header_len,
         tensors=tensors,
-        metadata={str(k): str(v) for k, v in metadata.items()},
+        metadata=dict(metadata),
     )
 
 

@@ -26,8 +26,11 @@ class ValueReader:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def read(self, tensor: StoredTensor, start: int, stop: int) -> torch.Tensor:
-        """Elements [start, stop) of `tensor`, flattened, in its stored dtype."""
+    def read(
+        self, tensor: StoredTensor, start: int, stop: int, into: bytearray | None = None
+    ) -> torch.Tensor:
+        """Elements [start, stop) of `tensor`, flattened, in its stored dtype; read into `into`
+        (which the result then shares) when given and large enough."""
         import torch
 
         if self._checkpoint.format == "pytorch":
@@ -39,10 +42,14 @@ class ValueReader:
             raise CheckpointFormatError(tensor.file, f"{tensor.dtype} values cannot be compared")
         item = tensor.bits_per_element // 8
         offset = tensor.data_start + tensor.begin + start * item
-        buffer = self._checkpoint.access.read(tensor.file, offset, (stop - start) * item)
-        self.bytes_read += len(buffer)
+        length = (stop - start) * item
         dtype = getattr(torch, tensor.torch_dtype)
-        return torch.frombuffer(buffer, dtype=dtype) if buffer else torch.empty(0, dtype=dtype)
+        if length == 0:
+            return torch.empty(0, dtype=dtype)
+        buffer = into if into is not None and len(into) >= length else bytearray(length)
+        self._checkpoint.access.read_into(tensor.file, offset, memoryview(buffer)[:length])
+        self.bytes_read += length
+        return torch.frombuffer(buffer, dtype=dtype, count=stop - start)
 
 
 def element_ranges(numel: int, elements_per_chunk: int) -> Iterator[tuple[int, int]]:

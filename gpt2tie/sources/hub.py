@@ -274,6 +274,9 @@ class RemoteFiles:
                 head.extend(data)
         return data
 
+    def read_into(self, name: str, offset: int, buffer: memoryview) -> None:
+        buffer[:] = self.read(name, offset, len(buffer))
+
     def read_text(self, name: str) -> str:
         from huggingface_hub import hf_hub_download
 
@@ -418,6 +421,9 @@ class HeaderCache:
                 name, "only its header is cached: tensor values need a run online (--values)"
             )
         return bytearray(head[offset : offset + length])
+
+    def read_into(self, name: str, offset: int, buffer: memoryview) -> None:
+        buffer[:] = self.read(name, offset, len(buffer))
 
     def read_text(self, name: str) -> str:
         text = (self._load() or {}).get("texts", {}).get(name)

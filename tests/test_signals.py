@@ -1,0 +1,108 @@
+"""Ctrl-C during long work: exit 130, one line, no temporary files left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from safetensors_files import write_raw
+
+ROWS, COLS = 65536, 8192  # 2 GiB per float32 tensor (sparse: no disk used)
+
+
+def big_tied_checkpoint(folder: Path) -> Path:
+    """A Llama-shaped config whose embedding and head are 2 GiB each (sparse zeros)."""
+    import json
+
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "architectures": ["LlamaForCausalLM"],
+                "vocab_size": ROWS,
+                "hidden_size": COLS,
+                "intermediate_size": 8,
+                "num_hidden_layers": 0,
+                "num_attention_heads": 1,
+                "num_key_value_heads": 1,
+                "tie_word_embeddings": True,
+            }
+        )
+    )
+    size = ROWS * COLS * 4
+    header = {
+        "model.embed_tokens.weight": {
+            "dtype": "F32",
+            "shape": [ROWS, COLS],
+            "data_offsets": [0, size],
+        },
+        "lm_head.weight": {"dtype": "F32", "shape": [ROWS, COLS], "data_offsets": [size, 2 * size]},
+        "model.norm.weight": {
+            "dtype": "F32",
+            "shape": [COLS],
+            "data_offsets": [2 * size, 2 * size + COLS * 4],
+        },
+    }
+    path = write_raw(folder / "model.safetensors", header)
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size + 2 * size + COLS * 4)
+    return folder
+
+
+def bytes_read(pid: int) -> int:
+    """Bytes the process has read through read(2), from /proc (0 if unavailable)."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def interrupt_after_reading(
+    argv: list[str], threshold: int, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run gpt2tie and send SIGINT once it has read `threshold` bytes: deep in tensor data."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gpt2tie", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 180
+    while bytes_read(process.pid) < threshold and process.poll() is None:
+        assert time.monotonic() < deadline, "gpt2tie never got to the tensor data"
+        time.sleep(0.005)
+    assert process.poll() is None, "the work finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def test_interrupted_untie_leaves_nothing(tmp_path: Path) -> None:
+    source = big_tied_checkpoint(tmp_path / "source")
+    out = tmp_path / "out"
+    env = {**os.environ, "GPT2TIE_CACHE_DIR": str(tmp_path / "cache")}
+
+    done = interrupt_after_reading(["untie", str(source), "--out", str(out)], 1 << 30, env)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "Error: interrupted"
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_interrupted_value_check(tmp_path: Path) -> None:
+    source = big_tied_checkpoint(tmp_path / "source")
+    env = {**os.environ, "GPT2TIE_CACHE_DIR": str(tmp_path / "cache")}
+    done = interrupt_after_reading(["inspect", str(source), "--no-cache"], 1 << 30, env)
+    assert done.returncode == 130
+    assert done.stderr.strip().splitlines()[-1] == "Error: interrupted"
+    assert "Traceback" not in done.stderr
