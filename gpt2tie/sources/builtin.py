@@ -32,11 +32,6 @@ _BY_SPEC = {
 }
 
 
-def names() -> list[str]:
-    """What a user types for each built-in config."""
-    return [name if "--" not in name else ids[0] for name, ids in _ALIASES.items()]
-
-
 def listing() -> BuiltinList:
     """Every built-in config: what to type, what else it answers to, the class it builds."""
     entries = []

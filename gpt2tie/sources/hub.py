@@ -228,7 +228,7 @@ def _remote_files(
 
 
 class RemoteFiles:
-    """Byte ranges of a repo's files at one commit, over HTTP; counts every byte received.
+    """Byte ranges of a repo's files at one commit, over HTTP.
 
     A header takes two requests (its length, then its JSON) and nothing past it is fetched
     unless a value check asks for a tensor's bytes.
@@ -247,7 +247,6 @@ class RemoteFiles:
         self.options = options
         self.names = names
         self.recorded = recorded
-        self.bytes_received = 0
         self._heads, self._sizes, self._texts = recorded.contents()
         self._lock = threading.Lock()
 
@@ -325,7 +324,6 @@ class RemoteFiles:
             hf_raise_for_status(response)
         data = bytearray(response.content)
         with self._lock:
-            self.bytes_received += len(data)
             if name not in self._sizes:
                 self._sizes[name] = _total_size(response, name, len(data))
         if response.status_code == 200 and (first, last) != (0, len(data) - 1):
