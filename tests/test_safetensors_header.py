@@ -177,13 +177,53 @@ def test_safetensors_itself_refuses_what_we_refuse(
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads files regardless of permissions")
-    header, data = f32_header(w=[2])
-    path = write_raw(tmp_path / "model.safetensors", header, data)
-    path.chmod(0)
-    with pytest.raises(CheckpointFormatError, match="cannot read"):
-        read_header(LocalFiles(path.parent), path.name)
+    """Permission denied: as a normal user directly; as root (CI), in a child run as nobody."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="gpt2tie-unreadable-"))
+    try:
+        folder.chmod(0o755)
+        header, data = f32_header(w=[2])
+        path = write_raw(folder / "model.safetensors", header, data)
+        path.chmod(0)
+        if os.geteuid() != 0:
+            with pytest.raises(CheckpointFormatError, match="cannot read: Permission denied"):
+                read_header(LocalFiles(folder), path.name)
+            return
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: no way to lose read permission")
+        code = (
+            "import sys\nfrom pathlib import Path\n"
+            "from gpt2tie.errors import CheckpointFormatError\n"
+            "from gpt2tie.formats.file_access import LocalFiles\n"
+            "from gpt2tie.formats.safetensors_header import read_header\n"
+            "try:\n    read_header(LocalFiles(Path(sys.argv[1])), 'model.safetensors')\n"
+            "except CheckpointFormatError as exc:\n    print(exc)\n"
+        )
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                code,
+                str(folder),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        assert done.stdout.strip() == "model.safetensors: cannot read: Permission denied", (
+            done.stdout + done.stderr
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_huge_sparse_file(tmp_path: Path) -> None:
