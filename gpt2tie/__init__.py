@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import torch
 
     from gpt2tie.report import AliasGroup, CountReport, Report
+    from gpt2tie.sources import HubOptions
 
 __all__ = [
     "__version__",
@@ -41,18 +42,11 @@ def inspect(
     files, off for the Hub); `load=True` runs a real `from_pretrained` instead of predicting.
     """
     from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
-    from gpt2tie.sources import HubOptions, resolve
+    from gpt2tie.sources import resolve
 
-    hub = HubOptions(
-        revision,
-        token,
-        offline,
-        subfolder,
-        Path(cache_dir) if cache_dir else None,
-        trust_remote_code,
-    )
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     model_source = resolve(model_spec, hub)
-    values = not model_source.values_are_remote if check_values is None else check_values
+    values = model_source.values_checked_by_default(check_values)
     return inspect_source(model_source, InspectOptions(class_name, trust_remote_code, values, load))
 
 
@@ -70,19 +64,25 @@ def count_params(
 ) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints."""
     from gpt2tie.analysis.inspect_model import InspectOptions, count_source
-    from gpt2tie.sources import HubOptions, resolve
+    from gpt2tie.sources import resolve
 
-    hub = HubOptions(
-        revision,
-        token,
-        offline,
-        subfolder,
-        Path(cache_dir) if cache_dir else None,
-        trust_remote_code,
-    )
-    return count_source(
-        resolve(model_spec, hub), depth, InspectOptions(class_name, trust_remote_code)
-    )
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    options = InspectOptions(class_name, trust_remote_code)
+    return count_source(resolve(model_spec, hub), depth, options)
+
+
+def _hub_options(
+    revision: str | None,
+    token: str | None,
+    offline: bool,
+    subfolder: str,
+    cache_dir: str | Path | None,
+    trust_remote_code: bool,
+) -> HubOptions:
+    from gpt2tie.sources import HubOptions
+
+    folder = Path(cache_dir) if cache_dir else None
+    return HubOptions(revision, token, offline, subfolder, folder, trust_remote_code)
 
 
 def inspect_module(module: torch.nn.Module) -> Report:

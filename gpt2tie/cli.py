@@ -235,7 +235,11 @@ def inspect(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     )
     options = InspectOptions(
-        class_name, trust_remote_code, _check_values(values, model_source), load, not no_cache
+        class_name,
+        trust_remote_code,
+        model_source.values_checked_by_default(values),
+        load,
+        not no_cache,
     )
     with _working(f"Inspecting {model}"):
         report = inspect_source(model_source, options)
@@ -280,7 +284,10 @@ def explain(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     )
     options = InspectOptions(
-        class_name, trust_remote_code, _check_values(None, model_source), use_cache=not no_cache
+        class_name,
+        trust_remote_code,
+        model_source.values_checked_by_default(None),
+        use_cache=not no_cache,
     )
     with _working(f"Inspecting {model}"):
         report = inspect_source(model_source, options)
@@ -514,7 +521,10 @@ def check(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     )
     options = InspectOptions(
-        class_name, trust_remote_code, _check_values(values, model_source), use_cache=not no_cache
+        class_name,
+        trust_remote_code,
+        model_source.values_checked_by_default(values),
+        use_cache=not no_cache,
     )
     with _working(f"Checking {model}"):
         result = run_checks(inspect_source(model_source, options), expectations)
@@ -559,10 +569,6 @@ def count_params(
         options = InspectOptions(class_name, trust_remote_code, use_cache=not no_cache)
         report = count_source(model_source, depth, options)
     _emit(report, json_output)
-
-
-def _check_values(requested: bool | None, model_source: Any) -> bool:
-    return (not model_source.values_are_remote) if requested is None else requested
 
 
 def _resolve(spec: str, hub_options: Any) -> Any:

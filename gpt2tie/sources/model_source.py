@@ -20,3 +20,7 @@ class ModelSource:
     values_are_remote: bool = False
     # Where the repo's custom code was fetched to, with --trust-remote-code.
     code_folder: Path | None = None
+
+    def values_checked_by_default(self, requested: bool | None) -> bool:
+        """`--values`/`--no-values` as given, else on for local files, off for the network."""
+        return (not self.values_are_remote) if requested is None else requested
