@@ -15,11 +15,10 @@ import typer
 
 from gpt2tie import __version__
 from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, Gpt2tieError
+from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
 app = typer.Typer(
     name="gpt2tie",
@@ -31,9 +30,11 @@ app = typer.Typer(
         "each output head is tied. It builds the model on the meta device and reads only "
         "safetensors headers: no weights are loaded.\n\n"
         "[bold]Examples[/bold]\n\n"
-        "  [cyan]gpt2tie inspect gpt2[/cyan]                        built-in config, offline\n\n"
+        "  [cyan]gpt2tie inspect gpt2[/cyan]        the Hub, or a built-in config when offline\n\n"
         "  [cyan]gpt2tie inspect ./my-finetune --json | jq '.heads'[/cyan]\n\n"
         "  [cyan]gpt2tie count-params ./my-finetune --depth 2[/cyan]\n\n"
+        "  [cyan]gpt2tie check ./my-finetune --expect-tied lm_head[/cyan]     CI gate\n\n"
+        "  [cyan]gpt2tie explain gpt2 lm_head[/cyan]     what the tie means for training\n\n"
         "Exit codes: 0 ran, 1 findings at or above --fail-on, 2 usage or input error, "
         "130 interrupted. Set GPT2TIE_DEBUG=1 for tracebacks, NO_COLOR=1 for plain output."
     ),
@@ -67,7 +68,8 @@ def _stderr() -> Console:
 def _stdout() -> Console:
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    # Reports quote names, shapes and user input: none of it is Rich markup.
+    return Console(soft_wrap=False, markup=False)
 
 
 def reports_errors(command: F) -> F:
@@ -80,8 +82,11 @@ def reports_errors(command: F) -> F:
         except Gpt2tieError as exc:
             if os.environ.get("GPT2TIE_DEBUG"):
                 raise
+            from rich.markup import escape
+
+            # Messages quote shapes and offsets in brackets: escape them, they are not markup.
             _stderr().print(
-                f"[bold red]Error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True
+                f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -113,8 +118,8 @@ ModelArgument = Annotated[
     str,
     typer.Argument(
         metavar="MODEL",
-        help="A local folder with config.json (and optionally *.safetensors), "
-        "or a built-in name such as gpt2 (see the README).",
+        help="A local folder with config.json (and optionally weights), a Hub repo id "
+        "(org/name), or a built-in config such as gpt2 (see `gpt2tie list-builtin`).",
         show_default=False,
     ),
 ]

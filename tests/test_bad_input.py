@@ -87,6 +87,15 @@ def header_longer_than_file(folder: Path) -> None:
     write_raw(folder / "model.safetensors", header, data, length=10_000)
 
 
+def bad_offsets(folder: Path) -> None:
+    _config(folder)
+    write_raw(
+        folder / "model.safetensors",
+        {"w": {"dtype": "F32", "shape": [2], "data_offsets": [-4, 4]}},
+        bytes(8),
+    )
+
+
 def header_over_limit(folder: Path) -> None:
     _config(folder)
     header, data = f32_header(w=[2])
@@ -170,6 +179,7 @@ BAD_FOLDERS: dict[str, tuple[Callable[[Path], None], str]] = {
     "truncated-safetensors": (truncated_safetensors, "truncated"),
     "header-longer-than-file": (header_longer_than_file, "runs past the end"),
     "header-over-limit": (header_over_limit, "100 MB limit"),
+    "bad-offsets": (bad_offsets, "data_offsets [-4, 4] is not [begin, end]"),
     "shard-absent": (shard_absent, "which is absent"),
     "shard-outside-folder": (shard_outside_folder, "outside the checkpoint folder"),
     "shard-absolute-path": (shard_absolute_path, "outside the checkpoint folder"),

@@ -131,3 +131,13 @@ def test_usage_errors(argv: list[str]) -> None:
     result = runner.invoke(app, argv)
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr
+
+
+def test_brackets_in_names_are_not_markup(checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(
+        app,
+        ["check", str(checkpoint_dir("gpt2-tied")), "--expect-tied", "[/oops]"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 1
+    assert "no head named [/oops]" in result.stdout
