@@ -171,11 +171,14 @@ def test_find_aliases_and_assert_tied() -> None:
         gpt2tie.assert_tied(assigned, "lm_head")
 
 
-def test_api_report_is_the_cli_json(checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+def test_api_report_is_the_cli_json(checkpoint_dir, unchanged) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
     from gpt2tie.cli import app
 
+    unchanged.append(checkpoint_dir("gpt2-tied"))
     folder = str(checkpoint_dir("gpt2-tied"))
+    explained = CliRunner().invoke(app, ["explain", folder, "--json"])
+    assert json.loads(explained.stdout)["explanations"][0]["parameter"] == "lm_head.weight"
     cli = json.loads(CliRunner().invoke(app, ["inspect", folder, "--json"]).stdout)
     assert cli == gpt2tie.inspect(folder).to_dict()

@@ -67,10 +67,11 @@ def test_untie_round_trip(case_id: str, tmp_path: Path, checkpoint_dir, unchange
 
 
 @pytest.mark.parametrize("case_id", ["gpt2-tied", "llama-tied", "bart", "bert-mlm"])
-def test_retie_round_trip(case_id: str, tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+def test_retie_round_trip(case_id: str, tmp_path: Path, checkpoint_dir, unchanged) -> None:  # type: ignore[no-untyped-def]
     source = checkpoint_dir(case_id)
     case = CASES_BY_ID[case_id]
     assert run("untie", str(source), "--out", str(tmp_path / "u")).exit_code == 0
+    unchanged.append(tmp_path / "u")
     result = run("retie", str(tmp_path / "u"), "--out", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     original, _ = real_load(source, case.class_name)
