@@ -253,3 +253,12 @@ def test_cache_with_config_only_is_structural(tmp_path: Path, checkpoint_dir) ->
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     assert report["checkpoint"] is None and "run once online" in result.stderr
+
+
+def test_complete_cache_needs_no_network(hub: FakeHub, tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    folder = checkpoint_dir("llama-tied")
+    make_cache(tmp_path / "hf-cache", "org/complete", folder, ["config.json", "model.safetensors"])
+    result = invoke(tmp_path, "inspect", "org/complete")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"]["kind"] == "cache"
+    assert hub.requests == []

@@ -89,7 +89,10 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
     recorded = HeaderCache(spec, commit, options.subfolder)
     notes: list[str] = []
     fallback: FileAccess | None = None
-    if options.is_offline:
+    complete_locally = _complete_local_checkpoint(local)
+    if complete_locally is not None:
+        pass  # the weights were downloaded: nothing to fetch
+    elif options.is_offline:
         fallback = recorded if recorded.exists_manifest() else None
     elif recorded.exists_manifest():
         fallback = RemoteFiles(spec, commit, options, set(recorded.names()), recorded)
@@ -97,7 +100,7 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
         with contextlib.suppress(HubUnreachable):
             fallback = _remote_files(spec, commit, options, recorded)
     access: FileAccess = local if fallback is None else LayeredFiles(local, fallback)
-    checkpoint = _find_remote_checkpoint(access, notes)
+    checkpoint = complete_locally or _find_remote_checkpoint(access, notes)
     if isinstance(fallback, RemoteFiles):
         fallback.persist()
         if options.fetch_code:
@@ -181,6 +184,16 @@ def _fetch_code_files(spec: str, commit: str, options: HubOptions, names: set[st
                 token=options.token_value,
                 endpoint=options.endpoint,
             )
+
+
+def _complete_local_checkpoint(local: LocalFiles) -> Checkpoint | None:
+    """The checkpoint in a snapshot that holds every weights file, else None (partial or none)."""
+    if not _has_local_weights(local):
+        return None
+    try:
+        return find_checkpoint(local)
+    except CheckpointFormatError:
+        return None  # a shard is missing: read the rest through the fallback
 
 
 def _has_local_weights(local: LocalFiles) -> bool:
