@@ -69,7 +69,7 @@ def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Repo
         from gpt2tie.analysis.real_load import load_for_real
 
         folder = checkpoint.access.local_path(".")
-        if folder is None or model_source.source.kind == "hub":
+        if folder is None or model_source.values_are_remote:
             raise InputError("--load needs the checkpoint files on local disk")
         model, prediction, log_lines = load_for_real(
             skeleton.model_class,

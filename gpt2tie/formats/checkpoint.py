@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,12 +34,16 @@ class Checkpoint:
     # PyTorch files only: the memory-mapped tensors (their data is read only when compared).
     mapped_tensors: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, StoredTensor]:
+        return {t.name: t for t in self.tensors}
+
     @property
     def tensor_names(self) -> frozenset[str]:
-        return frozenset(t.name for t in self.tensors)
+        return frozenset(self._by_name)
 
     def tensor(self, name: str) -> StoredTensor:
-        return next(t for t in self.tensors if t.name == name)
+        return self._by_name[name]
 
     def file_aliases(self) -> list[tuple[str, ...]]:
         """Stored names whose bytes overlap in one storage of a file (only `.bin` can do that)."""
