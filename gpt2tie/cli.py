@@ -234,7 +234,7 @@ def inspect(
 
       [cyan]gpt2tie inspect ./checkpoint --load[/cyan]   (compare with a real from_pretrained)
     """
-    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+    from gpt2tie.analysis.inspect_model import InspectOptions
 
     model_source = _resolve(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
@@ -247,7 +247,7 @@ def inspect(
         not no_cache,
     )
     with _working(f"Inspecting {model}"):
-        report = inspect_source(model_source, options)
+        report = _inspect(model_source, options)
     _emit(report, json_output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
@@ -283,7 +283,7 @@ def explain(
       [cyan]gpt2tie explain ./checkpoint --json[/cyan]
     """
     from gpt2tie.analysis.explain import explain as explain_report
-    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+    from gpt2tie.analysis.inspect_model import InspectOptions
 
     model_source = _resolve(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
@@ -295,7 +295,7 @@ def explain(
         use_cache=not no_cache,
     )
     with _working(f"Inspecting {model}"):
-        report = inspect_source(model_source, options)
+        report = _inspect(model_source, options)
     _emit(explain_report(report, name), json_output)
 
 
@@ -513,7 +513,7 @@ def check(
       [cyan]gpt2tie check ./ckpt --fail-on warning --json | jq '.checks[]'[/cyan]
     """
     from gpt2tie.analysis.checks import Expectations, run_checks
-    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+    from gpt2tie.analysis.inspect_model import InspectOptions
 
     expectations = Expectations(
         tied=tuple(expect_tied or ()),
@@ -532,7 +532,7 @@ def check(
         use_cache=not no_cache,
     )
     with _working(f"Checking {model}"):
-        result = run_checks(inspect_source(model_source, options), expectations)
+        result = run_checks(_inspect(model_source, options), expectations)
     _emit(result, json_output)
     if not result.passed:
         raise typer.Exit(EXIT_FINDINGS)
@@ -574,6 +574,56 @@ def count_params(
         options = InspectOptions(class_name, trust_remote_code, use_cache=not no_cache)
         report = count_source(model_source, depth, options)
     _emit(report, json_output)
+
+
+class _RemoteValueProgress:
+    """Says how many bytes of tensor values are fetched over the network, with a bar on TTYs."""
+
+    def __init__(self) -> None:
+        self._console = _stderr()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def planned(self, more_bytes: int) -> None:
+        self._console.print(
+            f"note: --values fetches up to {more_bytes / 1e6:,.1f} MB of tensor data: only the "
+            "tensors a tie decision compares",
+            markup=False,
+            highlight=False,
+        )
+        if not self._console.is_terminal:
+            return
+        if self._bar is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            columns = (TextColumn("values"), BarColumn(), DownloadColumn())
+            self._bar = Progress(*columns, console=self._console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("values", total=0)
+        self._bar.update(self._task, total=self._bar.tasks[0].total + more_bytes)
+
+    def advance(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _inspect(model_source: Any, options: Any) -> Report:
+    """inspect_source, with a note and a progress bar when values come over the network."""
+    import dataclasses
+
+    from gpt2tie.analysis.inspect_model import inspect_source
+
+    if not (options.check_values and model_source.values_are_remote):
+        return inspect_source(model_source, options)
+    progress = _RemoteValueProgress()
+    try:
+        return inspect_source(model_source, dataclasses.replace(options, progress=progress))
+    finally:
+        progress.close()
 
 
 def _resolve(spec: str, hub_options: Any) -> Any:

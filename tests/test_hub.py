@@ -155,6 +155,8 @@ def test_values_fetch_only_the_compared_tensors(hub: FakeHub, tmp_path: Path) ->
 
     checked = invoke(tmp_path, "inspect", "org/differs", "--values")
     report = json.loads(checked.stdout)
+    planned = 2 * state["lm_head.weight"].numel() * 4 / 1e6
+    assert f"fetches up to {planned:,.1f} MB of tensor data" in checked.stderr
     assert [f["code"] for f in report["findings"]] == ["tie-refused-values-differ"]
     pair = state["lm_head.weight"].numel() * 4
     assert report["checkpoint"]["values_bytes_read"] <= 2 * pair

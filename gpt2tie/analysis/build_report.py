@@ -26,7 +26,7 @@ from gpt2tie.analysis.skeleton import (
 from gpt2tie.analysis.values import stored_values_equal
 from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.formats.tensor_values import ValueReader
+from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 from gpt2tie.report import (
     CheckpointSummary,
     CountReport,
@@ -81,7 +81,9 @@ def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Repo
     elif checkpoint is not None:
         load_dtype = _load_dtype(skeleton, checkpoint)
         with quiet_transformers():
-            prediction = predict_load(model, checkpoint, load_dtype, options.check_values)
+            prediction = predict_load(
+                model, checkpoint, load_dtype, options.check_values, options.progress
+            )
         for tie in prediction.ties:
             if not tie.tied:
                 untie(model, tie.target)
@@ -100,7 +102,7 @@ def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Repo
     head_bytes_read = 0
     if checkpoint is not None and prediction is not None and options.check_values:
         identical, head_bytes_read = _identical_untied_heads(
-            model, table, heads, checkpoint, prediction
+            model, table, heads, checkpoint, prediction, options.progress
         )
     summary = None
     if checkpoint is not None and prediction is not None:
@@ -197,6 +199,7 @@ def _identical_untied_heads(
     heads: tuple[Head, ...],
     checkpoint: Checkpoint,
     prediction: LoadPrediction,
+    progress: ValueProgress | None,
 ) -> tuple[tuple[IdenticalUntiedHead, ...], int]:
     """Untied LM heads stored with exactly the values of their input embedding; bytes read."""
     import torch
@@ -215,20 +218,25 @@ def _identical_untied_heads(
     embedding_tensor = checkpoint.tensor(stored[embedding_name])
     # A refused tie already compared the head with its source: they differ.
     already_differ = {tie.target for tie in prediction.ties if tie.outcome == "values-differ"}
+    candidates = {
+        head.parameter: checkpoint.tensor(stored[head.parameter])
+        for head in heads
+        if head.kind == "lm"
+        and not head.tied
+        and head.parameter in stored
+        and head.parameter not in already_differ
+        and checkpoint.tensor(stored[head.parameter]).shape == embedding_tensor.shape
+    }
     found = []
-    with ValueReader(checkpoint) as reader:
-        for head in heads:
-            if head.kind != "lm" or head.tied or head.parameter not in stored:
-                continue
-            if head.parameter in already_differ:
-                continue
-            head_tensor = checkpoint.tensor(stored[head.parameter])
-            if head_tensor.shape == embedding_tensor.shape and stored_values_equal(
+    with ValueReader(checkpoint, progress) as reader:
+        reader.plan(
+            [t for head_tensor in candidates.values() for t in (head_tensor, embedding_tensor)]
+        )
+        for parameter, head_tensor in candidates.items():
+            if stored_values_equal(
                 reader, head_tensor, embedding_tensor, getattr(torch, prediction.load_dtype)
             ):
-                found.append(
-                    IdenticalUntiedHead(head.parameter, embedding_name, head_tensor.nbytes)
-                )
+                found.append(IdenticalUntiedHead(parameter, embedding_name, head_tensor.nbytes))
         bytes_read = reader.bytes_read
     return tuple(found), bytes_read
 

@@ -5,9 +5,9 @@ This module stays light (no torch, no transformers) so that a cache hit imports 
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gpt2tie.formats.tensor_values import ValueProgress
 from gpt2tie.report import CountReport, Report
 from gpt2tie.report_cache import cached
 from gpt2tie.sources.model_source import ModelSource
@@ -20,11 +20,16 @@ class InspectOptions:
     check_values: bool = True
     load: bool = False
     use_cache: bool = False  # serve repeated runs from gpt2tie's result cache
+    progress: ValueProgress | None = field(default=None, compare=False)
 
     def cache_key_part(self) -> dict[str, object]:
-        fields = dataclasses.asdict(self)
-        del fields["use_cache"]
-        return fields
+        """The options a result depends on (not how it is computed or shown)."""
+        return {
+            "class_name": self.class_name,
+            "trust_remote_code": self.trust_remote_code,
+            "check_values": self.check_values,
+            "load": self.load,
+        }
 
 
 def inspect_source(model_source: ModelSource, options: InspectOptions | None = None) -> Report:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from gpt2tie.analysis.keys import KeyCollision, map_stored_keys
 from gpt2tie.analysis.values import stored_values_equal
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.formats.tensor_values import ValueReader
+from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 
 if TYPE_CHECKING:
     import torch
@@ -70,6 +70,7 @@ def predict_load(
     checkpoint: Checkpoint,
     load_dtype: torch.dtype,
     check_values: bool,
+    progress: ValueProgress | None = None,
 ) -> LoadPrediction:
     """What loading `checkpoint` into `model` (a fresh skeleton) will produce. Reads no data
     unless `check_values`, and then only the tensors of ties whose both sides are stored."""
@@ -81,7 +82,18 @@ def predict_load(
         for key, stored in mapping.stored_by_model_key.items()
         if checkpoint.tensor(stored).shape != tuple(model_state[key].shape)
     )
-    with ValueReader(checkpoint) as reader:
+    declared = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    with ValueReader(checkpoint, progress) as reader:
+        stored = mapping.stored_by_model_key
+        if check_values:
+            reader.plan(
+                [
+                    checkpoint.tensor(stored[name])
+                    for pair in declared.items()
+                    if all(name in stored for name in pair)
+                    for name in pair
+                ]
+            )
 
         def equal(target: str, source: str) -> bool | None:
             if not check_values:
@@ -93,7 +105,6 @@ def predict_load(
                 load_dtype,
             )
 
-        declared = dict(getattr(model, "all_tied_weights_keys", None) or {})
         ties = _decide_ties(declared, missing, equal)
         bytes_read = reader.bytes_read
     unexpected = set(mapping.unmatched.values())

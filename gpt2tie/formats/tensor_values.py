@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from gpt2tie.errors import CheckpointFormatError
 from gpt2tie.formats.checkpoint import Checkpoint
@@ -13,12 +13,26 @@ if TYPE_CHECKING:
     import torch
 
 
+class ValueProgress(Protocol):
+    """Told how many bytes of tensor values are about to be read, then as they are."""
+
+    def planned(self, more_bytes: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+
 class ValueReader:
     """Reads element ranges of stored tensors and counts the bytes it read."""
 
-    def __init__(self, checkpoint: Checkpoint) -> None:
+    def __init__(self, checkpoint: Checkpoint, progress: ValueProgress | None = None) -> None:
         self._checkpoint = checkpoint
+        self.progress = progress
         self.bytes_read = 0
+
+    def plan(self, tensors: list[StoredTensor]) -> None:
+        """Announce the tensors about to be compared (an upper bound: comparisons stop early)."""
+        if self.progress is not None and tensors:
+            self.progress.planned(sum(t.nbytes for t in tensors))
 
     def __enter__(self) -> ValueReader:
         return self
@@ -49,6 +63,8 @@ class ValueReader:
         buffer = into if into is not None and len(into) >= length else bytearray(length)
         self._checkpoint.access.read_into(tensor.file, offset, memoryview(buffer)[:length])
         self.bytes_read += length
+        if self.progress is not None:
+            self.progress.advance(length)
         return torch.frombuffer(buffer, dtype=dtype, count=stop - start)
 
 
