@@ -101,12 +101,22 @@ def _title(source: Source, model: ModelInfo) -> Text:
 
 def _answers(heads: tuple[Head, ...], counts: ParameterCounts) -> list[RenderableType]:
     tied = [head for head in heads if head.tied]
+    broken = [
+        Text(
+            f"{head.parameter} is declared tied, but will load as its own tensor: see the "
+            "findings.",
+            style="bold red",
+        )
+        for head in heads
+        if head.declared_tied and not head.tied
+    ]
     if not tied:
         return [
+            *broken,
             Text(
                 f"No head is tied: each output head has its own weight. "
                 f"{counts.unique:,} parameters, counted once each.",
-            )
+            ),
         ]
     per_name = (
         f"parameters() lists it once, so {counts.unique:,} unique vs "
@@ -123,7 +133,7 @@ def _answers(heads: tuple[Head, ...], counts: ParameterCounts) -> list[Renderabl
         lines.append(line)
     if len(tied) > 1:
         lines.append(Text(f"Each is one tensor under two names: {per_name}"))
-    return lines
+    return [*broken, *lines]
 
 
 def _alias_table(groups: tuple[AliasGroup, ...]) -> RenderableType:
@@ -192,11 +202,9 @@ def _counts_table(counts: ParameterCounts) -> Table:
 
 def _checkpoint_table(checkpoint: CheckpointSummary) -> Table:
     how = (
-        "from_pretrained, all weights read"
+        "loaded with from_pretrained"
         if checkpoint.method == "from_pretrained"
-        else (
-            "headers" + (", values of compared tensors" if checkpoint.values_checked else " only")
-        )
+        else "load predicted from headers"
     )
     table = Table(title=f"Checkpoint ({how})", title_justify="left")
     table.add_column("field", no_wrap=True)
