@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +22,16 @@ os.environ.pop("HF_TOKEN", None)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-@pytest.fixture(scope="session")
-def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """`checkpoint_dir(case_id)`: a folder written by save_pretrained, built once per session."""
+def _built_once(
+    factory: pytest.TempPathFactory, prefix: str, write: Callable[[str, Path], None]
+) -> Callable[[str], Path]:
+    """A function case_id -> folder that writes each case's folder once per session."""
     built: dict[str, Path] = {}
 
     def build(case_id: str) -> Path:
         if case_id not in built:
-            folder = tmp_path_factory.mktemp(f"ckpt-{case_id}")
-            make_model(CASES_BY_ID[case_id]).save_pretrained(folder)
+            folder = factory.mktemp(f"{prefix}-{case_id}")
+            write(case_id, folder)
             built[case_id] = folder
         return built[case_id]
 
@@ -38,18 +39,23 @@ def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
 
 
 @pytest.fixture(scope="session")
-def config_dir(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`checkpoint_dir(case_id)`: a folder written by save_pretrained (random weights)."""
+    return _built_once(
+        tmp_path_factory,
+        "ckpt",
+        lambda case_id, folder: make_model(CASES_BY_ID[case_id]).save_pretrained(folder),
+    )
+
+
+@pytest.fixture(scope="session")
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """`config_dir(case_id)`: a folder with only config.json."""
-    built: dict[str, Path] = {}
-
-    def build(case_id: str) -> Path:
-        if case_id not in built:
-            folder = tmp_path_factory.mktemp(f"config-{case_id}")
-            make_config(CASES_BY_ID[case_id]).save_pretrained(folder)
-            built[case_id] = folder
-        return built[case_id]
-
-    return build
+    return _built_once(
+        tmp_path_factory,
+        "config",
+        lambda case_id, folder: make_config(CASES_BY_ID[case_id]).save_pretrained(folder),
+    )
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
