@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gpt2tie.errors import CheckpointFormatError
@@ -137,6 +137,7 @@ def valid_file(shapes: list[list[int]]) -> bytes:
 
 
 @FUZZ
+@example(shapes=[[0, 0], [], [1, 2, 4]], flips=[(1024, 45)], cut=None)  # "-0" as an offset
 @given(
     st.lists(st.lists(st.integers(0, 4), max_size=3), min_size=1, max_size=4),
     st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),

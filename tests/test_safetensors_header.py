@@ -73,6 +73,11 @@ def _broken_cases(tmp: Path) -> dict[str, tuple[Path, str]]:
         lambda p: write_raw(p, {"w": {**header["w"], "data_offsets": [-4, 12]}}, data),
     )
     case(
+        "negative-zero-offset",
+        "data_offsets",
+        lambda p: write_raw(p, b'{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[-0,16]}}', data),
+    )
+    case(
         "reversed-offsets",
         "data_offsets",
         lambda p: write_raw(p, {"w": {**header["w"], "data_offsets": [16, 0]}}, data),
@@ -139,6 +144,7 @@ def broken_cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
         "deep",
         "unknown-dtype",
         "negative-offset",
+        "negative-zero-offset",
         "reversed-offsets",
         "shape-bytes-disagree",
         "bad-shape",
@@ -163,7 +169,8 @@ def test_broken_file_is_refused(broken_cases: dict[str, tuple[Path, str]], name:
 
 
 @pytest.mark.parametrize(
-    "name", ["truncated", "trailing-bytes", "overlap", "gap", "length-past-end"]
+    "name",
+    ["truncated", "trailing-bytes", "overlap", "gap", "length-past-end", "negative-zero-offset"],
 )
 def test_safetensors_itself_refuses_what_we_refuse(
     broken_cases: dict[str, tuple[Path, str]], name: str

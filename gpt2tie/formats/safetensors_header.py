@@ -127,7 +127,7 @@ def _parse_json_object(shown: str, raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise CheckpointFormatError(shown, "header is not valid UTF-8") from None
     try:
-        parsed = json.loads(text, object_pairs_hook=no_duplicates)
+        parsed = json.loads(text, object_pairs_hook=no_duplicates, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise CheckpointFormatError(shown, f"header is not valid JSON ({exc.msg})") from None
     except RecursionError:
@@ -135,6 +135,12 @@ def _parse_json_object(shown: str, raw: bytes) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise CheckpointFormatError(shown, "header is not a JSON object")
     return parsed
+
+
+def _parse_int(literal: str) -> int | float:
+    """JSON integers; `-0` stays a float, as the safetensors loader reads it (it then refuses
+    it where a size is expected). Python would make it the integer 0."""
+    return float(literal) if literal.startswith("-") and int(literal) == 0 else int(literal)
 
 
 def _is_count(value: Any) -> bool:
