@@ -1,6 +1,6 @@
 """Benchmarks: gpt2tie against the obvious alternative, measured side by side in one run.
 
-    python benchmarks/run.py            # every scenario (about 5 minutes, ~20 GB of RAM at peak)
+    python benchmarks/run.py            # every scenario (about 6 minutes on 2 cores)
     python benchmarks/run.py --quick    # skip the 8B from_pretrained baseline
 
 Checkpoints are synthetic and built here: real names, shapes and dtypes of each architecture,
