@@ -234,20 +234,9 @@ def inspect(
 
       [cyan]gpt2tie inspect ./checkpoint --load[/cyan]   (compare with a real from_pretrained)
     """
-    from gpt2tie.analysis.inspect_model import InspectOptions
 
-    model_source = _resolve(
-        model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
-    )
-    options = InspectOptions(
-        class_name,
-        trust_remote_code,
-        model_source.values_checked_by_default(values),
-        load,
-        not no_cache,
-    )
-    with _working(f"Inspecting {model}"):
-        report = _inspect(model_source, options)
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    report = _inspect(model, hub, class_name, trust_remote_code, values, not no_cache, load)
     _emit(report, json_output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
@@ -283,19 +272,9 @@ def explain(
       [cyan]gpt2tie explain ./checkpoint --json[/cyan]
     """
     from gpt2tie.analysis.explain import explain as explain_report
-    from gpt2tie.analysis.inspect_model import InspectOptions
 
-    model_source = _resolve(
-        model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
-    )
-    options = InspectOptions(
-        class_name,
-        trust_remote_code,
-        model_source.values_checked_by_default(None),
-        use_cache=not no_cache,
-    )
-    with _working(f"Inspecting {model}"):
-        report = _inspect(model_source, options)
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    report = _inspect(model, hub, class_name, trust_remote_code, None, not no_cache)
     _emit(explain_report(report, name), json_output)
 
 
@@ -513,7 +492,6 @@ def check(
       [cyan]gpt2tie check ./ckpt --fail-on warning --json | jq '.checks[]'[/cyan]
     """
     from gpt2tie.analysis.checks import Expectations, run_checks
-    from gpt2tie.analysis.inspect_model import InspectOptions
 
     expectations = Expectations(
         tied=tuple(expect_tied or ()),
@@ -522,17 +500,9 @@ def check(
         min_params=_count(min_params),
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
-    model_source = _resolve(
-        model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
-    )
-    options = InspectOptions(
-        class_name,
-        trust_remote_code,
-        model_source.values_checked_by_default(values),
-        use_cache=not no_cache,
-    )
-    with _working(f"Checking {model}"):
-        result = run_checks(_inspect(model_source, options), expectations)
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    report = _inspect(model, hub, class_name, trust_remote_code, values, not no_cache)
+    result = run_checks(report, expectations)
     _emit(result, json_output)
     if not result.passed:
         raise typer.Exit(EXIT_FINDINGS)
@@ -611,19 +581,29 @@ class _RemoteValueProgress:
             self._bar.stop()
 
 
-def _inspect(model_source: Any, options: Any) -> Report:
-    """inspect_source, with a note and a progress bar when values come over the network."""
-    import dataclasses
+def _inspect(
+    model: str,
+    hub: Any,
+    class_name: str | None,
+    trust_remote_code: bool,
+    values: bool | None,
+    use_cache: bool,
+    load: bool = False,
+) -> Report:
+    """Resolve MODEL and inspect it; a note and a progress bar when values come over the network."""
+    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
 
-    from gpt2tie.analysis.inspect_model import inspect_source
-
-    if not (options.check_values and model_source.values_are_remote):
-        return inspect_source(model_source, options)
-    progress = _RemoteValueProgress()
+    model_source = _resolve(model, hub)
+    check_values = model_source.values_checked_by_default(values)
+    remote = check_values and model_source.values_are_remote
+    progress = _RemoteValueProgress() if remote else None
+    options = InspectOptions(class_name, trust_remote_code, check_values, load, use_cache, progress)
     try:
-        return inspect_source(model_source, dataclasses.replace(options, progress=progress))
+        with _working(f"Inspecting {model}"):
+            return inspect_source(model_source, options)
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
 
 
 def _resolve(spec: str, hub_options: Any) -> Any:
