@@ -10,6 +10,7 @@ not parse, or whose key differs, is ignored and rewritten.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -123,6 +124,4 @@ def _load(kind: type[Result], path: Any, key: str) -> Result | None:
 
 
 def _with_source(result: Result, model_source: ModelSource) -> Result:
-    import dataclasses
-
     return dataclasses.replace(result, source=model_source.source)

@@ -113,7 +113,7 @@ def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Repo
         FindingInputs(
             class_name=skeleton.class_name,
             source_kind=model_source.source.kind,
-            has_checkpoint=checkpoint is not None,
+            structural_only=checkpoint is None,
             custom_code_ignored=skeleton.custom_code_ignored,
             declared_ties=declared_ties,
             alias_groups=groups,

@@ -19,7 +19,7 @@ class IdenticalUntiedHead:
 class FindingInputs:
     class_name: str
     source_kind: str
-    has_checkpoint: bool
+    structural_only: bool  # no weights were read: counts describe the class, not a file
     custom_code_ignored: bool
     declared_ties: dict[str, str]
     alias_groups: tuple[AliasGroup, ...]
@@ -94,7 +94,7 @@ def _structural(facts: FindingInputs) -> list[Finding]:
                 "and so does this report",
             )
         )
-    if not facts.has_checkpoint:
+    if facts.structural_only:
         why = "a built-in config" if facts.source_kind == "builtin" else "config only"
         findings.append(
             Finding(

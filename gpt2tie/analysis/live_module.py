@@ -48,7 +48,7 @@ def inspect_module(module: torch.nn.Module) -> Report:
         FindingInputs(
             class_name=info.class_name,
             source_kind="module",
-            has_checkpoint=True,  # a live model is not "structural only"
+            structural_only=False,
             custom_code_ignored=False,
             declared_ties={},  # checked below, with causes a live model can show
             alias_groups=groups,
