@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from gpt2tie.analysis.keys import map_stored_keys
+from gpt2tie.analysis.load_prediction import predict_load
 from gpt2tie.analysis.skeleton import build_skeleton, quiet_transformers
 from gpt2tie.analysis.values import stored_values_equal
 from gpt2tie.errors import InputError
@@ -68,7 +69,7 @@ def plan_untie(model_source: ModelSource, report: Report, heads: list[str] | Non
         tensors.append((key, checkpoint.tensor(stored)))
         changes.append(f"{key}: its own copy of {stored}")
     plan = RewritePlan(new_config, tuple(tensors), tuple(changes))
-    _check_loads_completely(plan, checkpoint, report)
+    _check_loads_completely(plan, checkpoint, report, new_model)
     return plan
 
 
@@ -133,7 +134,7 @@ def plan_retie(
     ]
     tensors += [(name, head) for name, head in replaced.items() if name not in by_stored_name]
     plan = RewritePlan(new_config, tuple(tensors), tuple(changes))
-    _check_loads_completely(plan, checkpoint, report)
+    _check_loads_completely(plan, checkpoint, report, new_model)
     return plan
 
 
@@ -198,8 +199,11 @@ def _object_names(model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
     return {name: tuple(names) for names in by_object.values() for name in names}
 
 
-def _check_loads_completely(plan: RewritePlan, checkpoint: Checkpoint, report: Report) -> None:
-    from gpt2tie.analysis.load_prediction import predict_load
+def _check_loads_completely(
+    plan: RewritePlan, checkpoint: Checkpoint, report: Report, new_model: torch.nn.Module
+) -> None:
+    """Refuse a plan whose files, loaded into `new_model` (built from plan.config), lack a key."""
+    import torch
 
     planned = Checkpoint(
         checkpoint.format,
@@ -208,11 +212,8 @@ def _check_loads_completely(plan: RewritePlan, checkpoint: Checkpoint, report: R
         tuple(dataclasses.replace(stored, name=name) for name, stored in plan.tensors),
         checkpoint.mapped_tensors,
     )
-    skeleton = build_skeleton(plan.config)
-    import torch
-
     with quiet_transformers():
-        prediction = predict_load(skeleton.model, planned, torch.float32, check_values=False)
+        prediction = predict_load(new_model, planned, torch.float32, check_values=False)
     before = set(report.checkpoint.missing) if report.checkpoint else set()
     new_missing = sorted(set(prediction.missing) - before)
     if new_missing:
