@@ -56,19 +56,21 @@ def count_params(
     depth: int = 1,
     class_name: str | None = None,
     trust_remote_code: bool = False,
+    check_values: bool | None = None,
     revision: str | None = None,
     token: str | None = None,
     offline: bool = False,
     subfolder: str = "",
     cache_dir: str | Path | None = None,
 ) -> CountReport:
-    """The report `gpt2tie count-params MODEL` prints."""
+    """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes."""
     from gpt2tie.analysis.inspect_model import InspectOptions, count_source
     from gpt2tie.sources import resolve
 
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
-    options = InspectOptions(class_name, trust_remote_code)
-    return count_source(resolve(model_spec, hub), depth, options)
+    model_source = resolve(model_spec, hub)
+    values = model_source.values_checked_by_default(check_values)
+    return count_source(model_source, depth, InspectOptions(class_name, trust_remote_code, values))
 
 
 def _hub_options(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from gpt2tie import __version__
-from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, Gpt2tieError
+from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError
 from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ app = typer.Typer(
         "  [cyan]gpt2tie check ./my-finetune --expect-tied lm_head[/cyan]     CI gate\n\n"
         "  [cyan]gpt2tie explain gpt2 lm_head[/cyan]     what the tie means for training\n\n"
         "Exit codes: 0 ran, 1 findings at or above --fail-on, 2 usage or input error, "
-        "130 interrupted. Set GPT2TIE_DEBUG=1 for tracebacks, NO_COLOR=1 for plain output."
+        "3 internal error (a bug: please report it), 130 interrupted. "
+        "Set GPT2TIE_DEBUG=1 for tracebacks, NO_COLOR=1 for plain output."
     ),
     rich_markup_mode="rich",
     no_args_is_help=True,
@@ -72,26 +73,42 @@ def _stdout() -> Console:
     return Console(soft_wrap=False, markup=False)
 
 
+def _error_line(message: str) -> None:
+    from rich.markup import escape
+
+    # Messages quote shapes and offsets in brackets: escape them, they are not markup.
+    _stderr().print(
+        f"[bold red]Error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
+    )
+
+
 def reports_errors(command: F) -> F:
-    """Turn gpt2tie's own errors into one `Error: …` line and their exit code."""
+    """Turn every error into one `Error: …` line and its exit code: gpt2tie's own errors their
+    documented code, anything unexpected exit 3 (a bug to report, never "findings")."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
         except Gpt2tieError as exc:
             if os.environ.get("GPT2TIE_DEBUG"):
                 raise
-            from rich.markup import escape
-
-            # Messages quote shapes and offsets in brackets: escape them, they are not markup.
-            _stderr().print(
-                f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
+            _error_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            _stderr().print("[bold red]Error:[/bold red] interrupted", highlight=False)
+            _error_line("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if os.environ.get("GPT2TIE_DEBUG"):
+                raise
+            lines = str(exc).strip().splitlines()
+            _error_line(
+                f"internal error in gpt2tie ({type(exc).__name__}): "
+                f"{lines[0] if lines else 'no message'}; rerun with GPT2TIE_DEBUG=1 and report it"
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -518,6 +535,7 @@ def count_params(
     ] = 1,
     class_name: ClassOption = None,
     trust_remote_code: TrustOption = False,
+    values: ValuesOption = None,
     revision: RevisionOption = None,
     token: TokenOption = None,
     offline: OfflineOption = False,
@@ -540,8 +558,11 @@ def count_params(
     model_source = _resolve(
         model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
     )
+    check_values = model_source.values_checked_by_default(values)
     with _working(f"Counting {model}"):
-        options = InspectOptions(class_name, trust_remote_code, use_cache=not no_cache)
+        options = InspectOptions(
+            class_name, trust_remote_code, check_values, use_cache=not no_cache
+        )
         report = count_source(model_source, depth, options)
     _emit(report, json_output)
 

@@ -93,6 +93,8 @@ class ModelInfo:
     model_type: str
     class_name: str = field(metadata={"json": "class"})
     tie_word_embeddings: bool | None
+    # The flag of the config ("") and of each sub-config that carries one.
+    tie_word_embeddings_by_config: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,10 @@ class TieOnLoad:
     source: str
     outcome: str
     tied: bool
+    # The stored tensors whose values target and source hold once loaded (None: random or
+    # filled by a later tie of the same source).
+    target_loaded_from: str | None = None
+    source_loaded_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +228,8 @@ class CountReport:
     modules: tuple[ModuleCount, ...]
     by_dtype: tuple[DtypeCount, ...]
     by_dtype_source: Literal["checkpoint", "config"]
+    # The same findings as `inspect`: a CI job counting parameters cannot miss a refused tie.
+    findings: tuple[Finding, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

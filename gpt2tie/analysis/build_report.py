@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gpt2tie import __version__
 from gpt2tie.analysis.aliases import ParameterTable, alias_groups, parameter_table
@@ -22,14 +23,17 @@ from gpt2tie.analysis.skeleton import (
     build_skeleton,
     cast_as_loaded,
     quiet_transformers,
+    tie_flags,
 )
 from gpt2tie.analysis.values import stored_values_equal
 from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 from gpt2tie.report import (
+    AliasGroup,
     CheckpointSummary,
     CountReport,
+    Finding,
     Head,
     ModelInfo,
     Report,
@@ -46,19 +50,40 @@ def _skeleton(model_source: ModelSource, options: InspectOptions) -> Skeleton:
     if code_folder is None and model_source.source.kind == "local":
         code_folder = Path(str(model_source.source.path))
     return build_skeleton(
-        model_source.config, options.class_name, options.trust_remote_code, code_folder
+        model_source.config,
+        options.class_name,
+        options.trust_remote_code,
+        code_folder,
+        model_source.config_file,
     )
 
 
 def _model_info(model_source: ModelSource, skeleton: Skeleton) -> ModelInfo:
+    head_flag, by_config = tie_flags(skeleton.config)
     return ModelInfo(
         model_type=str(model_source.config["model_type"]),
         class_name=skeleton.class_name,
-        tie_word_embeddings=_tie_word_embeddings(skeleton),
+        tie_word_embeddings=head_flag,
+        tie_word_embeddings_by_config=by_config,
     )
 
 
-def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Report:
+@dataclass(frozen=True)
+class _Analysis:
+    """The model as `from_pretrained` will build it, and everything found about it: every
+    report (inspect, count-params, check, explain, untie) is drawn from one of these."""
+
+    skeleton: Skeleton
+    model: torch.nn.Module
+    table: ParameterTable
+    info: ModelInfo
+    alias_groups: tuple[AliasGroup, ...]
+    heads: tuple[Head, ...]
+    checkpoint: CheckpointSummary | None
+    findings: tuple[Finding, ...]
+
+
+def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     skeleton = _skeleton(model_source, options)
     declared_ties = dict(getattr(skeleton.model, "all_tied_weights_keys", None) or {})
     checkpoint = model_source.checkpoint
@@ -109,6 +134,7 @@ def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Repo
         summary = _checkpoint_summary(
             checkpoint, table, prediction, options, log_lines, head_bytes_read
         )
+    info = _model_info(model_source, skeleton)
     findings = collect_findings(
         FindingInputs(
             class_name=skeleton.class_name,
@@ -123,50 +149,49 @@ def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Repo
             stored_buffers=_stored_buffers(model, prediction),
             identical_untied_heads=identical,
             transformers_log=log_lines,
+            tie_flag_in_file=_flag_in_file(model_source.config),
         )
     )
+    return _Analysis(skeleton, model, table, info, groups, heads, summary, findings)
+
+
+def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Report:
+    analysis = _analyze(model_source, options)
     return Report(
         gpt2tie_version=__version__,
         source=model_source.source,
-        model=_model_info(model_source, skeleton),
-        parameters=parameter_counts(model, table),
-        alias_groups=groups,
-        heads=heads,
-        checkpoint=summary,
-        findings=findings,
+        model=analysis.info,
+        parameters=parameter_counts(analysis.model, analysis.table),
+        alias_groups=analysis.alias_groups,
+        heads=analysis.heads,
+        checkpoint=analysis.checkpoint,
+        findings=analysis.findings,
     )
 
 
 def count_uncached(model_source: ModelSource, depth: int, options: InspectOptions) -> CountReport:
-    skeleton = _skeleton(model_source, options)
-    model = skeleton.model
+    analysis = _analyze(model_source, options)
     checkpoint = model_source.checkpoint
-    if checkpoint is None and (config_dtype := _config_dtype(skeleton)) is not None:
-        cast_as_loaded(model, config_dtype)
-    table = parameter_table(model)
     if checkpoint is not None:
         by_dtype = dtype_counts_from_checkpoint(checkpoint.tensors)
     else:
-        by_dtype = dtype_counts_from_parameters(table)
+        by_dtype = dtype_counts_from_parameters(analysis.table)
     return CountReport(
         gpt2tie_version=__version__,
         source=model_source.source,
-        model=_model_info(model_source, skeleton),
-        parameters=parameter_counts(model, table),
-        modules=tuple(module_counts(model, table, depth)),
+        model=analysis.info,
+        parameters=parameter_counts(analysis.model, analysis.table),
+        modules=tuple(module_counts(analysis.model, analysis.table, depth)),
         by_dtype=tuple(by_dtype),
         by_dtype_source="checkpoint" if checkpoint is not None else "config",
+        findings=analysis.findings,
     )
 
 
-def _tie_word_embeddings(skeleton: Skeleton) -> bool | None:
-    """The flag that decides ties; for composite models the text sub-config holds it."""
-    config = skeleton.config
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    value = getattr(text_config, "tie_word_embeddings", None)
-    if value is None:
-        value = getattr(config, "tie_word_embeddings", None)
-    return bool(value) if value is not None else None
+def _flag_in_file(config: dict[str, Any]) -> bool | None:
+    """tie_word_embeddings as config.json writes it (some classes override it when built)."""
+    value = config.get("tie_word_embeddings")
+    return value if isinstance(value, bool) else None
 
 
 def _config_dtype(skeleton: Skeleton) -> torch.dtype | None:
@@ -306,7 +331,15 @@ def _checkpoint_summary(
         unexpected=prediction.unexpected,
         mismatched=tuple(m.model_key for m in prediction.mismatched),
         ties_on_load=tuple(
-            TieOnLoad(tie.target, tie.source, tie.outcome, tie.tied) for tie in prediction.ties
+            TieOnLoad(
+                tie.target,
+                tie.source,
+                tie.outcome,
+                tie.tied,
+                stored.get(tie.target_values_from or ""),
+                stored.get(tie.source_values_from or ""),
+            )
+            for tie in prediction.ties
         ),
         values_checked=options.check_values or options.load,
         values_bytes_read=prediction.values_read_bytes + head_bytes_read,

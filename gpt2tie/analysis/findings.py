@@ -29,6 +29,7 @@ class FindingInputs:
     stored_buffers: tuple[str, ...]
     identical_untied_heads: tuple[IdenticalUntiedHead, ...]
     transformers_log: tuple[str, ...] = ()
+    tie_flag_in_file: bool | None = None  # tie_word_embeddings as config.json states it
 
 
 def collect_findings(facts: FindingInputs) -> tuple[Finding, ...]:
@@ -112,20 +113,7 @@ def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Find
     for tie in prediction.ties:
         pair = (tie.target, tie.source)
         if tie.outcome == "values-differ":
-            findings.append(
-                Finding(
-                    "tie-refused-values-differ",
-                    "error",
-                    f"the config ties {tie.target} to {tie.source}, but the files store both with "
-                    "different values. transformers 5 loads them untied with one warning, while "
-                    "the config still says tied, so the next tie_weights() (e.g. in "
-                    "resize_token_embeddings) overwrites the head; transformers 4 ties them and "
-                    "silently discards the stored head. Fix: if the head was trained on its own, "
-                    "set tie_word_embeddings: false in config.json; otherwise drop the head from "
-                    "the files",
-                    pair,
-                )
-            )
+            findings.append(_refused_tie(facts, tie.target, tie.source))
         elif tie.outcome == "values-equal" and tie.target in facts.redundant_copy_bytes:
             findings.append(
                 Finding(
@@ -160,6 +148,32 @@ def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Find
                 )
             )
     return findings
+
+
+def _refused_tie(facts: FindingInputs, target: str, source: str) -> Finding:
+    if facts.tie_flag_in_file is False:
+        fix = (
+            f"config.json already says tie_word_embeddings: false, but {facts.class_name} "
+            "declares this tie whatever the flag says, so every tie_weights() call can "
+            f"overwrite {target} with {source}. Check that the model really was trained "
+            "with separate weights, and never call tie_weights() or resize_token_embeddings() "
+            "on it"
+        )
+    else:
+        fix = (
+            "Fix: if the head was trained on its own, set tie_word_embeddings: false in "
+            "config.json; otherwise drop the head from the files"
+        )
+    return Finding(
+        "tie-refused-values-differ",
+        "error",
+        f"the model ties {target} to {source}, but the files store both with different "
+        "values. transformers 5 loads them untied with one warning, while the model still "
+        "declares the tie, so the next tie_weights() (e.g. in resize_token_embeddings) "
+        f"overwrites {target}; transformers 4 ties them and silently discards the stored "
+        f"{target}. {fix}",
+        (target, source),
+    )
 
 
 def _keys_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Finding]:

@@ -9,6 +9,7 @@ from gpt2tie.analysis.aliases import alias_groups, parameter_table
 from gpt2tie.analysis.counts import parameter_counts
 from gpt2tie.analysis.findings import FindingInputs, collect_findings
 from gpt2tie.analysis.heads import find_heads
+from gpt2tie.analysis.skeleton import tie_flags
 from gpt2tie.report import SEVERITY_RANK, AliasGroup, Finding, Head, ModelInfo, Report, Source
 
 if TYPE_CHECKING:
@@ -28,22 +29,30 @@ def inspect_module(module: torch.nn.Module) -> Report:
     groups = tuple(alias_groups(table))
     inner, prefix = _transformers_model(module)
     declared: dict[str, str] = {}
+    reapplied: dict[str, str] = {}
     heads: tuple[Head, ...] = ()
     info = ModelInfo(model_type="", class_name=type(module).__name__, tie_word_embeddings=None)
     if inner is not None:
         inner_declared = dict(getattr(inner, "all_tied_weights_keys", None) or {})
         declared = {prefix + t: prefix + s for t, s in inner_declared.items()}
+        reapplied = {
+            prefix + t: prefix + s
+            for t, s in _ties_from_config(inner).items()
+            if t not in inner_declared
+        }
         inner_heads = find_heads(inner, parameter_table(inner), inner_declared, lambda _: None)
         heads = tuple(_prefixed(head, prefix) for head in inner_heads)
         config = getattr(inner, "config", None)
-        tie = getattr(config.get_text_config(), "tie_word_embeddings", None) if config else None
+        head_flag, by_config = tie_flags(config) if config is not None else (None, {})
         info = ModelInfo(
             model_type=str(getattr(config, "model_type", "")),
             class_name=type(module).__name__,
-            tie_word_embeddings=None if tie is None else bool(tie),
+            tie_word_embeddings=head_flag,
+            tie_word_embeddings_by_config=by_config,
         )
     names = {name for names in table.names_by_object.values() for name in names}
     broken = _broken_declared_ties(module, declared, names, groups)
+    broken += _ties_refused_on_load(reapplied, names, groups)
     findings = collect_findings(
         FindingInputs(
             class_name=info.class_name,
@@ -159,6 +168,45 @@ def _broken_declared_ties(
                 "config.tie_word_embeddings = False first: otherwise the next tie_weights() "
                 "(resize_token_embeddings, save and reload) overwrites the head with the "
                 "embedding",
+                (declared_target, declared_source),
+            )
+        )
+    return findings
+
+
+def _ties_from_config(model: Any) -> dict[str, str]:
+    """The ties the next `tie_weights()` applies: the config's, whatever loading decided."""
+    expand = getattr(model, "get_expanded_tied_weights_keys", None)
+    if expand is None:
+        return {}
+    try:
+        return dict(expand(all_submodels=True) or {})
+    except Exception:  # custom models may not support it; then nothing is known
+        return {}
+
+
+def _ties_refused_on_load(
+    reapplied: dict[str, str], names: set[str], groups: tuple[AliasGroup, ...]
+) -> list[Finding]:
+    """Ties the config declares that the model does not hold and no longer lists: what
+    `from_pretrained` leaves after refusing a tie whose stored values differ."""
+    together = {name: group.names for group in groups for name in group.names}
+    findings = []
+    for declared_target, declared_source in reapplied.items():
+        target = _resolve_wrapped(declared_target, names)
+        source = _resolve_wrapped(declared_source, names)
+        if target is None or source is None or source in together.get(target, ()):
+            continue
+        findings.append(
+            Finding(
+                "tie-refused-on-load",
+                "error",
+                f"{declared_target} and {declared_source} are separate tensors, but the config "
+                "ties them (from_pretrained refused the tie because the stored values differ): "
+                f"the next model.tie_weights() or resize_token_embeddings() overwrites "
+                f"{declared_target} with {declared_source}, silently. To keep both, set "
+                "config.tie_word_embeddings = False (and save it); to tie, call "
+                "model.tie_weights() knowingly",
                 (declared_target, declared_source),
             )
         )

@@ -37,6 +37,10 @@ class TieDecision:
     target: str
     source: str
     outcome: TieOutcome
+    # The model keys (stored in the files) whose values target and source hold once loaded;
+    # None: not settled by this tie (a source still to be filled), or nothing at all (missing).
+    target_values_from: str | None
+    source_values_from: str | None
 
     @property
     def tied(self) -> bool:
@@ -100,12 +104,12 @@ def predict_load(
                 return None
             return stored_values_equal(
                 reader,
-                checkpoint.tensor(mapping.stored_by_model_key[source]),
-                checkpoint.tensor(mapping.stored_by_model_key[target]),
+                checkpoint.tensor(stored[source]),
+                checkpoint.tensor(stored[target]),
                 load_dtype,
             )
 
-        ties = _decide_ties(declared, missing, equal)
+        ties = decide_ties(declared, missing, equal)
         bytes_read = reader.bytes_read
     unexpected = set(mapping.unmatched.values())
     reported_missing, reported_unexpected = _apply_ignore_patterns(model, missing, unexpected)
@@ -123,18 +127,27 @@ def predict_load(
     )
 
 
-def _decide_ties(
+def decide_ties(
     declared: dict[str, str],
     missing: set[str],
     values_equal: EqualCheck,
 ) -> list[TieDecision]:
-    """Walk the declared pairs in order, as tie_weights does; updates `missing` in place."""
+    """Walk the declared pairs in order, as tie_weights does; updates `missing` in place.
+
+    A parameter filled by an earlier tie holds that stored tensor's values: a later pair
+    compares those (a T5 without `shared.weight` fills it from the encoder's embedding, then
+    compares the decoder's embedding and the head with the encoder's).
+    """
     pairs = list(declared.items())
+    values_from: dict[str, str] = {}  # model key -> the stored model key whose values it holds
     decisions = []
     for position, (target, source) in enumerate(pairs):
-        target_stored, source_stored = target not in missing, source not in missing
-        if target_stored and source_stored:
-            equal = values_equal(target, source)
+        target_there, source_there = target not in missing, source not in missing
+        target_origin = values_from.get(target, target)
+        source_origin = values_from.get(source, source)
+        if target_there and source_there:
+            same = target_origin == source_origin
+            equal = True if same else values_equal(target_origin, source_origin)
             outcome: TieOutcome = (
                 "values-unchecked"
                 if equal is None
@@ -142,21 +155,36 @@ def _decide_ties(
                 if equal
                 else "values-differ"
             )
-        elif target_stored:
-            outcome = "source-filled"
+            if equal is not False:
+                values_from[target] = target_origin = source_origin
+            decisions.append(TieDecision(target, source, outcome, target_origin, source_origin))
+            continue
+        if target_there:
+            outcome, origin = "source-filled", target_origin
             missing.discard(source)
-        elif source_stored:
-            outcome = "target-filled"
+            values_from[source] = origin
+        elif source_there:
+            outcome, origin = "target-filled", source_origin
             missing.discard(target)
-        elif any(
-            later_source == source and later_target not in missing
-            for later_target, later_source in pairs[position + 1 :]
-        ):
-            outcome = "backup-filled"
-            missing.discard(target)
+            values_from[target] = origin
         else:
-            outcome = "both-missing"
-        decisions.append(TieDecision(target, source, outcome))
+            backup = next(
+                (
+                    later_target
+                    for later_target, later_source in pairs[position + 1 :]
+                    if later_source == source and later_target not in missing
+                ),
+                None,
+            )
+            if backup is None:
+                decisions.append(TieDecision(target, source, "both-missing", None, None))
+                continue
+            outcome, origin = "backup-filled", values_from.get(backup, backup)
+            missing.discard(target)
+            values_from[target] = origin
+        # A backup fills only the target now; its own pair fills the source later.
+        source_holds = None if outcome == "backup-filled" else origin
+        decisions.append(TieDecision(target, source, outcome, origin, source_holds))
     return decisions
 
 

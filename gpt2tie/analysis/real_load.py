@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.analysis.keys import map_stored_keys
-from gpt2tie.analysis.load_prediction import LoadPrediction, ShapeMismatch, TieDecision, TieOutcome
+from gpt2tie.analysis.load_prediction import LoadPrediction, ShapeMismatch, decide_ties
 from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 
@@ -63,19 +63,14 @@ def load_for_real(
         mapping = map_stored_keys(model, checkpoint.tensor_names)
     stored = set(mapping.stored_by_model_key)
     unexpected = tuple(sorted(info["unexpected_keys"]))
-    ties = []
-    for target, source in declared_ties.items():
-        tied = model.get_parameter(target) is model.get_parameter(source)
-        outcome: TieOutcome
-        if target in stored and source in stored:
-            outcome = "values-equal" if tied else "values-differ"
-        elif target in stored:
-            outcome = "source-filled"
-        elif source in stored:
-            outcome = "target-filled"
-        else:
-            outcome = "both-missing"
-        ties.append(TieDecision(target, source, outcome))
+    import torch
+
+    def loaded_equal(target: str, source: str) -> bool:
+        # Stored keys that tie_weights did not overwrite hold their own loaded values.
+        return torch.equal(model.get_parameter(target), model.get_parameter(source))
+
+    not_stored = set(model.state_dict()) - stored
+    ties = decide_ties(declared_ties, not_stored, loaded_equal)
     prediction = LoadPrediction(
         stored_by_model_key=mapping.stored_by_model_key,
         unmatched_stored=tuple(sorted(mapping.unmatched)),

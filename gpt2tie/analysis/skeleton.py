@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,8 +51,13 @@ def build_skeleton(
     class_name: str | None = None,
     trust_remote_code: bool = False,
     code_folder: Path | None = None,
+    config_file: Path | None = None,
 ) -> Skeleton:
-    """Instantiate the model class named by the config (or `class_name`) on the meta device."""
+    """Instantiate the model class named by the config (or `class_name`) on the meta device.
+
+    `config_dict` decides the class; the config object is read from `config_file` (the
+    `config.json` the dict came from; written out when None) by transformers itself.
+    """
     import torch
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -67,8 +74,7 @@ def build_skeleton(
             config, cls = _remote_code_class(code_folder, model_type, class_name)
         else:
             cls = _model_class(config_dict, class_name)
-            # from_pretrained on a class parses the config with that class's own config_class.
-            config = _config_from_dict(cls.config_class, config_dict)
+            config = _config_as_from_pretrained(cls.config_class, config_dict, config_file)
         try:
             with torch.device("meta"):
                 model = cls(config)
@@ -84,9 +90,45 @@ def build_skeleton(
     )
 
 
-def _config_from_dict(config_class: Any, config_dict: dict[str, Any]) -> PretrainedConfig:
+def tie_flags(config: PretrainedConfig) -> tuple[bool | None, dict[str, bool]]:
+    """The `tie_word_embeddings` that decides the LM head's tie, and the flag of the config
+    and of each sub-config that has one ("" is the top level): composite models have several."""
+    by_config: dict[str, bool] = {}
+    own = _own_tie_flag(config)
+    if own is not None:
+        by_config[""] = own
+    for name in getattr(config, "sub_configs", None) or {}:
+        flag = _own_tie_flag(getattr(config, name, None))
+        if flag is not None:
+            by_config[name] = flag
     try:
-        config: PretrainedConfig = config_class.from_dict(config_dict)
+        text_config = config.get_text_config(decoder=True)
+    except (ValueError, AttributeError):
+        text_config = None
+    head_flag = _own_tie_flag(text_config) if text_config is not None else None
+    return (head_flag if head_flag is not None else own), by_config
+
+
+def _own_tie_flag(config: object) -> bool | None:
+    try:
+        value = getattr(config, "tie_word_embeddings", None)
+    except AttributeError:
+        return None
+    return None if value is None else bool(value)
+
+
+def _config_as_from_pretrained(
+    config_class: Any, config_dict: dict[str, Any], config_file: Path | None
+) -> PretrainedConfig:
+    """The config object `cls.from_pretrained` builds: its config_class reads the file, which
+    decodes non-finite floats and picks the class's own sub-config out of a composite one."""
+    if config_file is None:
+        with tempfile.TemporaryDirectory(prefix="gpt2tie-config-") as folder:
+            written = Path(folder) / "config.json"
+            written.write_text(json.dumps(config_dict), encoding="utf-8")
+            return _config_as_from_pretrained(config_class, config_dict, written)
+    try:
+        config: PretrainedConfig = config_class.from_pretrained(str(config_file))
     except Exception as exc:
         raise InputError(
             f"config.json is not a valid {config_class.__name__}: {_one_line(exc)}"
@@ -153,8 +195,9 @@ def _remote_code_class(
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """The whole message on one line: validation errors put their reason on later lines."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
 
 
 def cast_as_loaded(model: torch.nn.Module, dtype: torch.dtype) -> None:

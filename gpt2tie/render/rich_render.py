@@ -87,6 +87,7 @@ def render_counts(report: CountReport) -> RenderableType:
         note,
         "",
         dtypes,
+        _findings(report.findings),
     )
 
 

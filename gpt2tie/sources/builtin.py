@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from gpt2tie.report import BuiltinConfig, BuiltinList, Source
@@ -61,11 +62,18 @@ def read(name: str) -> dict[str, Any]:
     return config
 
 
+def _file(name: str) -> Path | None:
+    """The built-in config as a file on disk, when the package is installed as files."""
+    path = Path(str(resources.files("gpt2tie.builtin_configs").joinpath(f"{name}.json")))
+    return path if path.is_file() else None
+
+
 def load(spec: str, why: str = "offline") -> ModelSource:
     name = _BY_SPEC[spec]
     return ModelSource(
         source=Source(spec=spec, kind="builtin", path=None),
         config=read(name),
+        config_file=_file(name),
         checkpoint=None,
         notes=(
             f"{spec}: {why}, so using gpt2tie's built-in config.json for {name} "

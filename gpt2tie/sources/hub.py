@@ -113,6 +113,7 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
     return ModelSource(
         source=Source(spec=spec, kind="cache", path=str(folder), repo_id=spec, revision=commit),
         config=read_config(config_path, spec),
+        config_file=config_path,
         code_folder=folder if options.fetch_code else None,
         checkpoint=checkpoint,
         notes=tuple(notes),
@@ -162,6 +163,7 @@ def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
     return ModelSource(
         source=Source(spec=spec, kind="hub", path=None, repo_id=spec, revision=commit),
         config=read_config(config_path, spec),
+        config_file=config_path,
         code_folder=config_path.parent if options.fetch_code else None,
         checkpoint=checkpoint,
         notes=tuple(notes),

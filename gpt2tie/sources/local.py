@@ -19,5 +19,6 @@ def load(spec: str, path: Path) -> ModelSource:
     return ModelSource(
         source=Source(spec=spec, kind="local", path=str(path.resolve())),
         config=config,
+        config_file=path / "config.json",
         checkpoint=find_checkpoint(LocalFiles(path)),
     )

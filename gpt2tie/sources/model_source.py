@@ -20,6 +20,8 @@ class ModelSource:
     values_are_remote: bool = False
     # Where the repo's custom code was fetched to, with --trust-remote-code.
     code_folder: Path | None = None
+    # The config.json `config` was read from: transformers reads it again to build the config.
+    config_file: Path | None = None
 
     def values_checked_by_default(self, requested: bool | None) -> bool:
         """`--values`/`--no-values` as given, else on for local files, off for the network."""

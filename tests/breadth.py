@@ -1,0 +1,197 @@
+"""Every model class in transformers' auto mappings, built from its default config, against gpt2tie.
+
+The truth is the class itself: `cls(config)` built on the meta device in this process from the
+config transformers reads back (`config_class.from_pretrained`), its parameters grouped by
+object identity. gpt2tie sees only the folder written by `save_pretrained`.
+
+`python tests/breadth.py` runs every class (two processes) and prints a summary line for README.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAPPINGS = (
+    "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
+    "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
+    "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+    "MODEL_FOR_PRETRAINING_MAPPING_NAMES",
+    "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",
+    "MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES",
+    "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
+    "MODEL_FOR_TEXT_TO_WAVEFORM_MAPPING_NAMES",
+    "MODEL_FOR_CTC_MAPPING_NAMES",
+    "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
+    "MODEL_MAPPING_NAMES",
+)
+# Default configs whose meta build alone takes minutes or more memory than CI has; the full run
+# still builds them (see `run_all`).
+SAMPLE_SIZE = 24
+
+
+def all_class_names() -> list[str]:
+    from transformers.models.auto import modeling_auto
+
+    names: set[str] = set()
+    for mapping_name in MAPPINGS:
+        mapping = getattr(modeling_auto, mapping_name, None) or {}
+        for value in mapping.values():
+            names.update(value if isinstance(value, (list, tuple)) else (value,))
+    return sorted(names)
+
+
+def todays_sample(size: int = SAMPLE_SIZE) -> list[str]:
+    """A fixed sample for one day, another the next: CI covers the whole list over time."""
+    seed = datetime.date.today().toordinal()
+    names = all_class_names()
+    return sorted(random.Random(seed).sample(names, min(size, len(names))))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    class_name: str
+    status: str  # "agree", "unbuildable", "disagree"
+    detail: str = ""
+
+
+def truth_of(model: Any) -> dict[str, Any]:
+    """Counts, alias groups and heads by object identity on a real instance."""
+    import torch
+
+    names_by_object: dict[int, list[str]] = {}
+    parameter_by_object: dict[int, Any] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names_by_object.setdefault(id(parameter), []).append(name)
+        parameter_by_object[id(parameter)] = parameter
+    unique = sum(p.numel() for p in model.parameters())
+    with_duplicates = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
+    embedding_ids = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, torch.nn.Embedding) and isinstance(m.weight, torch.nn.Parameter)
+    }
+    embedding = sum(parameter_by_object[i].numel() for i in embedding_ids if i in names_by_object)
+    groups = [[n[0], *sorted(n[1:])] for n in names_by_object.values() if len(n) > 1]
+    output_heads: dict[str, bool] = {}
+    getter = getattr(model, "get_output_embeddings", None)
+    try:
+        found = getter() if getter is not None else None
+    except (NotImplementedError, AttributeError):
+        found = None
+    modules = found if isinstance(found, (list, tuple, torch.nn.ModuleList)) else [found]
+    module_names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    for module in modules:
+        weight = getattr(module, "weight", None)
+        if module is None or not isinstance(weight, torch.nn.Parameter):
+            continue
+        name = module_names.get(id(module))
+        if name is None:
+            continue
+        output_heads[f"{name}.weight"] = len(names_by_object[id(weight)]) > 1
+    return {
+        "unique": unique,
+        "with_duplicates": with_duplicates,
+        "embedding": embedding,
+        "alias_groups": groups,
+        "output_heads": output_heads,
+    }
+
+
+def check_class(class_name: str, folder: Path) -> Outcome:
+    """Build `class_name` from its default config; compare gpt2tie with the real instance."""
+    import torch
+    import transformers
+
+    import gpt2tie
+
+    transformers.logging.set_verbosity_error()
+    try:
+        cls = getattr(transformers, class_name)
+        config = cls.config_class()
+        config.architectures = [class_name]
+        config.save_pretrained(folder)
+        read_back = cls.config_class.from_pretrained(str(folder))
+        with torch.device("meta"):
+            model = cls(read_back)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        return Outcome(class_name, "unbuildable", f"{type(exc).__name__}: {reason}")
+    truth = truth_of(model)
+    del model
+    try:
+        report = gpt2tie.inspect(str(folder))
+        counted = gpt2tie.count_params(str(folder))
+    except Exception as exc:
+        return Outcome(class_name, "disagree", f"gpt2tie raised {type(exc).__name__}: {exc}")
+    problems = []
+    if report.model.class_name != class_name:
+        problems.append(f"built {report.model.class_name}")
+    got = report.parameters
+    for key in ("unique", "with_duplicates", "embedding"):
+        if getattr(got, key) != truth[key]:
+            problems.append(f"{key} {getattr(got, key)} != {truth[key]}")
+    if [list(g.names) for g in report.alias_groups] != truth["alias_groups"]:
+        problems.append(f"alias groups {[g.names for g in report.alias_groups]}")
+    heads = {h.parameter: h.tied for h in report.heads}
+    for parameter, tied in truth["output_heads"].items():
+        if heads.get(parameter) != tied:
+            problems.append(f"head {parameter}: {heads.get(parameter)} != tied={tied}")
+    if counted.parameters != report.parameters:
+        problems.append("count-params disagrees with inspect")
+    if problems:
+        return Outcome(class_name, "disagree", "; ".join(problems))
+    return Outcome(class_name, "agree")
+
+
+def _run_one(class_name: str) -> Outcome:
+    with tempfile.TemporaryDirectory(prefix="gpt2tie-breadth-") as folder:
+        return check_class(class_name, Path(folder))
+
+
+def run_all(processes: int = 2) -> list[Outcome]:
+    import multiprocessing
+
+    names = all_class_names()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes, maxtasksperchild=20) as pool:
+        return pool.map(_run_one, names, chunksize=4)
+
+
+def main() -> None:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GPT2TIE_CACHE_DIR", tempfile.mkdtemp(prefix="gpt2tie-breadth-cache-"))
+    started = time.monotonic()
+    outcomes = run_all()
+    by_status: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_status.setdefault(outcome.status, []).append(outcome)
+    for outcome in by_status.get("disagree", []):
+        print(f"DISAGREE {outcome.class_name}: {outcome.detail}")
+    for outcome in by_status.get("unbuildable", []):
+        print(f"unbuildable {outcome.class_name}: {outcome.detail}")
+    import torch
+    import transformers
+
+    agree = len(by_status.get("agree", []))
+    buildable = agree + len(by_status.get("disagree", []))
+    print(
+        f"{datetime.date.today()}: transformers {transformers.__version__}, torch "
+        f"{torch.__version__}: {len(outcomes)} classes, {buildable} buildable, {agree} agree "
+        f"({100 * agree / max(buildable, 1):.1f} %), {len(outcomes) - buildable} unbuildable; "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    sys.exit(0 if agree == buildable else 1)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    main()
