@@ -84,3 +84,25 @@ def unchanged() -> Iterator[list[Path]]:
     yield watched
     for folder in watched:
         assert snapshot(folder) == before[folder], f"{folder} was modified"
+
+
+@pytest.fixture(autouse=True)
+def no_internal_error(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Fail any test in which the CLI reported an internal error (exit 3), unless the test is
+    marked `internal_error_expected`: a bug must never hide behind an expected exit code."""
+    from gpt2tie import cli
+
+    seen: list[str] = []
+    original = cli._error_line
+
+    def recording(message: str) -> None:
+        if message.startswith("internal error"):
+            seen.append(message)
+        original(message)
+
+    monkeypatch.setattr(cli, "_error_line", recording)
+    yield
+    if request.node.get_closest_marker("internal_error_expected") is None:
+        assert not seen, f"internal error(s) in the CLI: {seen}"

@@ -33,6 +33,8 @@ def assert_prediction_matches_reality(folder: Path, class_name: str) -> Any:
     for head in predicted.heads:
         aliases = names[id(model.get_parameter(head.parameter))]
         assert head.tied == (len(aliases) > 1), head.parameter
+    counted = gpt2tie.count_params(str(folder))
+    assert (counted.parameters, counted.findings) == (predicted.parameters, predicted.findings)
     loaded = gpt2tie.inspect(str(folder), load=True)
     for field in ("parameters", "alias_groups", "heads"):
         assert getattr(loaded, field) == getattr(predicted, field), field

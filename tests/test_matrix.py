@@ -80,6 +80,14 @@ def test_report_matches_real_instance(case_and_truth, with_weights, checkpoint_d
     task = {head.parameter for head in report.heads if head.kind == "task"}
     assert task == EXPECTED_TASK_HEADS.get(case_id, set())
 
+    # One answer: count-params describes the same model, with the same findings.
+    counted = gpt2tie.count_params(str(folder))
+    assert (counted.parameters, counted.findings, counted.model) == (
+        report.parameters,
+        report.findings,
+        report.model,
+    )
+
     if not with_weights:
         assert report.checkpoint is None
         assert all(head.stored_in_checkpoint is None for head in report.heads)
