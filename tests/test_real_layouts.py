@@ -88,8 +88,12 @@ def test_t5_without_shared_weight_no_values_never_crashes(tmp_path: Path) -> Non
     folder, _ = _t5_madlad_layout(tmp_path / "madlad")
     result = runner.invoke(app, ["inspect", str(folder), "--no-values", "--json", "--no-cache"])
     assert result.exit_code == 0, result.output
-    ties = json.loads(result.stdout)["checkpoint"]["ties_on_load"]
+    report = json.loads(result.stdout)
+    ties = report["checkpoint"]["ties_on_load"]
     assert [t["outcome"] for t in ties] == ["source-filled", "values-unchecked", "values-unchecked"]
+    assert report["checkpoint"]["values_bytes_read"] == 0
+    unchecked = [f for f in report["findings"] if f["code"] == "values-not-checked"]
+    assert [f["severity"] for f in unchecked] == ["warning", "warning"]
 
 
 def test_infinity_encoded_config(tmp_path: Path) -> None:

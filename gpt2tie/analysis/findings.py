@@ -126,13 +126,21 @@ def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Find
                 )
             )
         elif tie.outcome == "values-unchecked":
+            # config.json asking for no tie makes "equal" the unlikely guess (madlad-style T5).
+            doubtful = facts.tie_flag_in_file is False
             findings.append(
                 Finding(
                     "values-not-checked",
-                    "info",
+                    "warning" if doubtful else "info",
                     f"{tie.target} and {tie.source} are both stored and their values were not "
                     "compared (--no-values): transformers 5 ties them only if they are equal; "
-                    "this report assumes they are",
+                    "this report assumes they are"
+                    + (
+                        ", although config.json says tie_word_embeddings: false: rerun with "
+                        "--values to know"
+                        if doubtful
+                        else ""
+                    ),
                     pair,
                 )
             )
