@@ -17,8 +17,26 @@ _SANDBOX = tempfile.mkdtemp(prefix="gpt2tie-tests-")
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
 os.environ["HF_HOME"] = os.path.join(_SANDBOX, "hf-home")
 os.environ["GPT2TIE_CACHE_DIR"] = os.path.join(_SANDBOX, "gpt2tie-cache")
-os.environ.pop("HF_HUB_OFFLINE", None)
-os.environ.pop("HF_TOKEN", None)
+# Nothing of the machine's own set-up may change a result: cache locations, tokens, offline
+# mode, colour and terminal size forced from outside, debug tracebacks.
+# (GPT2TIE_UPDATE_GOLDEN stays: it is how a developer regenerates golden files.)
+for _name in (
+    "HF_HUB_OFFLINE",
+    "HF_TOKEN",
+    "HF_TOKEN_PATH",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "TRANSFORMERS_CACHE",
+    "HF_HUB_ETAG_TIMEOUT",
+    "HF_HUB_DOWNLOAD_TIMEOUT",
+    "FORCE_COLOR",
+    "TTY_COMPATIBLE",
+    "TTY_INTERACTIVE",
+    "COLUMNS",
+    "LINES",
+    "GPT2TIE_DEBUG",
+):
+    os.environ.pop(_name, None)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 

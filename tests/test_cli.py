@@ -224,7 +224,9 @@ def test_light_paths_import_no_torch(argv: list[str]) -> None:
 
 
 def test_installed_script_runs_as_a_subprocess(tmp_path: Path) -> None:
-    script = shutil.which("gpt2tie")
+    # Beside the interpreter first: the venv's bin folder need not be on PATH.
+    beside = Path(sys.executable).parent / "gpt2tie"
+    script = str(beside) if beside.is_file() else shutil.which("gpt2tie")
     assert script, "the gpt2tie console script is not installed"
     env = {**os.environ, "NO_COLOR": "1"}
     done = subprocess.run(
