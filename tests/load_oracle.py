@@ -17,6 +17,18 @@ def real_load(folder: Path, class_name: str) -> tuple[torch.nn.Module, dict[str,
     return cls.from_pretrained(str(folder), output_loading_info=True)
 
 
+def output_head_parameters(model: Any) -> list[str]:
+    """The weights of the model's output embeddings, by name (get_output_embeddings)."""
+    found = model.get_output_embeddings()
+    modules = list(found) if isinstance(found, (list, tuple, torch.nn.ModuleList)) else [found]
+    module_names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    return [
+        f"{module_names[id(module)]}.weight"
+        for module in modules
+        if module is not None and isinstance(getattr(module, "weight", None), torch.nn.Parameter)
+    ]
+
+
 def assert_prediction_matches_reality(folder: Path, class_name: str) -> Any:
     """Header-only prediction == a real from_pretrained in this test == gpt2tie's --load mode."""
     predicted = gpt2tie.inspect(str(folder))
@@ -30,9 +42,17 @@ def assert_prediction_matches_reality(folder: Path, class_name: str) -> Any:
     real_groups = [[n[0], *sorted(n[1:])] for n in names.values() if len(n) > 1]
     assert [list(g.names) for g in predicted.alias_groups] == real_groups
     assert predicted.parameters.unique == sum(p.numel() for p in model.parameters())
-    for head in predicted.heads:
-        aliases = names[id(model.get_parameter(head.parameter))]
-        assert head.tied == (len(aliases) > 1), head.parameter
+    # Loops over the truth's lists, never the tool's: an empty report must not pass.
+    predicted_heads = {head.parameter: head for head in predicted.heads}
+    for head_name in output_head_parameters(model):
+        aliases = names[id(model.get_parameter(head_name))]
+        assert predicted_heads[head_name].tied == (len(aliases) > 1), head_name
+    declared = model.get_expanded_tied_weights_keys(all_submodels=True)
+    decided = {tie.target: tie for tie in predicted.checkpoint.ties_on_load}
+    assert set(decided) == set(declared)
+    for target, source in declared.items():
+        really_tied = model.get_parameter(target) is model.get_parameter(source)
+        assert decided[target].tied == really_tied, target
     counted = gpt2tie.count_params(str(folder))
     assert (counted.parameters, counted.findings) == (predicted.parameters, predicted.findings)
     loaded = gpt2tie.inspect(str(folder), load=True)

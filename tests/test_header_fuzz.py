@@ -1,8 +1,9 @@
 """Property-based fuzzing of the safetensors header reader.
 
 For any bytes: the reader returns a header, or raises gpt2tie's own CheckpointFormatError —
-never another exception, never a hang. When it returns a header, the safetensors library itself
-must accept the same bytes with the same tensors (an independent definition of "valid").
+never another exception, never a hang. Both ways: gpt2tie accepts a file if and only if the
+safetensors library itself accepts it (the independent definition of "valid"), and then both
+see the same tensors with the same shapes.
 
 CI runs a fixed-seed, bounded number of examples. For a long local run:
     GPT2TIE_FUZZ_EXAMPLES=100000 python -m pytest tests/test_header_fuzz.py -q
@@ -58,21 +59,30 @@ class InMemory:
         return None
 
 
-def check(data: bytes) -> None:
-    try:
-        header = read_header(InMemory(data), "fuzz.safetensors")
-    except CheckpointFormatError as exc:
-        assert str(exc).startswith("fuzz.safetensors: ")
-        return
-    from safetensors import safe_open
+def safetensors_verdict(data: bytes) -> dict[str, tuple[int, ...]] | None:
+    """What the safetensors library reads from `data`: tensor shapes by name, None if refused."""
+    from safetensors import SafetensorError, safe_open
 
     with tempfile.NamedTemporaryFile(suffix=".safetensors") as handle:
         handle.write(data)
         handle.flush()
-        with safe_open(handle.name, "pt") as opened:
-            assert set(opened.keys()) == {t.name for t in header.tensors}
-            for tensor in header.tensors:
-                assert tuple(opened.get_slice(tensor.name).get_shape()) == tensor.shape
+        try:
+            with safe_open(handle.name, "pt") as opened:
+                return {name: tuple(opened.get_slice(name).get_shape()) for name in opened.keys()}
+        except SafetensorError:
+            return None
+
+
+def check(data: bytes) -> None:
+    expected = safetensors_verdict(data)
+    try:
+        header = read_header(InMemory(data), "fuzz.safetensors")
+    except CheckpointFormatError as exc:
+        assert str(exc).startswith("fuzz.safetensors: ")
+        assert expected is None, f"gpt2tie refused a file safetensors reads: {exc}"
+        return
+    assert expected is not None, "gpt2tie accepted a file safetensors refuses"
+    assert {t.name: t.shape for t in header.tensors} == expected
 
 
 def file_bytes(header: Any, data: bytes, length: int | None = None) -> bytes:
@@ -89,7 +99,7 @@ json_values = st.recursive(
 )
 tensor_entries = st.fixed_dictionaries(
     {
-        "dtype": st.sampled_from([*DTYPES, "F17", "", "f32"]),
+        "dtype": st.sampled_from([*DTYPES, "F17", "", "f32", "I4", "E8M0"]),
         "shape": st.lists(st.integers(-2, 6), max_size=4),
         "data_offsets": st.lists(st.integers(-4, 200), min_size=0, max_size=3),
     }
@@ -121,8 +131,9 @@ def test_tensor_like_headers(entries: dict[str, Any], metadata: Any, data: bytes
     check(file_bytes(header, data))
 
 
-def valid_file(shapes: list[list[int]]) -> bytes:
-    header, offset = {}, 0
+def valid_file(shapes: list[list[int]], metadata: dict[str, str] | None = None) -> bytes:
+    header: dict[str, Any] = {} if metadata is None else {"__metadata__": metadata}
+    offset = 0
     for index, shape in enumerate(shapes):
         size = 4
         for dim in shape:
@@ -134,6 +145,34 @@ def valid_file(shapes: list[list[int]]) -> bytes:
         }
         offset += size
     return file_bytes(header, bytes(offset))
+
+
+@FUZZ
+@example(shapes=[[2]], metadata={"format": "pt", "note": "x"}, dtype="BF16")
+@given(
+    st.lists(st.lists(st.integers(0, 4), max_size=3), min_size=1, max_size=4),
+    st.one_of(st.none(), st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3)),
+    st.sampled_from(sorted(DTYPES)),
+)
+def test_valid_files_are_accepted(
+    shapes: list[list[int]], metadata: dict[str, str] | None, dtype: str
+) -> None:
+    """Files the safetensors library reads, any metadata, any dtype: gpt2tie must read them."""
+    header: dict[str, Any] = {} if metadata is None else {"__metadata__": metadata}
+    offset = 0
+    bits = DTYPES[dtype][0]
+    for index, shape in enumerate(shapes):
+        numel = 1
+        for dim in shape:
+            numel *= dim
+        size = (numel * bits + 7) // 8
+        header[f"t{index}"] = {
+            "dtype": dtype,
+            "shape": shape,
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    check(file_bytes(header, bytes(offset)))
 
 
 @FUZZ

@@ -168,8 +168,9 @@ def test_gpt_neox_embed_out(checkpoint_dir) -> None:  # type: ignore[no-untyped-
         stored = set(handle.keys())
     report = assert_prediction_matches_reality(folder, "GPTNeoXForCausalLM")
     head = next(h for h in report.heads if h.kind == "lm")
-    assert head.stored_in_checkpoint is True
-    assert ("embed_out.weight" in stored) or (head.parameter in stored)
+    # save_pretrained writes the published name; loading renames it to the model's.
+    assert "embed_out.weight" in stored and head.parameter not in stored
+    assert head.parameter == "lm_head.weight" and head.stored_in_checkpoint is True
     assert report.findings == ()
 
 
@@ -291,3 +292,58 @@ def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "weights-only" in result.stderr and "safetensors" in result.stderr
     assert not marker.exists()
+
+
+def _drop(*names: str) -> StateEdit:
+    def edit(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        for name in names:
+            del state[name]
+        return state
+
+    return edit
+
+
+def _head_plus_one(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state["lm_head.weight"] = state["model.embed_tokens.weight"] + 1.0
+    return state
+
+
+def _head_equal(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state["lm_head.weight"] = state["model.embed_tokens.weight"].clone()
+    return state
+
+
+# Every tie outcome, on a real checkpoint: (case, edit, the tie that decides it, its outcome).
+TIE_OUTCOMES = {
+    "target-filled": ("llama-tied", _drop("lm_head.weight"), "lm_head.weight"),
+    "source-filled": ("llama-tied", _drop("model.embed_tokens.weight"), "lm_head.weight"),
+    "backup-filled": (
+        "bart",
+        _drop("lm_head.weight", "model.shared.weight", "model.decoder.embed_tokens.weight"),
+        "lm_head.weight",
+    ),
+    "values-equal": ("llama-tied", _head_equal, "lm_head.weight"),
+    "values-differ": ("llama-tied", _head_plus_one, "lm_head.weight"),
+    "both-missing": (
+        "llama-tied",
+        _drop("lm_head.weight", "model.embed_tokens.weight"),
+        "lm_head.weight",
+    ),
+}
+
+
+@pytest.mark.parametrize("outcome", sorted(TIE_OUTCOMES))
+def test_every_tie_outcome_against_from_pretrained(tmp_path: Path, outcome: str) -> None:
+    case_id, edit, target = TIE_OUTCOMES[outcome]
+    folder = write_checkpoint(tmp_path, case_id, edit)
+    class_name = CASES_BY_ID[case_id].class_name
+    report = assert_prediction_matches_reality(folder, class_name)
+    decided = {tie.target: tie for tie in report.checkpoint.ties_on_load}
+    assert decided[target].outcome == outcome
+    model, info = real_load(folder, class_name)
+    source = decided[target].source
+    assert decided[target].tied == (model.get_parameter(target) is model.get_parameter(source))
+    # Random initialisation is what both-missing means; every other outcome fills the pair.
+    randomly_initialised = {target, source} & set(info["missing_keys"])
+    assert bool(randomly_initialised) == (outcome == "both-missing")
+    assert (target in report.checkpoint.missing) == (target in info["missing_keys"])

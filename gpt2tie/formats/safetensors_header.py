@@ -21,6 +21,8 @@ DTYPES: dict[str, tuple[int, str]] = {
     "F8_E5M2": (8, "float8_e5m2"),
     "F8_E4M3": (8, "float8_e4m3fn"),
     "F8_E8M0": (8, "float8_e8m0fnu"),
+    "F8_E4M3FNUZ": (8, "float8_e4m3fnuz"),
+    "F8_E5M2FNUZ": (8, "float8_e5m2fnuz"),
     "I16": (16, "int16"),
     "U16": (16, "uint16"),
     "F16": (16, "float16"),
