@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from tiny_models import CASES_BY_ID, make_config
+from tiny_models import CASES_BY_ID, make_config, make_model
 from typer.testing import CliRunner
 
 import gpt2tie
@@ -87,7 +87,9 @@ def test_count_params_json_and_depth(checkpoint_dir) -> None:  # type: ignore[no
     }
     assert {row["name"] for row in report["modules"]} == depth_two
     top = [row for row in report["modules"] if row["depth"] == 1]
-    assert sum(row["owned"] for row in top) == report["parameters"]["unique"]
+    unique = sum(p.numel() for p in model.parameters())
+    assert report["parameters"]["unique"] == unique
+    assert sum(row["owned"] for row in top) == unique
     lm_head = next(row for row in report["modules"] if row["name"] == "lm_head")
     assert (lm_head["parameters"], lm_head["owned"]) == (model.lm_head.weight.numel(), 0)
     with safe_open(str(folder / "model.safetensors"), "pt") as handle:
@@ -111,15 +113,18 @@ def gpt2tie_model(folder: Path) -> Any:
 
 
 def test_count_params_config_dtype(tmp_path: Path) -> None:
+    import torch
+
     config = make_config(CASES_BY_ID["llama-tied"])
     config.dtype = "bfloat16"
     config.save_pretrained(tmp_path)
     report = valid(json.loads(invoke("count-params", str(tmp_path), "--json").stdout))
     assert report["by_dtype_source"] == "config"
     (row,) = report["by_dtype"]
+    model = make_model(CASES_BY_ID["llama-tied"]).to(torch.bfloat16)
     assert row["dtype"] == "bfloat16"
-    assert row["parameters"] == report["parameters"]["unique"]
-    assert row["bytes"] == 2 * row["parameters"]
+    assert row["parameters"] == sum(p.numel() for p in model.parameters())
+    assert row["bytes"] == sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def test_api_and_cli_give_the_same_json(checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
@@ -163,8 +168,9 @@ def test_stored_buffers_explain_stored_parameters(tmp_path: Path) -> None:
     save_file({**state, **masks}, str(tmp_path / "model.safetensors"))
     make_config(case).save_pretrained(tmp_path)
     report = valid(json.loads(invoke("inspect", str(tmp_path), "--json").stdout))
-    assert report["checkpoint"]["stored_parameters"] == report["parameters"]["unique"] + sum(
-        m.numel() for m in masks.values()
+    assert report["parameters"]["unique"] == sum(p.numel() for p in model.parameters())
+    assert report["checkpoint"]["stored_parameters"] == sum(
+        t.numel() for t in (*state.values(), *masks.values())
     )
     assert sorted(report["checkpoint"]["not_parameters"]) == sorted(masks)
     assert report["checkpoint"]["parameters_not_stored"] == []

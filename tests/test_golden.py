@@ -5,9 +5,12 @@ Regenerate after an intended change with `GPT2TIE_UPDATE_GOLDEN=1 pytest tests/t
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -58,3 +61,89 @@ def test_golden(name: str, argv: list[str], tmp_path: Path, monkeypatch, checkpo
     if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
         golden.write_text(result.stdout)
     assert result.stdout == golden.read_text()
+
+
+# --- every number in the golden files, recomputed without gpt2tie -----------------------------
+
+_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d{3,}(?:\.\d+)?|\d+\.\d+)(?![\w.])")
+
+
+def _numbers_in(text: str) -> set[str]:
+    return {match.replace(",", "") for match in _NUMBER.findall(text)}
+
+
+def _truth_numbers(model: Any, folder: Path | None) -> set[str]:
+    """Counts and sizes of a real instance (and of the files safetensors reads), as text."""
+    import torch
+
+    names: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), []).append(name)
+    parameters = {id(p): p for p in model.parameters()}
+    unique = sum(p.numel() for p in parameters.values())
+    per_name = sum(p.numel() * len(names[i]) for i, p in parameters.items())
+    embedding = sum(
+        m.weight.numel()
+        for m in {id(m): m for m in model.modules() if isinstance(m, torch.nn.Embedding)}.values()
+    )
+    numbers = {unique, per_name, per_name - unique, embedding, unique - embedding}
+    numbers |= {sum(p.numel() * p.element_size() for p in parameters.values())}
+    for parameter in parameters.values():
+        numbers |= {parameter.numel(), *parameter.shape}
+    owned: dict[str, int] = {}
+    for object_id, parameter in parameters.items():
+        parts = names[object_id][0].split(".")[:-1]
+        for depth in range(1, len(parts) + 1):
+            owned[".".join(parts[:depth])] = (
+                owned.get(".".join(parts[:depth]), 0) + parameter.numel()
+            )
+    for name, module in model.named_modules():
+        numbers |= {sum(p.numel() for p in module.parameters()), owned.get(name, 0)}
+    mb = {f"{p.numel() * p.element_size() / 1e6:.1f}" for p in parameters.values()}
+    if folder is not None:
+        from safetensors.torch import load_file
+
+        stored = load_file(str(folder / "model.safetensors"))
+        sizes = {k: t.numel() * t.element_size() for k, t in stored.items()}
+        numbers |= {len(stored), sum(t.numel() for t in stored.values()), sum(sizes.values())}
+        for target, source in model.get_expanded_tied_weights_keys(all_submodels=True).items():
+            if target in sizes and source in sizes:
+                numbers.add(sizes[target] + sizes[source])  # the values a tie decision reads
+    return {str(n) for n in numbers} | mb
+
+
+def _golden_truth(name: str, tmp_path: Path, checkpoint_dir: Any) -> tuple[Any, Path | None]:
+    import torch
+    import transformers
+
+    from gpt2tie.sources import builtin
+
+    transformers.logging.set_verbosity_error()
+    if "gpt2" in name:
+        builtin_name = "distilgpt2" if "distilgpt2" in name else "gpt2"
+        config_file = tmp_path / "config.json"
+        config_file.write_text(json.dumps(builtin.read(builtin_name)))
+        config = transformers.GPT2Config.from_pretrained(str(config_file))
+        with torch.device("meta"):
+            return transformers.GPT2LMHeadModel(config), None
+    if "refused" in name:
+        folder = tmp_path / "refused"
+        write_refused_tie(folder)
+    else:
+        folder = checkpoint_dir("bert-mlm" if "bert" in name else "musicgen")
+    config = json.loads((folder / "config.json").read_text())
+    model = getattr(transformers, config["architectures"][0]).from_pretrained(str(folder))
+    return model, folder
+
+
+@pytest.mark.parametrize("golden", sorted(p.stem for p in GOLDEN.glob("*.out")))
+def test_every_number_in_the_golden_files_is_true(
+    golden: str, tmp_path: Path, checkpoint_dir
+) -> None:  # type: ignore[no-untyped-def]
+    printed = _numbers_in((GOLDEN / f"{golden}.out").read_text())
+    model, folder = _golden_truth(golden, tmp_path, checkpoint_dir)
+    truth = _truth_numbers(model, folder)
+    assert printed <= truth, f"numbers not backed by a real instance: {sorted(printed - truth)}"
+    if not golden.startswith(("check", "explain")):
+        unique = sum(p.numel() for p in model.parameters())
+        assert f"{unique}" in printed

@@ -11,6 +11,7 @@ import gpt2tie
 from gpt2tie.analysis.checks import Expectations, run_checks
 from gpt2tie.analysis.explain import explain
 from gpt2tie.render import OUTPUT_FORMATS, RESULT_TYPES, render, table_renderers
+from gpt2tie.report import BuiltinList, CountReport, ExplainReport, Report
 from gpt2tie.sources import builtin
 
 
@@ -30,14 +31,38 @@ def test_mapping_is_exhaustive() -> None:
     assert {type(r) for r in sample_results()} == set(RESULT_TYPES)
 
 
+def gpt2_truth() -> tuple[int, int]:
+    """Unique and per-name counts of a real GPT-2 built from the built-in config."""
+    import torch
+    import transformers
+
+    config = transformers.GPT2Config(**builtin.read("gpt2"))
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(config)
+    per_name = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False))
+    return sum(p.numel() for p in model.parameters()), per_name
+
+
 @pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
 def test_every_result_renders(output_format: str) -> None:
+    unique, per_name = gpt2_truth()
     for result in sample_results():
         rendered = render(result, output_format)  # type: ignore[arg-type]
         if output_format == "json":
             assert isinstance(rendered, str)
-            assert json.loads(rendered) == result.to_dict()  # type: ignore[attr-defined]
+            data = json.loads(rendered)
+            assert data == result.to_dict()  # type: ignore[attr-defined]
+            counts = data.get("parameters") or data.get("report", {}).get("parameters")
+            if counts is not None:
+                assert (counts["unique"], counts["with_duplicates"]) == (unique, per_name)
         else:
             console = Console(width=100, record=True, color_system=None)
             console.print(rendered)
-            assert console.export_text().strip()
+            text = console.export_text()
+            if isinstance(result, (Report, CountReport, ExplainReport)):
+                assert f"{unique:,}" in text
+            if isinstance(result, (Report, CountReport)):
+                assert f"{per_name:,}" in text
+            if isinstance(result, BuiltinList):
+                assert all(entry.name in text for entry in result.configs)
+            assert text.strip()
