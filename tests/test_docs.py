@@ -33,6 +33,11 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = re.findall(r"```bash\n(python3 -m pip install [^\n]*)\n```", README)
     test_command = next(c for c in commands if "pytest" in c)
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+    # .ci/fresh-clone-test runs the README line that starts like this one: the same command.
+    prefix = re.search(r"grep -m1 '\^([^']*)'", (ROOT / ".ci" / "fresh-clone-test").read_text())
+    assert prefix is not None
+    first = next(line for line in README.splitlines() if line.startswith(prefix.group(1)))
+    assert first == test_command
 
 
 def test_every_finding_code_is_documented() -> None:
