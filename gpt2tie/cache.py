@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from gpt2tie.formats.regular_files import MAX_JSON_BYTES, read_limited
+
 
 def cache_root() -> Path:
     """`GPT2TIE_CACHE_DIR`, else `$XDG_CACHE_HOME/gpt2tie`, else `~/.cache/gpt2tie`."""
@@ -19,7 +21,7 @@ def cache_root() -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -34,7 +36,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def read_or_none(path: Path) -> bytes | None:
+    """A cache entry's bytes; None when absent, unreadable, oversized, not a regular file, or
+    not written by this user (in a shared cache folder anyone could plant an entry whose key
+    they computed: the key is no secret)."""
     try:
-        return path.read_bytes()
+        if os.stat(path).st_uid != os.getuid():
+            return None
+        return read_limited(path, MAX_JSON_BYTES)
     except OSError:
         return None

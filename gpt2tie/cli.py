@@ -15,6 +15,7 @@ import typer
 
 from gpt2tie import __version__
 from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError
+from gpt2tie.printable import printable, printable_message
 from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
 if TYPE_CHECKING:
@@ -76,10 +77,10 @@ def _stdout() -> Console:
 def _error_line(message: str) -> None:
     from rich.markup import escape
 
-    # Messages quote shapes and offsets in brackets: escape them, they are not markup.
-    _stderr().print(
-        f"[bold red]Error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
-    )
+    # Messages quote names from files (control characters escaped) and shapes in brackets
+    # (escaped too: they are not markup).
+    shown = escape(printable_message(message))
+    _stderr().print(f"[bold red]Error:[/bold red] {shown}", highlight=False, soft_wrap=True)
 
 
 def reports_errors(command: F) -> F:
@@ -159,6 +160,17 @@ NoCacheOption = Annotated[
     bool,
     typer.Option("--no-cache", help="Recompute instead of reusing gpt2tie's result cache."),
 ]
+MaxModulesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-modules",
+        metavar="N",
+        min=1,
+        help="Refuse configs that build more modules than this (default 20,000, or "
+        "GPT2TIE_MAX_MODULES).",
+        show_default=False,
+    ),
+]
 ValuesOption = Annotated[
     bool | None,
     typer.Option(
@@ -226,6 +238,7 @@ def inspect(
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    max_modules: MaxModulesOption = None,
     load: Annotated[
         bool,
         typer.Option(
@@ -253,7 +266,9 @@ def inspect(
     """
 
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
-    report = _inspect(model, hub, class_name, trust_remote_code, values, not no_cache, load)
+    report = _inspect(
+        model, hub, class_name, trust_remote_code, values, not no_cache, load, max_modules
+    )
     _emit(report, json_output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
@@ -278,6 +293,7 @@ def explain(
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    max_modules: MaxModulesOption = None,
 ) -> None:
     """Explain what a tie means for MODEL: training, freezing, optimizers, weight decay, saving,
     counting, and the ways forward.
@@ -291,7 +307,9 @@ def explain(
     from gpt2tie.analysis.explain import explain as explain_report
 
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
-    report = _inspect(model, hub, class_name, trust_remote_code, None, not no_cache)
+    report = _inspect(
+        model, hub, class_name, trust_remote_code, None, not no_cache, max_modules=max_modules
+    )
     _emit(explain_report(report, name), json_output)
 
 
@@ -391,9 +409,15 @@ def _rewrite(
     folder = model_source.checkpoint.access.local_path(".")
     total = planned_bytes(plan)
     with _byte_progress(total, f"Writing {out}") as on_bytes:
-        write_checkpoint_folder(plan, model_source.checkpoint, folder, out, force, on_bytes)
+        skipped = write_checkpoint_folder(
+            plan, model_source.checkpoint, folder, out, force, on_bytes
+        )
+    for reason in skipped:
+        _stderr().print(
+            f"note: not copied: {printable(reason)}", highlight=False, markup=False, soft_wrap=True
+        )
     for change in plan.changes:
-        _stderr().print(f"  {change}", highlight=False, markup=False, soft_wrap=True)
+        _stderr().print(f"  {printable(change)}", highlight=False, markup=False, soft_wrap=True)
     _stderr().print(f"wrote {out} ({total:,} bytes of tensors)", highlight=False, markup=False)
 
 
@@ -496,6 +520,7 @@ def check(
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    max_modules: MaxModulesOption = None,
 ) -> None:
     """Gate CI on MODEL: expected ties, parameter bounds and findings. Exit 0 if every check
     passes, 1 if one fails, 2 on bad input.
@@ -518,7 +543,9 @@ def check(
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
-    report = _inspect(model, hub, class_name, trust_remote_code, values, not no_cache)
+    report = _inspect(
+        model, hub, class_name, trust_remote_code, values, not no_cache, max_modules=max_modules
+    )
     result = run_checks(report, expectations)
     _emit(result, json_output)
     if not result.passed:
@@ -542,6 +569,7 @@ def count_params(
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
+    max_modules: MaxModulesOption = None,
 ) -> None:
     """Count MODEL's parameters: unique and per name, per module, per dtype.
 
@@ -561,7 +589,11 @@ def count_params(
     check_values = model_source.values_checked_by_default(values)
     with _working(f"Counting {model}"):
         options = InspectOptions(
-            class_name, trust_remote_code, check_values, use_cache=not no_cache
+            class_name,
+            trust_remote_code,
+            check_values,
+            use_cache=not no_cache,
+            max_modules=max_modules,
         )
         report = count_source(model_source, depth, options)
     _emit(report, json_output)
@@ -610,6 +642,7 @@ def _inspect(
     values: bool | None,
     use_cache: bool,
     load: bool = False,
+    max_modules: int | None = None,
 ) -> Report:
     """Resolve MODEL and inspect it; a note and a progress bar when values come over the network."""
     from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
@@ -618,7 +651,9 @@ def _inspect(
     check_values = model_source.values_checked_by_default(values)
     remote = check_values and model_source.values_are_remote
     progress = _RemoteValueProgress() if remote else None
-    options = InspectOptions(class_name, trust_remote_code, check_values, load, use_cache, progress)
+    options = InspectOptions(
+        class_name, trust_remote_code, check_values, load, use_cache, progress, max_modules
+    )
     try:
         with _working(f"Inspecting {model}"):
             return inspect_source(model_source, options)
@@ -632,7 +667,7 @@ def _resolve(spec: str, hub_options: Any) -> Any:
 
     model_source = resolve(spec, hub_options)
     for note in model_source.notes:
-        _stderr().print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+        _stderr().print(f"note: {printable(note)}", highlight=False, markup=False, soft_wrap=True)
     return model_source
 
 
@@ -664,5 +699,12 @@ def _emit(
         _stdout().print(output)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the same clean-up and exit as Ctrl-C
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     app()

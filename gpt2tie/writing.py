@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from gpt2tie.analysis.rewrite_plan import RewritePlan
 from gpt2tie.errors import Gpt2tieError, InputError
 from gpt2tie.formats.checkpoint import Checkpoint
+from gpt2tie.formats.regular_files import open_regular
 from gpt2tie.formats.safetensors_writer import TensorToWrite, write_safetensors
 from gpt2tie.formats.tensor_values import iter_stored_bytes
 
@@ -35,8 +38,11 @@ def write_checkpoint_folder(
     out: Path,
     force: bool,
     on_bytes: Callable[[int], None] = lambda _: None,
-) -> None:
-    """Copy the non-weight files, write config.json and one model.safetensors into `out`."""
+) -> tuple[str, ...]:
+    """Copy the non-weight files, write config.json and one model.safetensors into `out`.
+
+    Returns what was not copied, and why (links leading out of the source, special files).
+    """
     out = out.expanduser().absolute()
     source = source_folder.resolve()
     if (
@@ -50,11 +56,13 @@ def write_checkpoint_folder(
     if out.is_dir() and any(out.iterdir()) and not force:
         raise InputError(f"--out {out} exists and is not empty; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_staging(out)
     staging = out.parent / f".{out.name}.gpt2tie-{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
+    replace = force or (out.is_dir() and not any(out.iterdir()))
     try:
         staging.mkdir()
-        _copy_other_files(source, staging)
+        skipped = _copy_other_files(source, staging)
         (staging / "config.json").write_text(json.dumps(plan.config, indent=2) + "\n")
         tensors = [
             TensorToWrite(
@@ -68,7 +76,7 @@ def write_checkpoint_folder(
         ]
         write_safetensors(staging / "model.safetensors", tensors, {"format": "pt"}, on_bytes)
         _fsync_folder(staging)
-        _swap_in(staging, out)
+        _swap_in(staging, out, replace)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
@@ -79,13 +87,42 @@ def write_checkpoint_folder(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return skipped
 
 
-def _copy_other_files(source: Path, staging: Path) -> None:
-    """Everything but the weights and config.json (tokenizer, generation config, README, ...)."""
+def _sweep_stale_staging(out: Path) -> None:
+    """Remove what runs killed by SIGKILL (or a power cut) left beside `out`."""
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.gpt2tie-(\d+)\.(tmp|old)$")
+    for leftover in out.parent.iterdir():
+        match = pattern.match(leftover.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if leftover.is_symlink() or not leftover.is_dir():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _copy_other_files(source: Path, staging: Path) -> tuple[str, ...]:
+    """Everything but the weights and config.json (tokenizer, generation config, README, ...):
+    regular files inside the source only. Returns what was skipped, and why."""
+    skipped = []
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
-        if relative.parts[0].startswith(".") or path.is_dir():
+        if relative.parts[0].startswith(".") or (path.is_dir() and not path.is_symlink()):
             continue
         top_level = len(relative.parts) == 1
         if top_level and (
@@ -94,9 +131,30 @@ def _copy_other_files(source: Path, staging: Path) -> None:
             or path.name.endswith(WEIGHT_FILE_SUFFIXES)
         ):
             continue
+        resolved = path.resolve()
+        if source not in resolved.parents:
+            skipped.append(f"{relative}: a link to a file outside the source folder")
+            continue
+        try:
+            reader = open_regular(path)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.EISDIR):
+                skipped.append(f"{relative}: {exc.strerror}")
+                continue
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+        with reader, open(target, "xb") as writer:
+            while True:
+                try:
+                    chunk = reader.read(1 << 20)
+                except OSError as exc:  # the source is broken, not --out
+                    raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+                if not chunk:
+                    break
+                writer.write(chunk)
+        shutil.copystat(path, target)
+    return tuple(skipped)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -111,10 +169,18 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _swap_in(staging: Path, out: Path) -> None:
-    """Rename the finished folder into place; an old `out` (with --force) goes only after."""
-    if not out.exists():
-        os.rename(staging, out)
+def _swap_in(staging: Path, out: Path, replace: bool) -> None:
+    """Rename the finished folder into place. Without `replace`, never over anything: a folder
+    that appeared at `out` while gpt2tie wrote stays as it is. With it, the old `out` goes
+    only once the new one is in place."""
+    if not replace or not (out.exists() or out.is_symlink()):
+        try:
+            rename_no_replace(staging, out)
+        except FileExistsError:
+            raise InputError(
+                f"--out {out} appeared while gpt2tie was writing; it was left untouched and "
+                "nothing was written (pass --force to replace it)"
+            ) from None
         return
     retired = out.parent / f".{out.name}.gpt2tie-{os.getpid()}.old"
     os.rename(out, retired)
@@ -124,4 +190,34 @@ def _swap_in(staging: Path, out: Path) -> None:
         os.rename(retired, out)
         raise
     with contextlib.suppress(OSError):
-        shutil.rmtree(retired)
+        if retired.is_symlink():
+            retired.unlink()
+        else:
+            shutil.rmtree(retired)
+
+
+def rename_no_replace(source: Path, target: Path) -> None:
+    """`rename(2)` that fails with FileExistsError instead of replacing `target` (Linux
+    renameat2 with RENAME_NOREPLACE; elsewhere a check just before a plain rename)."""
+    libc = _libc()
+    renameat2 = getattr(libc, "renameat2", None) if libc is not None else None
+    if renameat2 is not None:
+        at_fdcwd, rename_noreplace = -100, 1
+        result = renameat2(
+            at_fdcwd, os.fsencode(source), at_fdcwd, os.fsencode(target), rename_noreplace
+        )
+        if result == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code), str(target))
+    if target.exists() or target.is_symlink():
+        raise FileExistsError(errno.EEXIST, "exists", str(target))
+    os.rename(source, target)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None

@@ -97,11 +97,14 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
+# Integers past u64 (a 5,000-digit literal, which json.dumps cannot write, is in
+# test_hostile_inputs.py).
+long_integers = st.integers(2**64 - 2, 10**30)
 tensor_entries = st.fixed_dictionaries(
     {
         "dtype": st.sampled_from([*DTYPES, "F17", "", "f32", "I4", "E8M0"]),
-        "shape": st.lists(st.integers(-2, 6), max_size=4),
-        "data_offsets": st.lists(st.integers(-4, 200), min_size=0, max_size=3),
+        "shape": st.lists(st.integers(-2, 6) | long_integers, max_size=4),
+        "data_offsets": st.lists(st.integers(-4, 200) | long_integers, min_size=0, max_size=3),
     }
 )
 
@@ -118,9 +121,15 @@ def test_any_json_with_any_length(header: Any, data: bytes, length: int | None) 
     check(file_bytes(header, data, length))
 
 
+# Names as hostile files write them: terminal escapes, newlines, lone surrogates.
+hostile_names = st.text(max_size=6) | st.sampled_from(
+    ["\x1b]52;c;aGk=\x07", "a\nError: forged", "\ud800", "x\udfffy", "\x1b[2J", "\u202e"]
+)
+
+
 @FUZZ
 @given(
-    st.dictionaries(st.text(max_size=6), tensor_entries, max_size=4),
+    st.dictionaries(hostile_names, tensor_entries, max_size=4),
     st.one_of(st.none(), st.dictionaries(st.text(max_size=4), json_values, max_size=2)),
     st.binary(max_size=300),
 )

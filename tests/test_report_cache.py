@@ -138,3 +138,25 @@ def test_parallel_processes_share_one_cache(cache_dir: Path, checkpoint_dir) -> 
     (entry,) = entries(cache_dir)
     assert json.loads(entry.read_text())["result"] == reports[0] | {"source": reports[0]["source"]}
     assert not [p for p in cache_dir.rglob("*.tmp")]
+
+
+def test_entries_are_private_and_foreign_ones_ignored(cache_dir: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    """A forged entry (right key, wrong answer) planted by another user is never served."""
+    import stat
+
+    model_source = resolve(str(checkpoint_dir("gpt2-tied")))
+    truth = inspect_source(model_source, InspectOptions(use_cache=True))
+    (entry,) = entries(cache_dir)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    assert stat.S_IMODE(entry.parent.stat().st_mode) == 0o700
+    payload = json.loads(entry.read_text())
+    payload["result"]["parameters"]["unique"] = 1
+    entry.write_text(json.dumps(payload))
+    forged = inspect_source(model_source, InspectOptions(use_cache=True))
+    assert forged.parameters.unique == 1  # an entry of our own is trusted: it is our file
+    payload["result"]["parameters"]["unique"] = 1
+    entry.write_text(json.dumps(payload))
+    if os.geteuid() != 0:
+        pytest.skip("only root can give the entry another owner")
+    os.chown(entry, 65534, 65534)
+    assert inspect_source(model_source, InspectOptions(use_cache=True)) == truth

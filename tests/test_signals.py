@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from safetensors_files import write_raw
 
 ROWS, COLS = 65536, 8192  # 2 GiB per float32 tensor (sparse: no disk used)
@@ -66,7 +67,7 @@ def bytes_read(pid: int) -> int:
 
 
 def interrupt_after_reading(
-    argv: list[str], threshold: int, env: dict[str, str]
+    argv: list[str], threshold: int, env: dict[str, str], signum: int = signal.SIGINT
 ) -> subprocess.CompletedProcess[str]:
     """Run gpt2tie and send SIGINT once it has read `threshold` bytes: deep in tensor data."""
     process = subprocess.Popen(
@@ -81,17 +82,19 @@ def interrupt_after_reading(
         assert time.monotonic() < deadline, "gpt2tie never got to the tensor data"
         time.sleep(0.005)
     assert process.poll() is None, "the work finished before it could be interrupted"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
-def test_interrupted_untie_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_untie_leaves_nothing(tmp_path: Path, signum: int) -> None:
     source = big_tied_checkpoint(tmp_path / "source")
     out = tmp_path / "out"
     env = {**os.environ, "GPT2TIE_CACHE_DIR": str(tmp_path / "cache")}
 
-    done = interrupt_after_reading(["untie", str(source), "--out", str(out)], 1 << 30, env)
+    argv = ["untie", str(source), "--out", str(out)]
+    done = interrupt_after_reading(argv, 1 << 30, env, signum)
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "Error: interrupted"
     assert "Traceback" not in done.stderr

@@ -55,6 +55,7 @@ def _skeleton(model_source: ModelSource, options: InspectOptions) -> Skeleton:
         options.trust_remote_code,
         code_folder,
         model_source.config_file,
+        options.max_modules,
     )
 
 

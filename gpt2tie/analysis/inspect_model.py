@@ -21,6 +21,7 @@ class InspectOptions:
     load: bool = False
     use_cache: bool = False  # serve repeated runs from gpt2tie's result cache
     progress: ValueProgress | None = field(default=None, compare=False)
+    max_modules: int | None = None  # the build limit (None: GPT2TIE_MAX_MODULES or the default)
 
     def cache_key_part(self) -> dict[str, object]:
         """The options a result depends on (not how it is computed or shown)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -46,12 +47,52 @@ def quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(previous)
 
 
+DEFAULT_MAX_MODULES = 20_000  # the largest common models build under 2,000 (DeepSeek-V3: 1,215)
+
+
+def max_modules(requested: int | None = None) -> int:
+    """`--max-modules`, else `GPT2TIE_MAX_MODULES`, else the default."""
+    if requested is not None:
+        return requested
+    configured = os.environ.get("GPT2TIE_MAX_MODULES", "")
+    return int(configured) if configured.isdigit() else DEFAULT_MAX_MODULES
+
+
+@contextlib.contextmanager
+def bounded_build(limit: int) -> Iterator[None]:
+    """Stop a build that creates more than `limit` modules: a 1 KB config asking for a million
+    layers would otherwise run for minutes and take gigabytes, even on the meta device."""
+    from torch.nn.modules.module import register_module_module_registration_hook
+
+    registered = 0
+
+    def count(module: object, name: str, submodule: object) -> None:
+        nonlocal registered
+        registered += 1
+        if registered > limit:
+            raise ModelTooLarge(
+                f"this config builds more than {limit:,} modules, past gpt2tie's limit; "
+                "raise it with --max-modules N (or GPT2TIE_MAX_MODULES) if the model is real"
+            )
+
+    handle = register_module_module_registration_hook(count)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+class ModelTooLarge(InputError):
+    """The config implies more modules than the build limit allows."""
+
+
 def build_skeleton(
     config_dict: dict[str, Any],
     class_name: str | None = None,
     trust_remote_code: bool = False,
     code_folder: Path | None = None,
     config_file: Path | None = None,
+    module_limit: int | None = None,
 ) -> Skeleton:
     """Instantiate the model class named by the config (or `class_name`) on the meta device.
 
@@ -76,8 +117,10 @@ def build_skeleton(
             cls = _model_class(config_dict, class_name)
             config = _config_as_from_pretrained(cls.config_class, config_dict, config_file)
         try:
-            with torch.device("meta"):
+            with torch.device("meta"), bounded_build(max_modules(module_limit)):
                 model = cls(config)
+        except ModelTooLarge:
+            raise
         except Exception as exc:
             raise InputError(
                 f"cannot build {cls.__name__} from this config: {_one_line(exc)}"
@@ -160,6 +203,16 @@ def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
         ) from None
     if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
         raise InputError(f"{class_name!r} is not a transformers model class")
+    config_class = getattr(cls, "config_class", None)
+    if (
+        cls.__name__.endswith("PreTrainedModel")
+        or not isinstance(config_class, type)
+        or config_class is transformers.PretrainedConfig
+    ):
+        raise InputError(
+            f"{class_name!r} is an abstract base class; name a concrete model class "
+            "(e.g. GPT2LMHeadModel)"
+        )
     return cls
 
 

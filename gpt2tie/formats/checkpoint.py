@@ -115,7 +115,7 @@ def _read_files(
 def _read_weight_map(access: FileAccess, index_name: str) -> dict[str, str]:
     try:
         parsed = json.loads(access.read_text(index_name))
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise CheckpointFormatError(index_name, "is not valid JSON") from None
     weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
     if (

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
 from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.formats.regular_files import (
+    MAX_JSON_BYTES,
+    ensure_regular,
+    open_regular,
+    read_limited,
+)
 
 
 class FileAccess(Protocol):
@@ -37,7 +42,7 @@ class LocalFiles:
 
     def size(self, name: str) -> int:
         try:
-            return os.stat(self.folder / name).st_size
+            return ensure_regular(self.folder / name).st_size
         except OSError as exc:
             raise _os_error(name, exc) from None
 
@@ -48,7 +53,7 @@ class LocalFiles:
 
     def read_into(self, name: str, offset: int, buffer: memoryview) -> None:
         try:
-            with open(self.folder / name, "rb", buffering=0) as handle:
+            with open_regular(self.folder / name) as handle:
                 handle.seek(offset)
                 got = handle.readinto(buffer)
         except OSError as exc:
@@ -58,7 +63,7 @@ class LocalFiles:
 
     def read_text(self, name: str) -> str:
         try:
-            return (self.folder / name).read_text(encoding="utf-8")
+            return read_limited(self.folder / name, MAX_JSON_BYTES).decode("utf-8")
         except UnicodeDecodeError:
             raise CheckpointFormatError(name, "is not valid UTF-8") from None
         except OSError as exc:

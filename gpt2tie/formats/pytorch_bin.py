@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.formats.regular_files import open_regular
 from gpt2tie.formats.safetensors_header import DTYPES, StoredTensor
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ def read_bin(path: Path, shown: str) -> tuple[list[StoredTensor], dict[str, torc
     for name, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise CheckpointFormatError(shown, f"entry {name!r} is not a tensor")
+        if value.layout != torch.strided:
+            raise CheckpointFormatError(
+                shown, f"tensor {name!r} is {value.layout}: only dense tensors are supported"
+            )
         code = _CODE_BY_TORCH_NAME.get(str(value.dtype).removeprefix("torch."))
         if code is None:
             raise CheckpointFormatError(shown, f"tensor {name!r}: unsupported dtype {value.dtype}")
@@ -58,6 +63,12 @@ def _load_weights_only(path: Path, shown: str) -> Any:
 
 def _load(torch: Any, path: Path, shown: str) -> Any:
     try:
+        with open_regular(path) as handle:
+            start = handle.read(9)
+        if len(start) == 9 and start[8:9] == b"{":
+            raise CheckpointFormatError(
+                shown, "is a safetensors file under a .bin name: rename it to .safetensors"
+            )
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -115,12 +116,22 @@ def read_header(files: FileAccess, name: str) -> SafetensorsHeader:
     )
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _parse_json_object(shown: str, raw: bytes) -> dict[str, Any]:
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, value in pairs:
             if key in result:
                 raise CheckpointFormatError(shown, f"header names tensor {key!r} twice")
+            if _LONE_SURROGATE.search(key) or (
+                isinstance(value, str) and _LONE_SURROGATE.search(value)
+            ):
+                # JSON's \ud800 escapes decode to no character: the safetensors loader refuses.
+                raise CheckpointFormatError(
+                    shown, "header holds invalid Unicode (a lone surrogate)"
+                )
             result[key] = value
         return result
 
@@ -142,6 +153,8 @@ def _parse_json_object(shown: str, raw: bytes) -> dict[str, Any]:
 def _parse_int(literal: str) -> int | float:
     """JSON integers; `-0` stays a float, as the safetensors loader reads it (it then refuses
     it where a size is expected). Python would make it the integer 0."""
+    if len(literal.lstrip("-")) > 20:  # past u64, which safetensors refuses: not a count
+        return float("inf")
     return float(literal) if literal.startswith("-") and int(literal) == 0 else int(literal)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from gpt2tie.printable import printable_copy
 from gpt2tie.render.json_render import render_json
 from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
@@ -34,5 +35,5 @@ def table_renderers() -> dict[type, Callable[[Any], RenderableType]]:
 def render(result: Result, output_format: OutputFormat) -> str | RenderableType:
     """JSON text, or a Rich renderable for the table format."""
     if output_format == "json":
-        return render_json(result)
-    return table_renderers()[type(result)](result)
+        return render_json(result)  # JSON escapes control characters itself
+    return table_renderers()[type(result)](printable_copy(result))

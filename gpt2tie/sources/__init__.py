@@ -15,7 +15,14 @@ __all__ = ["HubOptions", "ModelSource", "resolve"]
 def resolve(spec: str, options: HubOptions | None = None) -> ModelSource:
     """A local folder, else the HF cache, else the Hub (online), else a built-in config."""
     options = options or HubOptions()
-    path = Path(spec).expanduser()
+    if not spec.strip():
+        raise InputError(
+            "empty model argument: give a folder, a Hub repo id (org/name) or a built-in name"
+        )
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # "~someone" for a user that does not exist
+        path = Path(spec)
     if path.exists() or path.is_symlink():
         return local.load(spec, path / options.subfolder if options.subfolder else path)
     if not looks_like_repo_id(spec):

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from gpt2tie.errors import InputError
+from gpt2tie.formats.regular_files import MAX_CONFIG_BYTES, read_limited
 
 
 def read_config(path: Path, shown: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise InputError(f"{shown}: no config.json in this folder") from None
     except IsADirectoryError:
@@ -26,6 +27,8 @@ def read_config(path: Path, shown: str) -> dict[str, Any]:
         raise InputError(
             f"{shown}: config.json is not valid JSON ({exc.msg}, line {exc.lineno})"
         ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise InputError(f"{shown}: config.json is not usable JSON ({exc})") from None
     except RecursionError:
         raise InputError(f"{shown}: config.json is nested too deeply") from None
     if not isinstance(config, dict):

@@ -1,0 +1,331 @@
+"""Hostile inputs on disk: every one ends in one `Error:` line and exit 2, within bounded time and
+memory; nothing from a file reaches the terminal unescaped; nothing outside --out is touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from safetensors_files import write_raw
+from typer.testing import CliRunner
+
+from gpt2tie.cli import app
+from gpt2tie.printable import printable, printable_message
+
+runner = CliRunner()
+# The resource bound SECURITY.md promises: any input, well inside these.
+RSS_BOUND = 4 * 1024**3
+CPU_SECONDS = 120
+
+
+def _limited() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (RSS_BOUND, RSS_BOUND))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+
+
+def run_limited(*argv: str) -> subprocess.CompletedProcess[str]:
+    """gpt2tie in a child process under the documented memory and CPU limits."""
+    return subprocess.run(
+        [sys.executable, "-m", "gpt2tie", *argv, "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=CPU_SECONDS + 60,
+        preexec_fn=_limited,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def assert_one_error_line(done: subprocess.CompletedProcess[str] | object, code: int = 2) -> str:
+    exit_code = getattr(done, "returncode", getattr(done, "exit_code", None))
+    stderr = str(getattr(done, "stderr", ""))
+    assert exit_code == code, stderr
+    assert stderr.startswith("Error: ") and stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr and "\x1b" not in stderr
+    return stderr
+
+
+def gpt2_folder(folder: Path, checkpoint_dir) -> Path:  # type: ignore[no-untyped-def]
+    source = checkpoint_dir("gpt2-tied")
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    return folder
+
+
+def test_a_million_layers_is_refused_within_bounds(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    folder = gpt2_folder(tmp_path / "huge", checkpoint_dir)
+    (folder / "model.safetensors").unlink()
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "n_layer": 10**6}))
+    stderr = assert_one_error_line(run_limited("inspect", str(folder)))
+    assert "20,000 modules" in stderr and "--max-modules" in stderr
+    allowed = runner.invoke(
+        app, ["count-params", str(checkpoint_dir("gpt2-tied")), "--max-modules", "5"]
+    )
+    assert allowed.exit_code == 2 and "more than 5 modules" in allowed.stderr
+
+
+@pytest.mark.parametrize(
+    "target", ["config.json", "model.safetensors.index.json", "pytorch_model.bin"]
+)
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_special_files_never_hang_or_flood(
+    tmp_path: Path, checkpoint_dir, target: str, kind: str
+) -> None:  # type: ignore[no-untyped-def]
+    folder = gpt2_folder(tmp_path / "special", checkpoint_dir)
+    if target != "config.json":
+        (folder / "model.safetensors").unlink()
+    if target == "model.safetensors.index.json":
+        save_file({"x": torch.zeros(1)}, str(folder / "model-00001-of-00001.safetensors"))
+    path = folder / target
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    stderr = assert_one_error_line(run_limited("inspect", str(folder)))
+    assert "not a regular file" in stderr
+
+
+def test_oversized_config_is_refused(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    folder = gpt2_folder(tmp_path / "big", checkpoint_dir)
+    config = json.loads((folder / "config.json").read_text())
+    config["padding"] = "x" * (17 * 1024 * 1024)
+    (folder / "config.json").write_text(json.dumps(config))
+    result = runner.invoke(app, ["inspect", str(folder)])
+    assert result.exit_code == 2 and "16 MiB" in result.stderr
+
+
+def test_integers_of_thousands_of_digits(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    digits = "9" * 5000
+    folder = gpt2_folder(tmp_path / "digits", checkpoint_dir)
+    config = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(config.replace('"n_layer": 2', f'"n_layer": {digits}'))
+    assert_one_error_line(runner.invoke(app, ["inspect", str(folder)]))
+    folder = gpt2_folder(tmp_path / "header", checkpoint_dir)
+    raw = f'{{"w":{{"dtype":"F32","shape":[{digits}],"data_offsets":[0,4]}}}}'.encode()
+    write_raw(folder / "model.safetensors", raw, bytes(4))
+    assert_one_error_line(runner.invoke(app, ["inspect", str(folder)]))
+    folder = gpt2_folder(tmp_path / "index", checkpoint_dir)
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00001.safetensors")
+    (folder / "model.safetensors.index.json").write_text(
+        f'{{"metadata": {{"total_size": {digits}}}, "weight_map": {{}}}}'
+    )
+    assert_one_error_line(runner.invoke(app, ["inspect", str(folder)]))
+
+
+@pytest.mark.parametrize("class_name", ["PreTrainedModel", "GPT2PreTrainedModel"])
+def test_abstract_classes_are_refused(checkpoint_dir, class_name: str) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(
+        app, ["inspect", str(checkpoint_dir("gpt2-tied")), "--class", class_name]
+    )
+    assert "abstract base class" in assert_one_error_line(result)
+
+
+HOSTILE_NAMES = {
+    "clipboard": "h.0.x\x1b]52;c;aGVsbG8=\x07",
+    "hidden-link": "h.0.\x1b]8;;http://evil\x1b\\click\x1b]8;;\x1b\\",
+    "clear-screen": "\x1b[2J\x1b[H.weight",
+    "forged-line": "x\nError: forged",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_NAMES))
+def test_names_from_files_reach_the_terminal_escaped(
+    tmp_path: Path, checkpoint_dir, case: str
+) -> None:  # type: ignore[no-untyped-def]
+    name = HOSTILE_NAMES[case]
+    folder = gpt2_folder(tmp_path / "names", checkpoint_dir)
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    state[name] = torch.zeros(2)
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    result = runner.invoke(app, ["inspect", str(folder)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert printable(name) in result.stdout.replace("\n", "")
+    as_json = runner.invoke(app, ["inspect", str(folder), "--json"])
+    assert name in json.loads(as_json.stdout)["checkpoint"]["unexpected"]
+
+
+def test_shard_and_folder_names_in_errors_stay_one_line(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    folder = gpt2_folder(tmp_path / "shards", checkpoint_dir)
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00001.safetensors")
+    shard = "missing\nError: forged\x1b[2J.safetensors"
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"transformer.wte.weight": shard}})
+    )
+    stderr = assert_one_error_line(runner.invoke(app, ["inspect", str(folder)]))
+    assert "\\x0aError: forged\\x1b[2J" in stderr
+    escaped_folder = tmp_path / "dir\x1b]0;title\x07"
+    escaped_folder.mkdir()
+    stderr = assert_one_error_line(runner.invoke(app, ["inspect", str(escaped_folder)]))
+    assert "dir\\x1b]0;title\\x07" in stderr
+
+
+def test_lone_surrogates(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    folder = gpt2_folder(tmp_path / "surrogate", checkpoint_dir)
+    raw = b'{"w\\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    write_raw(folder / "model.safetensors", raw, bytes(4))
+    assert "lone surrogate" in assert_one_error_line(runner.invoke(app, ["inspect", str(folder)]))
+    assert printable("a\ud800b") == "a\\ud800b"
+    assert (
+        printable_message("\x1b[31mred\x1b[0m and \x1b]52;c;x\x07") == "red and \\x1b]52;c;x\\x07"
+    )
+
+
+def test_sparse_tensor_in_a_bin(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    folder = gpt2_folder(tmp_path / "sparse", checkpoint_dir)
+    (folder / "model.safetensors").unlink()
+    torch.save({"w": torch.eye(3).to_sparse()}, folder / "pytorch_model.bin")
+    stderr = assert_one_error_line(runner.invoke(app, ["inspect", str(folder)]))
+    assert "only dense tensors" in stderr
+
+
+def test_safetensors_under_a_bin_name(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    folder = gpt2_folder(tmp_path / "renamed", checkpoint_dir)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    stderr = assert_one_error_line(runner.invoke(app, ["inspect", str(folder)]))
+    assert "safetensors file under a .bin name" in stderr and "pickle" not in stderr
+
+
+@pytest.mark.parametrize("spec", ["~nosuchuser-gpt2tie/x", "", "   "])
+def test_odd_model_arguments(spec: str) -> None:
+    stderr = assert_one_error_line(runner.invoke(app, ["inspect", spec]))
+    if not spec.strip():
+        assert "empty model argument" in stderr
+
+
+def test_float8_fnuz_dtypes_are_read(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    import gpt2tie
+
+    folder = gpt2_folder(tmp_path / "fnuz", checkpoint_dir)
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    state["extra_a"] = torch.zeros(4).to(torch.float8_e4m3fnuz)
+    state["extra_b"] = torch.zeros(4).to(torch.float8_e5m2fnuz)
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    counted = gpt2tie.count_params(str(folder))
+    dtypes = {row.dtype: row.bytes for row in counted.by_dtype}
+    assert dtypes["float8_e4m3fnuz"] == 4 and dtypes["float8_e5m2fnuz"] == 4
+
+
+# --- what untie / retie write -----------------------------------------------------------------
+
+
+def _plan_for(folder: Path) -> tuple[object, object]:
+    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+    from gpt2tie.analysis.rewrite_plan import plan_untie
+    from gpt2tie.sources import resolve
+
+    model_source = resolve(str(folder))
+    return plan_untie(
+        model_source, inspect_source(model_source, InspectOptions()), None
+    ), model_source
+
+
+def test_a_folder_appearing_at_out_is_never_replaced(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    from gpt2tie.errors import InputError
+    from gpt2tie.writing import write_checkpoint_folder
+
+    source = gpt2_folder(tmp_path / "source", checkpoint_dir)
+    out = tmp_path / "out"
+    plan, model_source = _plan_for(source)
+
+    def someone_else_writes(_: int) -> None:
+        if not out.exists():
+            out.mkdir()
+            (out / "precious.txt").write_text("mine")
+
+    with pytest.raises(InputError, match="appeared while gpt2tie was writing"):
+        write_checkpoint_folder(
+            plan,
+            model_source.checkpoint,
+            source,
+            out,
+            False,
+            someone_else_writes,  # type: ignore[arg-type, attr-defined]
+        )
+    assert [p.name for p in out.iterdir()] == ["precious.txt"]
+    assert (out / "precious.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_links_and_special_files_in_the_source_are_not_copied(
+    tmp_path: Path, checkpoint_dir
+) -> None:  # type: ignore[no-untyped-def]
+    source = gpt2_folder(tmp_path / "source", checkpoint_dir)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    (source / "tokenizer.json").symlink_to(secret)
+    (source / "vocab.txt").symlink_to("/dev/zero")
+    os.mkfifo(source / "merges.txt")
+    (source / "README.md").write_text("card")
+    (source / "inside.json").symlink_to(source / "README.md")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["untie", str(source), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "config.json",
+        "inside.json",
+        "model.safetensors",
+    ]
+    for name in ("tokenizer.json", "vocab.txt", "merges.txt"):
+        assert f"not copied: {name}" in result.stderr
+
+
+def test_force_onto_a_linked_out_leaves_nothing_behind(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    source = gpt2_folder(tmp_path / "source", checkpoint_dir)
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "old.txt").write_text("old")
+    out = tmp_path / "out"
+    out.symlink_to(real)
+    result = runner.invoke(app, ["untie", str(source), "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert out.is_dir() and not out.is_symlink() and (out / "model.safetensors").exists()
+    assert (real / "old.txt").read_text() == "old"  # the link's target is not ours to delete
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_stale_staging_of_dead_runs_is_swept(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    source = gpt2_folder(tmp_path / "source", checkpoint_dir)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".out.gpt2tie-{dead_pid}.tmp"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"x" * 1000)
+    live = tmp_path / f".out.gpt2tie-{os.getppid()}.tmp"  # a running process's: kept
+    live.mkdir()
+    result = runner.invoke(app, ["untie", str(source), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and live.exists()
+
+
+def test_a_broken_source_is_blamed_not_out(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    from gpt2tie.writing import write_checkpoint_folder
+
+    source = gpt2_folder(tmp_path / "source", checkpoint_dir)
+    plan, model_source = _plan_for(source)
+    weights = source / "model.safetensors"
+    with open(weights, "r+b") as handle:  # cut the data short after planning
+        handle.truncate(weights.stat().st_size - 100)
+    from gpt2tie.errors import Gpt2tieError
+
+    with pytest.raises(Gpt2tieError) as raised:
+        write_checkpoint_folder(plan, model_source.checkpoint, source, tmp_path / "out", False)  # type: ignore[arg-type, attr-defined]
+    assert str(raised.value).startswith("model.safetensors: ")
+    assert "cannot write" not in str(raised.value)
+    assert not (tmp_path / "out").exists()
