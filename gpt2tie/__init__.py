@@ -35,16 +35,18 @@ def inspect(
     offline: bool = False,
     subfolder: str = "",
     cache_dir: str | Path | None = None,
+    timeout: float | None = None,
 ) -> Report:
     """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON).
 
     `check_values`: compare the stored values a tie decision needs (default: on for local
-    files, off for the Hub); `load=True` runs a real `from_pretrained` instead of predicting.
+    files, off for the Hub); `load=True` runs a real `from_pretrained` instead of predicting;
+    `timeout`: seconds for all Hub traffic (default 120, or GPT2TIE_TIMEOUT).
     """
     from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
     from gpt2tie.sources import resolve
 
-    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     model_source = resolve(model_spec, hub)
     values = model_source.values_checked_by_default(check_values)
     return inspect_source(model_source, InspectOptions(class_name, trust_remote_code, values, load))
@@ -62,12 +64,13 @@ def count_params(
     offline: bool = False,
     subfolder: str = "",
     cache_dir: str | Path | None = None,
+    timeout: float | None = None,
 ) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes."""
     from gpt2tie.analysis.inspect_model import InspectOptions, count_source
     from gpt2tie.sources import resolve
 
-    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     model_source = resolve(model_spec, hub)
     values = model_source.values_checked_by_default(check_values)
     return count_source(model_source, depth, InspectOptions(class_name, trust_remote_code, values))
@@ -80,11 +83,14 @@ def _hub_options(
     subfolder: str,
     cache_dir: str | Path | None,
     trust_remote_code: bool,
+    timeout: float | None,
 ) -> HubOptions:
     from gpt2tie.sources import HubOptions
 
     folder = Path(cache_dir) if cache_dir else None
-    return HubOptions(revision, token, offline, subfolder, folder, trust_remote_code)
+    return HubOptions(
+        revision, token, offline, subfolder, folder, trust_remote_code, timeout=timeout
+    )
 
 
 def inspect_module(module: torch.nn.Module) -> Report:

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from gpt2tie import __version__
-from gpt2tie.errors import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError
+from gpt2tie.errors import (
+    EXIT_FINDINGS,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Gpt2tieError,
+)
 from gpt2tie.printable import printable, printable_message
 from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
 
@@ -200,6 +206,16 @@ OfflineOption = Annotated[
 SubfolderOption = Annotated[
     str, typer.Option("--subfolder", help="Folder inside the repo or local folder.")
 ]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=1,
+        help="Give up on the Hub after this long in all (default 120, or GPT2TIE_TIMEOUT).",
+        show_default=False,
+    ),
+]
 CacheDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -215,10 +231,13 @@ def _hub_options(
     subfolder: str,
     cache_dir: Path | None,
     trust_remote_code: bool,
+    timeout: float | None = None,
 ) -> Any:
     from gpt2tie.sources import HubOptions
 
-    return HubOptions(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    return HubOptions(
+        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout=timeout
+    )
 
 
 @app.command()
@@ -237,6 +256,7 @@ def inspect(
     offline: OfflineOption = False,
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
+    timeout: TimeoutOption = None,
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
     load: Annotated[
@@ -265,7 +285,7 @@ def inspect(
       [cyan]gpt2tie inspect ./checkpoint --load[/cyan]   (compare with a real from_pretrained)
     """
 
-    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     report = _inspect(
         model, hub, class_name, trust_remote_code, values, not no_cache, load, max_modules
     )
@@ -292,6 +312,7 @@ def explain(
     offline: OfflineOption = False,
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
+    timeout: TimeoutOption = None,
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
 ) -> None:
@@ -306,7 +327,7 @@ def explain(
     """
     from gpt2tie.analysis.explain import explain as explain_report
 
-    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     report = _inspect(
         model, hub, class_name, trust_remote_code, None, not no_cache, max_modules=max_modules
     )
@@ -519,6 +540,7 @@ def check(
     offline: OfflineOption = False,
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
+    timeout: TimeoutOption = None,
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
 ) -> None:
@@ -542,7 +564,7 @@ def check(
         min_params=_count(min_params),
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
-    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     report = _inspect(
         model, hub, class_name, trust_remote_code, values, not no_cache, max_modules=max_modules
     )
@@ -568,6 +590,7 @@ def count_params(
     offline: OfflineOption = False,
     subfolder: SubfolderOption = "",
     cache_dir: CacheDirOption = None,
+    timeout: TimeoutOption = None,
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
 ) -> None:
@@ -584,7 +607,8 @@ def count_params(
     from gpt2tie.analysis.inspect_model import InspectOptions, count_source
 
     model_source = _resolve(
-        model, _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code)
+        model,
+        _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout),
     )
     check_values = model_source.values_checked_by_default(values)
     with _working(f"Counting {model}"):
@@ -703,8 +727,32 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # the same clean-up and exit as Ctrl-C
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The console script: usage errors become the same one `Error:` line (exit 2) as the rest,
+    instead of Click's box."""
     import signal
 
     signal.signal(signal.SIGTERM, _terminated)
-    app()
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="gpt2tie", standalone_mode=False)
+    except Exception as exc:
+        usage_error = getattr(exc, "format_message", None)
+        if usage_error is None or not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        message = str(usage_error())
+        if "No such option" in message and any(
+            a.startswith("-") and "/" in a and not a.startswith("--") for a in args
+        ):
+            message += " (a model name that starts with '-' goes after '--')"
+        words = [a for a in args if not a.startswith("-")]
+        topic = f" {words[0]}" if words and words[0] in _COMMANDS else ""
+        if getattr(exc, "exit_code", 2) == 0:  # e.g. help shown for no arguments
+            sys.exit(0)
+        _error_line(f"{message} (see 'gpt2tie{topic} --help')")
+        sys.exit(EXIT_USAGE)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+_COMMANDS = ("inspect", "count-params", "check", "explain", "untie", "retie", "list-builtin")

@@ -329,3 +329,25 @@ def test_a_broken_source_is_blamed_not_out(tmp_path: Path, checkpoint_dir) -> No
     assert str(raised.value).startswith("model.safetensors: ")
     assert "cannot write" not in str(raised.value)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["inspect", "-org/name"], "a model name that starts with '-' goes after '--'"),
+        (["inspect", "x", "--bogus"], "No such option '--bogus'"),
+        (["count-params"], "Missing argument 'MODEL'"),
+    ],
+)
+def test_usage_errors_are_one_line(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gpt2tie.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("Error: ") and captured.err.count("\n") == 1
+    assert expected in captured.err and "╭" not in captured.err

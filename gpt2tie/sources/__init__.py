@@ -6,7 +6,8 @@ from pathlib import Path
 
 from gpt2tie.errors import InputError
 from gpt2tie.sources import builtin, local
-from gpt2tie.sources.hub import HubOptions, HubUnreachable, looks_like_repo_id
+from gpt2tie.sources.hub import looks_like_repo_id
+from gpt2tie.sources.hub_http import HubOptions, HubUnreachable, checked_subfolder
 from gpt2tie.sources.model_source import ModelSource
 
 __all__ = ["HubOptions", "ModelSource", "resolve"]
@@ -19,6 +20,7 @@ def resolve(spec: str, options: HubOptions | None = None) -> ModelSource:
         raise InputError(
             "empty model argument: give a folder, a Hub repo id (org/name) or a built-in name"
         )
+    checked_subfolder(options.subfolder)
     try:
         path = Path(spec).expanduser()
     except RuntimeError:  # "~someone" for a user that does not exist

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import struct
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +28,21 @@ from gpt2tie.formats.checkpoint import (
 from gpt2tie.formats.file_access import FileAccess, LayeredFiles, LocalFiles
 from gpt2tie.report import Source
 from gpt2tie.sources.config_file import read_config
+from gpt2tie.sources.hub_http import (
+    COMMIT,
+    HubOptions,
+    HubUnreachable,
+    checked_subfolder,
+    get_range,
+    hub_errors,
+    model_info,
+    range_errors,
+    request_timeout,
+    within,
+)
 from gpt2tie.sources.model_source import ModelSource
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
-
-
-class HubUnreachable(InputError):
-    """The Hub could not be reached (network down, DNS, timeout): callers may fall back."""
-
-
-@dataclass(frozen=True)
-class HubOptions:
-    revision: str | None = None
-    token: str | None = None
-    offline: bool = False
-    subfolder: str = ""
-    cache_dir: Path | None = None
-    fetch_code: bool = False  # --trust-remote-code: also fetch the repo's *.py files
-
-    @property
-    def is_offline(self) -> bool:
-        flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-        return self.offline or flag.strip().lower() in {"1", "true", "yes", "on"}
-
-    @property
-    def endpoint(self) -> str:
-        return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-    @property
-    def token_value(self) -> str | bool | None:
-        """An explicit --token, else what huggingface_hub finds (HF_TOKEN, the stored login)."""
-        return self.token if self.token else None
 
 
 def looks_like_repo_id(spec: str) -> bool:
@@ -74,9 +54,10 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
     from huggingface_hub import try_to_load_from_cache
 
     config_name = _in_subfolder(options.subfolder, "config.json")
-    found = try_to_load_from_cache(
-        spec, config_name, cache_dir=options.cache_dir, revision=options.revision or "main"
-    )
+    with hub_errors(spec, options):  # huggingface_hub validates the id and revision
+        found = try_to_load_from_cache(
+            spec, config_name, cache_dir=options.cache_dir, revision=options.revision or "main"
+        )
     if not isinstance(found, str):
         return None
     config_path = Path(found)
@@ -124,14 +105,12 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
 
 def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
     """config.json (a cached download) and the safetensors headers (range requests)."""
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import hf_hub_download
 
     revision = options.revision or "main"
+    checked_subfolder(options.subfolder)
+    commit, siblings = model_info(spec, revision, options)
     with hub_errors(spec, options):
-        info = HfApi(endpoint=options.endpoint, token=options.token_value).model_info(
-            spec, revision=revision
-        )
-        siblings = [s.rfilename for s in (info.siblings or [])]
         if _in_subfolder(options.subfolder, "config.json") not in siblings:
             raise InputError(
                 f"{spec}: the repo has no {_in_subfolder(options.subfolder, 'config.json')}"
@@ -146,9 +125,9 @@ def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
                 cache_dir=options.cache_dir,
                 token=options.token_value,
                 endpoint=options.endpoint,
+                etag_timeout=request_timeout("metadata"),
             )
         )
-    commit = str(info.sha)
     names = _names_under(siblings, options.subfolder)
     if options.fetch_code:
         _fetch_code_files(spec, commit, options, names)
@@ -185,6 +164,7 @@ def _fetch_code_files(spec: str, commit: str, options: HubOptions, names: set[st
                 cache_dir=options.cache_dir,
                 token=options.token_value,
                 endpoint=options.endpoint,
+                etag_timeout=request_timeout("metadata"),
             )
 
 
@@ -232,13 +212,7 @@ def _names_under(siblings: list[str], subfolder: str) -> set[str]:
 def _remote_files(
     spec: str, commit: str, options: HubOptions, recorded: HeaderCache
 ) -> RemoteFiles:
-    from huggingface_hub import HfApi
-
-    with hub_errors(spec, options):
-        info = HfApi(endpoint=options.endpoint, token=options.token_value).model_info(
-            spec, revision=commit
-        )
-    siblings = [s.rfilename for s in (info.siblings or [])]
+    _, siblings = model_info(spec, commit, options)
     return RemoteFiles(spec, commit, options, _names_under(siblings, options.subfolder), recorded)
 
 
@@ -304,6 +278,7 @@ class RemoteFiles:
                     cache_dir=self.options.cache_dir,
                     token=self.options.token_value,
                     endpoint=self.options.endpoint,
+                    etag_timeout=request_timeout("metadata"),
                 )
             self._texts[name] = LocalFiles(Path(path).parent).read_text(Path(path).name)
         return self._texts[name]
@@ -321,7 +296,7 @@ class RemoteFiles:
         self.recorded.save(sorted(self.names), self._sizes, heads, self._texts)
 
     def _get(self, name: str, first: int, last: int) -> bytearray:
-        from huggingface_hub import get_session, hf_hub_url, hf_raise_for_status
+        from huggingface_hub import hf_hub_url
         from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
         url = hf_hub_url(
@@ -330,19 +305,11 @@ class RemoteFiles:
             revision=self.commit,
             endpoint=self.options.endpoint,
         )
-        headers = {
-            **build_hf_headers(token=self.options.token_value),
-            "Range": f"bytes={first}-{last}",
-        }
-        with hub_errors(self.repo_id, self.options):
-            response = get_session().get(url, headers=headers, follow_redirects=True)
-            hf_raise_for_status(response)
-        data = bytearray(response.content)
+        headers = build_hf_headers(token=self.options.token_value)
+        with hub_errors(self.repo_id, self.options), range_errors(self.repo_id):
+            data, total = get_range(url, headers, first, last, name)
         with self._lock:
-            if name not in self._sizes:
-                self._sizes[name] = _total_size(response, name, len(data))
-        if response.status_code == 200 and (first, last) != (0, len(data) - 1):
-            data = data[first : last + 1]  # the server ignored Range
+            self._sizes.setdefault(name, total)
         return data
 
 
@@ -354,24 +321,17 @@ def _still_in_header(head: bytearray) -> bool:
     return bool(len(head) < 8 + min(header_len, 100 * 1024 * 1024))
 
 
-def _total_size(response: Any, name: str, received: int) -> int:
-    content_range = response.headers.get("Content-Range", "")
-    match = re.match(r"bytes \d+-\d+/(\d+)", content_range)
-    if match:
-        return int(match.group(1))
-    if response.status_code == 200:  # the server ignored Range and sent everything
-        return received
-    if response.status_code == 416:
-        return 0
-    raise CheckpointFormatError(name, "the Hub did not say the file's size (no Content-Range)")
-
-
 class HeaderCache:
     """Headers read from the Hub, per repo and commit, in gpt2tie's cache (commits never change)."""
 
     def __init__(self, repo_id: str, commit: str, subfolder: str) -> None:
+        if not COMMIT.match(commit) or not looks_like_repo_id(repo_id):
+            raise InputError(f"{repo_id}: refusing to cache headers under {commit!r}")
         safe_repo = repo_id.replace("/", "--")
-        self.folder = cache_root() / "hub-headers" / safe_repo / commit / (subfolder or "_root")
+        root = cache_root() / "hub-headers"
+        self.folder = within(
+            root, root / safe_repo / commit / (checked_subfolder(subfolder) or "_root")
+        )
         self._manifest: dict[str, Any] | None = None
 
     def exists_manifest(self) -> bool:
@@ -450,87 +410,3 @@ class HeaderCache:
 
 def _quote(name: str) -> str:
     return name.replace("%", "%25").replace("/", "%2F")
-
-
-@contextlib.contextmanager
-def hub_errors(spec: str, options: HubOptions) -> Iterator[None]:
-    """Hub failures as one line a user can act on; never the token."""
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    endpoint = options.endpoint
-    try:
-        with _quiet_hub():
-            yield
-    except GatedRepoError:
-        raise InputError(
-            f"{spec} is gated: accept its terms on the Hub, then pass a token "
-            "(--token, HF_TOKEN, or `hf auth login`)"
-        ) from None
-    except RevisionNotFoundError:
-        raise InputError(f"{spec}: revision {options.revision!r} not found") from None
-    except RepositoryNotFoundError:
-        raise InputError(
-            f"{spec}: no such repo on {endpoint}, or it is private: pass a token "
-            "(--token, HF_TOKEN, or `hf auth login`)"
-        ) from None
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status == 429:
-            raise InputError(
-                f"{spec}: rate-limited by the Hub (HTTP 429); wait and retry, or pass a token"
-            ) from None
-        if status in (401, 403):
-            raise InputError(
-                f"{spec}: access refused by the Hub (HTTP {status}); check the token's permissions"
-            ) from None
-        raise InputError(f"{spec}: the Hub answered HTTP {status}") from None
-    except Exception as exc:
-        if not isinstance(exc, OfflineModeIsEnabled) and not _is_network_error(exc):
-            raise
-        raise HubUnreachable(
-            f"cannot reach {endpoint} ({type(exc).__name__}); work offline from the cache with "
-            "--offline or HF_HUB_OFFLINE=1"
-        ) from None
-
-
-@contextlib.contextmanager
-def _quiet_hub() -> Iterator[None]:
-    """No download bars or retry warnings from huggingface_hub: gpt2tie reports failures itself."""
-    import logging
-
-    from huggingface_hub import utils as hub_utils  # the bar switches are not re-exported
-
-    logger = logging.getLogger("huggingface_hub")
-    previous_level = logger.level
-    bars_were_off = hub_utils.are_progress_bars_disabled()  # type: ignore[attr-defined]
-    logger.setLevel(logging.ERROR)
-    hub_utils.disable_progress_bars()  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        logger.setLevel(previous_level)
-        if not bars_were_off:
-            hub_utils.enable_progress_bars()  # type: ignore[attr-defined]
-
-
-_NETWORK_ERRORS = {
-    "TransportError",
-    "ConnectError",
-    "TimeoutException",
-    "NetworkError",
-    "ConnectionError",
-    "TimeoutError",
-    "Timeout",
-    "ProtocolError",
-}
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    """Connection failures of whichever HTTP client huggingface_hub uses (httpx, requests)."""
-    return any(cls.__name__ in _NETWORK_ERRORS for cls in type(exc).__mro__)
