@@ -175,7 +175,7 @@ LOAD_FILE_AND_EQUAL = (
 )
 GPT2TIE_COMPARE = (
     "import sys, torch\nfrom pathlib import Path\n"
-    "from gpt2tie.analysis.values import stored_values_equal\n"
+    "from gpt2tie.loading.values import stored_values_equal\n"
     "from gpt2tie.formats.checkpoint import find_checkpoint\n"
     "from gpt2tie.formats.file_access import LocalFiles\n"
     "from gpt2tie.formats.tensor_values import ValueReader\n"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from gpt2tie.version import __version__
 
 if TYPE_CHECKING:
     import torch
 
-    from gpt2tie.report import AliasGroup, CountReport, Report
+    from gpt2tie.results import AliasGroup, CountReport, InspectReport
     from gpt2tie.sources import HubOptions
 
 __all__ = [
@@ -36,14 +36,15 @@ def inspect(
     subfolder: str = "",
     cache_dir: str | Path | None = None,
     timeout: float | None = None,
-) -> Report:
+) -> InspectReport:
     """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON).
 
     `check_values`: compare the stored values a tie decision needs (default: on for local
     files, off for the Hub); `load=True` runs a real `from_pretrained` instead of predicting;
     `timeout`: seconds for all Hub traffic (default 120, or GPT2TIE_TIMEOUT).
     """
-    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.run import inspect_source
     from gpt2tie.sources import resolve
 
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
@@ -67,7 +68,8 @@ def count_params(
     timeout: float | None = None,
 ) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes."""
-    from gpt2tie.analysis.inspect_model import InspectOptions, count_source
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.run import count_source
     from gpt2tie.sources import resolve
 
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
@@ -93,23 +95,23 @@ def _hub_options(
     )
 
 
-def inspect_module(module: torch.nn.Module) -> Report:
+def inspect_module(module: torch.nn.Module) -> InspectReport:
     """The report for a model in memory: aliases by identity and by shared storage, counts,
     heads, and ties that broke at run time (meta init, `to_empty()`, `assign=True`, ...)."""
-    from gpt2tie.analysis.live_module import inspect_module as inspect_live
+    from gpt2tie.inspection.live_module import inspect_module as inspect_live
 
     return inspect_live(module)
 
 
 def find_aliases(module: torch.nn.Module) -> list[AliasGroup]:
     """Groups of parameter names that are one tensor; cheap enough for a training loop."""
-    from gpt2tie.analysis.aliases import find_aliases as find
+    from gpt2tie.model.aliases import find_aliases as find
 
     return find(module)
 
 
 def assert_tied(module: torch.nn.Module, name: str, to: str | None = None) -> tuple[str, ...]:
     """AssertionError unless `name` (parameter or module) is tied (to `to`, if given)."""
-    from gpt2tie.analysis.live_module import assert_tied as check
+    from gpt2tie.inspection.live_module import assert_tied as check
 
     return check(module, name, to)

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from gpt2tie import __version__
 from gpt2tie.errors import (
     EXIT_FINDINGS,
     EXIT_INTERNAL,
@@ -22,7 +21,8 @@ from gpt2tie.errors import (
     Gpt2tieError,
 )
 from gpt2tie.printable import printable, printable_message
-from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
+from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
+from gpt2tie.version import __version__
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -325,7 +325,7 @@ def explain(
 
       [cyan]gpt2tie explain ./checkpoint --json[/cyan]
     """
-    from gpt2tie.analysis.explain import explain as explain_report
+    from gpt2tie.explain import explain as explain_report
 
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     report = _inspect(
@@ -368,7 +368,7 @@ def untie(
 
       [cyan]gpt2tie inspect ./gpt2-untied[/cyan]   (untied, with an untied-identical finding)
     """
-    from gpt2tie.analysis.rewrite_plan import plan_untie
+    from gpt2tie.rewrite.plan import plan_untie
 
     _rewrite(
         model, out, force, class_name, lambda source, report: plan_untie(source, report, heads)
@@ -403,7 +403,7 @@ def retie(
 
       [cyan]gpt2tie retie ./finetuned --out ./tied --prefer head[/cyan]
     """
-    from gpt2tie.analysis.rewrite_plan import Prefer, plan_retie
+    from gpt2tie.rewrite.plan import Prefer, plan_retie
 
     keep: Prefer | None = None
     if prefer is not None:
@@ -420,8 +420,9 @@ def retie(
 def _rewrite(
     model: str, out: Path, force: bool, class_name: str | None, make_plan: Callable[[Any, Any], Any]
 ) -> None:
-    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
-    from gpt2tie.writing import planned_bytes, write_checkpoint_folder
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.run import inspect_source
+    from gpt2tie.rewrite.write import planned_bytes, write_checkpoint_folder
 
     model_source = _resolve(model, _hub_options(None, None, False, "", None, False))
     with _working(f"Planning {model}"):
@@ -487,7 +488,7 @@ def list_builtin(json_output: JsonOption = False) -> None:
 
 
 def _count(text: str | None) -> int | None:
-    from gpt2tie.analysis.checks import parse_count
+    from gpt2tie.checks import parse_count
 
     if text is None:
         return None
@@ -555,7 +556,7 @@ def check(
 
       [cyan]gpt2tie check ./ckpt --fail-on warning --json | jq '.checks[]'[/cyan]
     """
-    from gpt2tie.analysis.checks import Expectations, run_checks
+    from gpt2tie.checks import Expectations, run_checks
 
     expectations = Expectations(
         tied=tuple(expect_tied or ()),
@@ -604,7 +605,8 @@ def count_params(
 
       [cyan]gpt2tie count-params ./checkpoint --json | jq '.parameters.unique'[/cyan]
     """
-    from gpt2tie.analysis.inspect_model import InspectOptions, count_source
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.run import count_source
 
     model_source = _resolve(
         model,
@@ -667,9 +669,10 @@ def _inspect(
     use_cache: bool,
     load: bool = False,
     max_modules: int | None = None,
-) -> Report:
+) -> InspectReport:
     """Resolve MODEL and inspect it; a note and a progress bar when values come over the network."""
-    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.run import inspect_source
 
     model_source = _resolve(model, hub)
     check_values = model_source.values_checked_by_default(values)
@@ -712,7 +715,8 @@ class _working:
 
 
 def _emit(
-    result: Report | CountReport | CheckReport | BuiltinList | ExplainReport, json_output: bool
+    result: InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport,
+    json_output: bool,
 ) -> None:
     from gpt2tie.render import render
 

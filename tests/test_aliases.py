@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gpt2tie.analysis.aliases import find_aliases
+from gpt2tie.model.aliases import find_aliases
 
 
 class TwoHeads(torch.nn.Module):

@@ -11,7 +11,7 @@ import pytest
 from tiny_models import CASES_BY_ID, make_model
 from typer.testing import CliRunner
 
-from gpt2tie.analysis.checks import parse_count
+from gpt2tie.checks import parse_count
 from gpt2tie.cli import app
 
 runner = CliRunner()

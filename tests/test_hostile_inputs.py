@@ -223,8 +223,9 @@ def test_float8_fnuz_dtypes_are_read(tmp_path: Path, checkpoint_dir) -> None:  #
 
 
 def _plan_for(folder: Path) -> tuple[object, object]:
-    from gpt2tie.analysis.inspect_model import InspectOptions, inspect_source
-    from gpt2tie.analysis.rewrite_plan import plan_untie
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.run import inspect_source
+    from gpt2tie.rewrite.plan import plan_untie
     from gpt2tie.sources import resolve
 
     model_source = resolve(str(folder))
@@ -235,7 +236,7 @@ def _plan_for(folder: Path) -> tuple[object, object]:
 
 def test_a_folder_appearing_at_out_is_never_replaced(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
     from gpt2tie.errors import InputError
-    from gpt2tie.writing import write_checkpoint_folder
+    from gpt2tie.rewrite.write import write_checkpoint_folder
 
     source = gpt2_folder(tmp_path / "source", checkpoint_dir)
     out = tmp_path / "out"
@@ -315,7 +316,7 @@ def test_stale_staging_of_dead_runs_is_swept(tmp_path: Path, checkpoint_dir) -> 
 
 
 def test_a_broken_source_is_blamed_not_out(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
-    from gpt2tie.writing import write_checkpoint_folder
+    from gpt2tie.rewrite.write import write_checkpoint_folder
 
     source = gpt2_folder(tmp_path / "source", checkpoint_dir)
     plan, model_source = _plan_for(source)

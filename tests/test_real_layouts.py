@@ -275,12 +275,12 @@ def test_validation_errors_keep_their_reason(tmp_path: Path) -> None:
 def test_internal_error_exits_3(
     tmp_path: Path, checkpoint_dir, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from gpt2tie.analysis import build_report
+    from gpt2tie.inspection import build
 
     def broken(*_: object) -> None:
         raise RuntimeError("planted failure\nsecond line")
 
-    monkeypatch.setattr(build_report, "parameter_counts", broken)
+    monkeypatch.setattr(build, "parameter_counts", broken)
     for command in ("inspect", "count-params", "check"):
         result = runner.invoke(app, [command, str(checkpoint_dir("gpt2-tied")), "--no-cache"])
         assert result.exit_code == 3, result.output

@@ -8,10 +8,10 @@ import pytest
 from rich.console import Console
 
 import gpt2tie
-from gpt2tie.analysis.checks import Expectations, run_checks
-from gpt2tie.analysis.explain import explain
+from gpt2tie.checks import Expectations, run_checks
+from gpt2tie.explain import explain
 from gpt2tie.render import OUTPUT_FORMATS, RESULT_TYPES, render, table_renderers
-from gpt2tie.report import BuiltinList, CountReport, ExplainReport, Report
+from gpt2tie.results import BuiltinList, CountReport, ExplainReport, InspectReport
 from gpt2tie.sources import builtin
 
 
@@ -59,9 +59,9 @@ def test_every_result_renders(output_format: str) -> None:
             console = Console(width=100, record=True, color_system=None)
             console.print(rendered)
             text = console.export_text()
-            if isinstance(result, (Report, CountReport, ExplainReport)):
+            if isinstance(result, (InspectReport, CountReport, ExplainReport)):
                 assert f"{unique:,}" in text
-            if isinstance(result, (Report, CountReport)):
+            if isinstance(result, (InspectReport, CountReport)):
                 assert f"{per_name:,}" in text
             if isinstance(result, BuiltinList):
                 assert all(entry.name in text for entry in result.configs)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from tiny_models import CASES
 
-from gpt2tie.analysis.inspect_model import InspectOptions, count_source, inspect_source
+from gpt2tie.inspection.options import InspectOptions
+from gpt2tie.inspection.run import count_source, inspect_source
 from gpt2tie.sources import resolve
 
 

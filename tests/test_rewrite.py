@@ -144,10 +144,10 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_failure_midway_leaves_nothing(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
-    from gpt2tie.analysis.inspect_model import inspect_source
-    from gpt2tie.analysis.rewrite_plan import plan_untie
+    from gpt2tie.inspection.run import inspect_source
+    from gpt2tie.rewrite.plan import plan_untie
+    from gpt2tie.rewrite.write import WriteError, planned_bytes, write_checkpoint_folder
     from gpt2tie.sources import resolve
-    from gpt2tie.writing import WriteError, planned_bytes, write_checkpoint_folder
 
     source = checkpoint_dir("llama-tied")
     model_source = resolve(str(source))

@@ -33,7 +33,7 @@ def test_compare_reads_only_the_pair_with_bounded_memory(tmp_path: Path) -> None
         import json, resource, sys
         from pathlib import Path
         import torch
-        from gpt2tie.analysis.values import stored_values_equal
+        from gpt2tie.loading.values import stored_values_equal
         from gpt2tie.formats.checkpoint import find_checkpoint
         from gpt2tie.formats.file_access import LocalFiles
         from gpt2tie.formats.tensor_values import ValueReader

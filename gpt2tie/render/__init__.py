@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from gpt2tie.printable import printable_copy
 from gpt2tie.render.json_render import render_json
-from gpt2tie.report import BuiltinList, CheckReport, CountReport, ExplainReport, Report
+from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 OutputFormat = Literal["table", "json"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
-Result = Report | CountReport | CheckReport | BuiltinList | ExplainReport
+Result = InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport
 RESULT_TYPES: tuple[type, ...] = get_args(Result)
 
 
@@ -24,7 +24,7 @@ def table_renderers() -> dict[type, Callable[[Any], RenderableType]]:
     from gpt2tie.render import rich_render
 
     return {
-        Report: rich_render.render_report,
+        InspectReport: rich_render.render_report,
         CountReport: rich_render.render_counts,
         CheckReport: rich_render.render_check,
         BuiltinList: rich_render.render_builtin_list,

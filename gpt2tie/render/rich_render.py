@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gpt2tie.report import (
+from gpt2tie.results import (
     AliasGroup,
     BuiltinList,
     CheckpointSummary,
@@ -15,9 +15,9 @@ from gpt2tie.report import (
     ExplainReport,
     Finding,
     Head,
+    InspectReport,
     ModelInfo,
     ParameterCounts,
-    Report,
     Source,
 )
 
@@ -32,7 +32,7 @@ _SOURCE_LABEL = {
 }
 
 
-def render_report(report: Report) -> RenderableType:
+def render_report(report: InspectReport) -> RenderableType:
     parts: list[RenderableType] = [
         _title(report.source, report.model),
         *_answers(report.heads, report.parameters),

@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gpt2tie.report import BuiltinConfig, BuiltinList, Source
+from gpt2tie.results import BuiltinConfig, BuiltinList, Source
 from gpt2tie.sources.model_source import ModelSource
 
 # Built-in file name -> the Hub ids it also answers to. A name with "--" is only reachable by id.

@@ -26,7 +26,7 @@ from gpt2tie.formats.checkpoint import (
     find_checkpoint,
 )
 from gpt2tie.formats.file_access import FileAccess, LayeredFiles, LocalFiles
-from gpt2tie.report import Source
+from gpt2tie.results import Source
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.hub_http import (
     COMMIT,

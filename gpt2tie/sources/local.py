@@ -7,7 +7,7 @@ from pathlib import Path
 from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import find_checkpoint
 from gpt2tie.formats.file_access import LocalFiles
-from gpt2tie.report import Source
+from gpt2tie.results import Source
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.model_source import ModelSource
 

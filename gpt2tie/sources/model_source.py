@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.report import Source
+from gpt2tie.results import Source
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Report:
+class InspectReport:
     """What `inspect` found; `to_dict()` is the schema-v1 JSON object."""
 
     gpt2tie_version: str
@@ -254,7 +254,7 @@ class CheckReport:
 
     passed: bool
     checks: tuple[CheckResult, ...]
-    report: Report
+    report: InspectReport
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

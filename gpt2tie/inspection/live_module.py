@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gpt2tie import __version__
-from gpt2tie.analysis.aliases import alias_groups, parameter_table
-from gpt2tie.analysis.counts import parameter_counts
-from gpt2tie.analysis.findings import FindingInputs, collect_findings
-from gpt2tie.analysis.heads import find_heads
-from gpt2tie.analysis.skeleton import tie_flags
-from gpt2tie.report import SEVERITY_RANK, AliasGroup, Finding, Head, ModelInfo, Report, Source
+from gpt2tie.inspection.findings import FindingInputs, collect_findings
+from gpt2tie.model.aliases import alias_groups, parameter_table
+from gpt2tie.model.counts import parameter_counts
+from gpt2tie.model.heads import find_heads
+from gpt2tie.model.skeleton import tie_flags
+from gpt2tie.results import (
+    SEVERITY_RANK,
+    AliasGroup,
+    Finding,
+    Head,
+    InspectReport,
+    ModelInfo,
+    Source,
+)
+from gpt2tie.version import __version__
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +31,7 @@ WRAPPER_PREFIXES = {
 }
 
 
-def inspect_module(module: torch.nn.Module) -> Report:
+def inspect_module(module: torch.nn.Module) -> InspectReport:
     """The same report as `inspect`, for a model in memory (HF or plain PyTorch)."""
     table = parameter_table(module)
     groups = tuple(alias_groups(table))
@@ -69,7 +77,7 @@ def inspect_module(module: torch.nn.Module) -> Report:
         )
     )
     notes = _wrapper_notes(names)
-    return Report(
+    return InspectReport(
         gpt2tie_version=__version__,
         source=Source(spec=type(module).__name__, kind="module", path=None),
         model=info,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gpt2tie.formats.byte_ranges import overlapping_groups
-from gpt2tie.report import AliasGroup
+from gpt2tie.results import AliasGroup
 
 if TYPE_CHECKING:
     import torch

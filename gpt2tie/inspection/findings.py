@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpt2tie.analysis.load_prediction import LoadPrediction
-from gpt2tie.report import SEVERITY_RANK, AliasGroup, Finding, Head
+from gpt2tie.loading.prediction import LoadPrediction
+from gpt2tie.results import SEVERITY_RANK, AliasGroup, Finding, Head
 
 
 @dataclass(frozen=True)

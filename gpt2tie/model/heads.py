@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from gpt2tie.analysis.aliases import ParameterTable
-from gpt2tie.report import Head, HeadKind
+from gpt2tie.model.aliases import ParameterTable
+from gpt2tie.results import Head, HeadKind
 
 if TYPE_CHECKING:
     import torch

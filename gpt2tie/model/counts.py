@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from gpt2tie.analysis.aliases import ParameterTable
 from gpt2tie.formats.safetensors_header import StoredTensor
-from gpt2tie.report import DtypeCount, ModuleCount, ParameterCounts
+from gpt2tie.model.aliases import ParameterTable
+from gpt2tie.results import DtypeCount, ModuleCount, ParameterCounts
 
 if TYPE_CHECKING:
     import torch

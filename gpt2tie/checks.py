@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gpt2tie.report import CheckReport, CheckResult, Head, Report, Severity
+from gpt2tie.results import CheckReport, CheckResult, Head, InspectReport, Severity
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
@@ -29,7 +29,7 @@ class Expectations:
     fail_on: Severity | None = "error"
 
 
-def run_checks(report: Report, expected: Expectations) -> CheckReport:
+def run_checks(report: InspectReport, expected: Expectations) -> CheckReport:
     results = [
         *(_tie_check(report.heads, name, want_tied=True) for name in expected.tied),
         *(_tie_check(report.heads, name, want_tied=False) for name in expected.untied),

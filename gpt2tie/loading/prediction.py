@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Literal
 
-from gpt2tie.analysis.keys import KeyCollision, map_stored_keys
-from gpt2tie.analysis.values import stored_values_equal
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
+from gpt2tie.loading.keys import KeyCollision, map_stored_keys
+from gpt2tie.loading.values import stored_values_equal
 
 if TYPE_CHECKING:
     import torch

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from gpt2tie.errors import InputError
-from gpt2tie.report import (
+from gpt2tie.results import (
     AliasGroup,
     ExplainReport,
     ExplainTopic,
     Explanation,
     Head,
+    InspectReport,
     ParameterCounts,
-    Report,
 )
 
 _BYTES_PER_FLOAT32 = 4
 
 
-def explain(report: Report, name: str | None = None) -> ExplainReport:
+def explain(report: InspectReport, name: str | None = None) -> ExplainReport:
     """Explain `name` (a parameter or module), or every tied head when `name` is None."""
     if name is None:
         subjects = [(head.module, head.parameter) for head in report.heads if head.tied]
@@ -36,7 +36,7 @@ def explain(report: Report, name: str | None = None) -> ExplainReport:
     )
 
 
-def _resolve(report: Report, name: str) -> str:
+def _resolve(report: InspectReport, name: str) -> str:
     known = {n for group in report.alias_groups for n in group.names}
     known |= {head.parameter for head in report.heads}
     for candidate in (name, f"{name}.weight"):
@@ -52,7 +52,7 @@ def _resolve(report: Report, name: str) -> str:
     )
 
 
-def _explain_one(report: Report, subject: str, parameter: str) -> Explanation:
+def _explain_one(report: InspectReport, subject: str, parameter: str) -> Explanation:
     group = next((g for g in report.alias_groups if parameter in g.names), None)
     head = next((h for h in report.heads if h.parameter == parameter), None)
     if group is None or group.kind != "same_parameter":
@@ -151,7 +151,7 @@ def _tied(
     )
 
 
-def _untied(report: Report, subject: str, parameter: str, head: Head | None) -> Explanation:
+def _untied(report: InspectReport, subject: str, parameter: str, head: Head | None) -> Explanation:
     declared = head is not None and head.declared_tied
     topics = [
         ExplainTopic("identity", f"{parameter} is its own tensor: no other name shares it."),

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gpt2tie.analysis.keys import map_stored_keys
-from gpt2tie.analysis.load_prediction import LoadPrediction, ShapeMismatch, decide_ties
 from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
+from gpt2tie.loading.keys import map_stored_keys
+from gpt2tie.loading.prediction import LoadPrediction, ShapeMismatch, decide_ties
 
 if TYPE_CHECKING:
     import torch

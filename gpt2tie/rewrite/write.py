@@ -12,12 +12,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from gpt2tie.analysis.rewrite_plan import RewritePlan
 from gpt2tie.errors import Gpt2tieError, InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.regular_files import open_regular
 from gpt2tie.formats.safetensors_writer import TensorToWrite, write_safetensors
 from gpt2tie.formats.tensor_values import iter_stored_bytes
+from gpt2tie.rewrite.plan import RewritePlan
 
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")

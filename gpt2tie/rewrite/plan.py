@@ -12,15 +12,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from gpt2tie.analysis.keys import map_stored_keys
-from gpt2tie.analysis.load_prediction import predict_load
-from gpt2tie.analysis.skeleton import build_skeleton, quiet_transformers
-from gpt2tie.analysis.values import stored_values_equal
 from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.safetensors_header import StoredTensor
 from gpt2tie.formats.tensor_values import ValueReader
-from gpt2tie.report import Head, Report
+from gpt2tie.loading.keys import map_stored_keys
+from gpt2tie.loading.prediction import predict_load
+from gpt2tie.loading.values import stored_values_equal
+from gpt2tie.model.skeleton import build_skeleton, quiet_transformers
+from gpt2tie.results import Head, InspectReport
 from gpt2tie.sources.model_source import ModelSource
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ class RewritePlan:
     changes: tuple[str, ...]  # one line per change, for the user
 
 
-def plan_untie(model_source: ModelSource, report: Report, heads: list[str] | None) -> RewritePlan:
+def plan_untie(
+    model_source: ModelSource, report: InspectReport, heads: list[str] | None
+) -> RewritePlan:
     """Give each tied head its own copy of the weight it shares; config says untied."""
     checkpoint = _require_checkpoint(model_source)
     tied = [h for h in report.heads if h.tied and h.kind == "lm"]
@@ -74,7 +76,7 @@ def plan_untie(model_source: ModelSource, report: Report, heads: list[str] | Non
 
 
 def plan_retie(
-    model_source: ModelSource, report: Report, heads: list[str] | None, prefer: Prefer | None
+    model_source: ModelSource, report: InspectReport, heads: list[str] | None, prefer: Prefer | None
 ) -> RewritePlan:
     """Tie each untied head to its embedding again, dropping the head's stored copy."""
     import torch
@@ -200,7 +202,7 @@ def _object_names(model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
 
 
 def _check_loads_completely(
-    plan: RewritePlan, checkpoint: Checkpoint, report: Report, new_model: torch.nn.Module
+    plan: RewritePlan, checkpoint: Checkpoint, report: InspectReport, new_model: torch.nn.Module
 ) -> None:
     """Refuse a plan whose files, loaded into `new_model` (built from plan.config), lack a key."""
     import torch

@@ -6,40 +6,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gpt2tie import __version__
-from gpt2tie.analysis.aliases import ParameterTable, alias_groups, parameter_table
-from gpt2tie.analysis.counts import (
+from gpt2tie.errors import InputError
+from gpt2tie.formats.checkpoint import Checkpoint
+from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
+from gpt2tie.inspection.findings import FindingInputs, IdenticalUntiedHead, collect_findings
+from gpt2tie.inspection.options import InspectOptions
+from gpt2tie.loading.prediction import LoadPrediction, predict_load, untie
+from gpt2tie.loading.values import stored_values_equal
+from gpt2tie.model.aliases import ParameterTable, alias_groups, parameter_table
+from gpt2tie.model.counts import (
     dtype_counts_from_checkpoint,
     dtype_counts_from_parameters,
     module_counts,
     parameter_counts,
 )
-from gpt2tie.analysis.findings import FindingInputs, IdenticalUntiedHead, collect_findings
-from gpt2tie.analysis.heads import find_heads
-from gpt2tie.analysis.inspect_model import InspectOptions
-from gpt2tie.analysis.load_prediction import LoadPrediction, predict_load, untie
-from gpt2tie.analysis.skeleton import (
+from gpt2tie.model.heads import find_heads
+from gpt2tie.model.skeleton import (
     Skeleton,
     build_skeleton,
     cast_as_loaded,
     quiet_transformers,
     tie_flags,
 )
-from gpt2tie.analysis.values import stored_values_equal
-from gpt2tie.errors import InputError
-from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
-from gpt2tie.report import (
+from gpt2tie.results import (
     AliasGroup,
     CheckpointSummary,
     CountReport,
     Finding,
     Head,
+    InspectReport,
     ModelInfo,
-    Report,
     TieOnLoad,
 )
 from gpt2tie.sources.model_source import ModelSource
+from gpt2tie.version import __version__
 
 if TYPE_CHECKING:
     import torch
@@ -92,7 +92,7 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     prediction: LoadPrediction | None = None
     log_lines: tuple[str, ...] = ()
     if checkpoint is not None and options.load:
-        from gpt2tie.analysis.real_load import load_for_real
+        from gpt2tie.loading.real_load import load_for_real
 
         folder = checkpoint.access.local_path(".")
         if folder is None or model_source.values_are_remote:
@@ -156,9 +156,9 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     return _Analysis(skeleton, model, table, info, groups, heads, summary, findings)
 
 
-def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Report:
+def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> InspectReport:
     analysis = _analyze(model_source, options)
-    return Report(
+    return InspectReport(
         gpt2tie_version=__version__,
         source=model_source.source,
         model=analysis.info,

@@ -1,0 +1,27 @@
+"""What an inspection is asked to do: the options every command and the API pass down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gpt2tie.formats.tensor_values import ValueProgress
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    class_name: str | None = None
+    trust_remote_code: bool = False
+    check_values: bool = True
+    load: bool = False
+    use_cache: bool = False  # serve repeated runs from gpt2tie's result cache
+    progress: ValueProgress | None = field(default=None, compare=False)
+    max_modules: int | None = None  # the build limit (None: GPT2TIE_MAX_MODULES or the default)
+
+    def cache_key_part(self) -> dict[str, object]:
+        """The options a result depends on (not how it is computed or shown)."""
+        return {
+            "class_name": self.class_name,
+            "trust_remote_code": self.trust_remote_code,
+            "check_values": self.check_values,
+            "load": self.load,
+        }

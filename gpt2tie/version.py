@@ -1,0 +1,3 @@
+"""The version of gpt2tie (imports nothing, so any module may read it)."""
+
+__version__ = "0.1.0"
