@@ -110,17 +110,17 @@ def no_internal_error(
 ) -> Iterator[None]:
     """Fail any test in which the CLI reported an internal error (exit 3), unless the test is
     marked `internal_error_expected`: a bug must never hide behind an expected exit code."""
-    from gpt2tie import cli
+    from gpt2tie.cli import terminal
 
     seen: list[str] = []
-    original = cli._error_line
+    original = terminal.error_line
 
     def recording(message: str) -> None:
         if message.startswith("internal error"):
             seen.append(message)
         original(message)
 
-    monkeypatch.setattr(cli, "_error_line", recording)
+    monkeypatch.setattr(terminal, "error_line", recording)
     yield
     if request.node.get_closest_marker("internal_error_expected") is None:
         assert not seen, f"internal error(s) in the CLI: {seen}"

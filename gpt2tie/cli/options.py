@@ -1,0 +1,137 @@
+"""The options and arguments the commands share, declared once (Typer needs them per command)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+class PreferValues(str, enum.Enum):
+    embedding = "embedding"
+    head = "head"
+
+
+class FailOn(str, enum.Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+    never = "never"
+
+
+ModelArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="MODEL",
+        help="A local folder with config.json (and optionally weights), a Hub repo id "
+        "(org/name), or a built-in config such as gpt2 (see `gpt2tie list-builtin`).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the schema-v1 JSON report.")]
+ClassOption = Annotated[
+    str | None,
+    typer.Option(
+        "--class",
+        help="Model class to build instead of config.architectures[0].",
+        show_default=False,
+    ),
+]
+TrustOption = Annotated[
+    bool,
+    typer.Option("--trust-remote-code", help="Allow a config's auto_map custom code to run."),
+]
+
+
+NoCacheOption = Annotated[
+    bool,
+    typer.Option("--no-cache", help="Recompute instead of reusing gpt2tie's result cache."),
+]
+MaxModulesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-modules",
+        metavar="N",
+        min=1,
+        help="Refuse configs that build more modules than this (default 20,000, or "
+        "GPT2TIE_MAX_MODULES).",
+        show_default=False,
+    ),
+]
+ValuesOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--values/--no-values",
+        help="Compare the stored values a tie decision needs (default: on for local files, off "
+        "for the Hub, where it downloads those tensors' bytes). --no-values reads no tensor data.",
+        show_default=False,
+    ),
+]
+RevisionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--revision", help="Hub branch, tag or commit (default: main).", show_default=False
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="Hub token (default: HF_TOKEN or the stored `hf auth login`).",
+        show_default=False,
+    ),
+]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="Never contact the Hub (also: HF_HUB_OFFLINE=1).")
+]
+SubfolderOption = Annotated[
+    str, typer.Option("--subfolder", help="Folder inside the repo or local folder.")
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=1,
+        help="Give up on the Hub after this long in all (default 120, or GPT2TIE_TIMEOUT).",
+        show_default=False,
+    ),
+]
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="HF cache folder (default: huggingface_hub's).", show_default=False
+    ),
+]
+
+
+def hub_options(
+    revision: str | None,
+    token: str | None,
+    offline: bool,
+    subfolder: str,
+    cache_dir: Path | None,
+    trust_remote_code: bool,
+    timeout: float | None = None,
+) -> Any:
+    from gpt2tie.sources import HubOptions
+
+    return HubOptions(
+        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout=timeout
+    )
+
+
+OutOption = Annotated[
+    Path, typer.Option("--out", help="The new checkpoint folder (must not exist, or be empty).")
+]
+HeadsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--heads",
+        metavar="HEAD",
+        help="Heads to change (default: all; tie_word_embeddings switches them together).",
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty --out folder.")]

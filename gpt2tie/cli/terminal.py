@@ -1,0 +1,171 @@
+"""What the command line shows besides reports: consoles, error lines, spinners, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+from gpt2tie.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError
+from gpt2tie.printable import printable, printable_message
+from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    # Reports quote names, shapes and user input: none of it is Rich markup.
+    return Console(soft_wrap=False, markup=False)
+
+
+def say(text: str) -> None:
+    """A line on stderr (notes, what was written), control characters escaped."""
+    stderr_console().print(printable(text), highlight=False, markup=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    from rich.markup import escape
+
+    # Messages quote names from files (control characters escaped) and shapes in brackets
+    # (escaped too: they are not markup).
+    shown = escape(printable_message(message))
+    stderr_console().print(f"[bold red]Error:[/bold red] {shown}", highlight=False, soft_wrap=True)
+
+
+def reports_errors(command: F) -> F:
+    """Turn every error into one `Error: …` line and its exit code: gpt2tie's own errors their
+    documented code, anything unexpected exit 3 (a bug to report, never "findings")."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
+        except Gpt2tieError as exc:
+            if os.environ.get("GPT2TIE_DEBUG"):
+                raise
+            error_line(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if os.environ.get("GPT2TIE_DEBUG"):
+                raise
+            lines = str(exc).strip().splitlines()
+            error_line(
+                f"internal error in gpt2tie ({type(exc).__name__}): "
+                f"{lines[0] if lines else 'no message'}; rerun with GPT2TIE_DEBUG=1 and report it"
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def byte_progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr (interactive terminals only) fed with byte counts."""
+    console = stderr_console()
+    if not console.is_terminal:
+        yield lambda _: None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda count: progress.advance(task, count)
+
+
+class RemoteValueProgress:
+    """Says how many bytes of tensor values are fetched over the network, with a bar on TTYs."""
+
+    def __init__(self) -> None:
+        self._console = stderr_console()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def planned(self, more_bytes: int) -> None:
+        self._console.print(
+            f"note: --values fetches up to {more_bytes / 1e6:,.1f} MB of tensor data: only the "
+            "tensors a tie decision compares",
+            markup=False,
+            highlight=False,
+        )
+        if not self._console.is_terminal:
+            return
+        if self._bar is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            columns = (TextColumn("values"), BarColumn(), DownloadColumn())
+            self._bar = Progress(*columns, console=self._console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("values", total=0)
+        self._bar.update(self._task, total=self._bar.tasks[0].total + more_bytes)
+
+    def advance(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, count)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class working:
+    """A spinner on stderr while slow work runs, shown only on an interactive terminal."""
+
+    def __init__(self, message: str) -> None:
+        self._console = stderr_console()
+        self._status = self._console.status(message) if self._console.is_terminal else None
+
+    def __enter__(self) -> None:
+        if self._status is not None:
+            self._status.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+
+def emit(
+    result: InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport,
+    json_output: bool,
+) -> None:
+    from gpt2tie.render import render
+
+    output = render(result, "json" if json_output else "table")
+    if isinstance(output, str):
+        sys.stdout.write(output)
+    else:
+        stdout_console().print(output)
