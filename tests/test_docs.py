@@ -14,19 +14,39 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
-def test_readme_help_matches_cli() -> None:
+COMMANDS = ("", "inspect", "count-params", "check", "explain", "untie", "retie", "list-builtin")
+
+
+def help_text(command: str, columns: int = 100) -> str:
+    argv = [command, "--help"] if command else ["--help"]
     result = CliRunner().invoke(
-        app, ["--help"], env={"COLUMNS": "100", "NO_COLOR": "1"}, prog_name="gpt2tie"
+        app, argv, env={"COLUMNS": str(columns), "NO_COLOR": "1"}, prog_name="gpt2tie"
     )
-    actual = "\n".join(line.rstrip() for line in result.stdout.splitlines()).strip("\n")
-    pattern = re.compile(r"(<!-- help:start -->\n```text\n)(.*?)(\n```\n<!-- help:end -->)", re.S)
+    assert result.exit_code == 0, result.output
+    return "\n".join(line.rstrip() for line in result.stdout.splitlines()).strip("\n")
+
+
+def command_reference() -> str:
+    """The README's command reference: `--help` of gpt2tie and of every command."""
+    sections = []
+    for command in COMMANDS:
+        title = f"gpt2tie {command} --help" if command else "gpt2tie --help"
+        sections.append(f"### `{title}`\n\n```text\n{help_text(command)}\n```")
+    return "\n\n".join(sections)
+
+
+def test_readme_reference_matches_every_commands_help() -> None:
+    pattern = re.compile(r"(<!-- reference:start -->\n)(.*?)(\n<!-- reference:end -->)", re.S)
     quoted = pattern.search(README)
     assert quoted is not None
+    actual = command_reference()
     if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
         updated = pattern.sub(lambda m: m.group(1) + actual + m.group(3), README)
         (ROOT / "README.md").write_text(updated)
         return
-    assert quoted.group(2) == actual, "README help is stale: rerun with GPT2TIE_UPDATE_GOLDEN=1"
+    assert quoted.group(2) == actual, (
+        "README reference is stale: rerun with GPT2TIE_UPDATE_GOLDEN=1"
+    )
 
 
 def test_ci_runs_the_readme_test_command() -> None:

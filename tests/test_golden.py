@@ -36,31 +36,55 @@ def write_refused_tie(folder: Path) -> None:
 runner = CliRunner()
 
 
-@pytest.mark.parametrize(
-    "name, argv",
-    [
-        ("inspect-gpt2", ["inspect", "gpt2"]),
-        ("count-params-distilgpt2-depth2", ["count-params", "distilgpt2", "--depth", "2"]),
-        ("inspect-bert-mlm-checkpoint", ["inspect", "bert-mlm"]),
-        ("inspect-musicgen-checkpoint", ["inspect", "musicgen"]),
-        ("inspect-refused-tie", ["inspect", "refused"]),
-        ("check-refused-tie", ["check", "refused", "--expect-tied", "lm_head"]),
-        ("explain-gpt2-lm-head", ["explain", "gpt2", "lm_head"]),
+CASES = [
+    ("inspect-gpt2", ["inspect", "gpt2"]),
+    ("count-params-distilgpt2-depth2", ["count-params", "distilgpt2", "--depth", "2"]),
+    ("inspect-bert-mlm-checkpoint", ["inspect", "bert-mlm"]),
+    ("inspect-musicgen-checkpoint", ["inspect", "musicgen"]),
+    ("inspect-refused-tie", ["inspect", "refused"]),
+    ("check-refused-tie", ["check", "refused", "--expect-tied", "lm_head"]),
+    ("explain-gpt2-lm-head", ["explain", "gpt2", "lm_head"]),
+    ("list-builtin", ["list-builtin"]),
+    *[
+        (f"help-{command or 'gpt2tie'}", [command, "--help"] if command else ["--help"])
+        for command in (
+            "",
+            "inspect",
+            "count-params",
+            "check",
+            "explain",
+            "untie",
+            "retie",
+            "list-builtin",
+        )
     ],
-)
-def test_golden(name: str, argv: list[str], tmp_path: Path, monkeypatch, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
-    if argv[1] in ("bert-mlm", "musicgen"):
+]
+WIDTHS = (80, 120)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name, argv", CASES, ids=[name for name, _ in CASES])
+def test_golden(
+    name: str, argv: list[str], width: int, tmp_path: Path, monkeypatch, checkpoint_dir
+) -> None:  # type: ignore[no-untyped-def]
+    if len(argv) > 1 and argv[1] in ("bert-mlm", "musicgen"):
         shutil.copytree(checkpoint_dir(argv[1]), tmp_path / argv[1])
         monkeypatch.chdir(tmp_path)
-    if argv[1] == "refused":
+    if len(argv) > 1 and argv[1] == "refused":
         write_refused_tie(tmp_path / "refused")
         monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, argv, env={"COLUMNS": "100", "NO_COLOR": "1"})
-    assert result.exit_code == (1 if argv[0] == "check" else 0), result.output
-    golden = GOLDEN / f"{name}.out"
+    result = runner.invoke(
+        app, argv, env={"COLUMNS": str(width), "NO_COLOR": "1"}, prog_name="gpt2tie"
+    )
+    assert result.exit_code == (1 if argv[0] == "check" and "--help" not in argv else 0), (
+        result.output
+    )
+    golden = GOLDEN / f"{name}-{width}.out"
     if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
         golden.write_text(result.stdout)
     assert result.stdout == golden.read_text()
+    if not name.startswith("help-"):
+        assert all(len(line) <= width for line in result.stdout.splitlines())
 
 
 # --- every number in the golden files, recomputed without gpt2tie -----------------------------
@@ -136,7 +160,12 @@ def _golden_truth(name: str, tmp_path: Path, checkpoint_dir: Any) -> tuple[Any, 
     return model, folder
 
 
-@pytest.mark.parametrize("golden", sorted(p.stem for p in GOLDEN.glob("*.out")))
+REPORT_GOLDENS = sorted(
+    p.stem for p in GOLDEN.glob("*.out") if not p.stem.startswith(("help-", "list-builtin"))
+)
+
+
+@pytest.mark.parametrize("golden", REPORT_GOLDENS)
 def test_every_number_in_the_golden_files_is_true(
     golden: str, tmp_path: Path, checkpoint_dir
 ) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gpt2tie.cli import run, terminal
+from gpt2tie.cli.help_text import COMMANDS
 from gpt2tie.cli.options import (
     CacheDirOption,
     ClassOption,
@@ -27,6 +28,7 @@ from gpt2tie.cli.options import (
     TokenOption,
     TrustOption,
     ValuesOption,
+    at_least_one,
     hub_options,
 )
 from gpt2tie.errors import EXIT_FINDINGS, EXIT_USAGE
@@ -76,7 +78,7 @@ def _main(
     """Entry point options shared by every command."""
 
 
-@app.command()
+@app.command(help=COMMANDS["inspect"].text(), short_help=COMMANDS["inspect"].summary)
 @terminal.reports_errors
 def inspect(
     model: ModelArgument,
@@ -84,7 +86,12 @@ def inspect(
     class_name: ClassOption = None,
     trust_remote_code: TrustOption = False,
     fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            metavar="LEVEL",
+            help="Exit 1 when a finding is at least this severe: error, warning, info, never.",
+        ),
     ] = FailOn.never,
     values: ValuesOption = None,
     revision: RevisionOption = None,
@@ -104,22 +111,7 @@ def inspect(
         ),
     ] = False,
 ) -> None:
-    """Find tied weights, output heads and parameter counts of MODEL, and predict what
-    from_pretrained will do with its files.
-
-    Only safetensors headers are read, plus the two tensors of any declared tie whose both
-    sides are stored (their values decide whether transformers ties them).
-
-    [bold]Examples[/bold]
-
-      [cyan]gpt2tie inspect gpt2[/cyan]
-
-      [cyan]gpt2tie inspect ./checkpoint --json | jq '.alias_groups[].names'[/cyan]
-
-      [cyan]gpt2tie inspect ./checkpoint --fail-on warning[/cyan]   (CI gate: exit 1 on warnings)
-
-      [cyan]gpt2tie inspect ./checkpoint --load[/cyan]   (compare with a real from_pretrained)
-    """
+    """`gpt2tie inspect` (its help text: `help_text.COMMANDS`)."""
 
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     report = run.inspect(
@@ -130,19 +122,27 @@ def inspect(
         raise typer.Exit(EXIT_FINDINGS)
 
 
-@app.command()
+@app.command(
+    "count-params",
+    help=COMMANDS["count-params"].text(),
+    short_help=COMMANDS["count-params"].summary,
+)
 @terminal.reports_errors
-def explain(
+def count_params(
     model: ModelArgument,
-    name: Annotated[
-        str | None,
-        typer.Argument(
-            help="A parameter or module (default: every tied head).", show_default=False
-        ),
-    ] = None,
     json_output: JsonOption = False,
+    depth: Annotated[
+        int,
+        typer.Option(
+            "--depth",
+            metavar="N",
+            callback=at_least_one,
+            help="How many module levels to break down.",
+        ),
+    ] = 1,
     class_name: ClassOption = None,
     trust_remote_code: TrustOption = False,
+    values: ValuesOption = None,
     revision: RevisionOption = None,
     token: TokenOption = None,
     offline: OfflineOption = False,
@@ -152,121 +152,28 @@ def explain(
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
 ) -> None:
-    """Explain what a tie means for MODEL: training, freezing, optimizers, weight decay, saving,
-    counting, and the ways forward.
+    """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.run import count_source
 
-    [bold]Examples[/bold]
-
-      [cyan]gpt2tie explain gpt2 lm_head[/cyan]   (fine-tune the head: does wte train too?)
-
-      [cyan]gpt2tie explain ./checkpoint --json[/cyan]
-    """
-    from gpt2tie.explain import explain as explain_report
-
-    hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    report = run.inspect(
-        model, hub, class_name, trust_remote_code, None, not no_cache, max_modules=max_modules
-    )
-    terminal.emit(explain_report(report, name), json_output)
-
-
-@app.command()
-@terminal.reports_errors
-def untie(
-    model: ModelArgument,
-    out: OutOption,
-    heads: HeadsOption = None,
-    force: ForceOption = False,
-    class_name: ClassOption = None,
-) -> None:
-    """Write a copy of MODEL where each tied head has its own weight (tie_word_embeddings:
-    false), so head and embedding can be trained or frozen separately.
-
-    The source is never modified; --out is written in a temporary folder and renamed into place.
-
-    [bold]Examples[/bold]
-
-      [cyan]gpt2tie untie ./gpt2 --out ./gpt2-untied[/cyan]
-
-      [cyan]gpt2tie inspect ./gpt2-untied[/cyan]   (untied, with an untied-identical finding)
-    """
-    from gpt2tie.rewrite.plan import plan_untie
-
-    run.rewrite(
-        model, out, force, class_name, lambda source, report: plan_untie(source, report, heads)
-    )
-
-
-@app.command()
-@terminal.reports_errors
-def retie(
-    model: ModelArgument,
-    out: OutOption,
-    heads: HeadsOption = None,
-    prefer: Annotated[
-        PreferValues | None,
-        typer.Option(
-            "--prefer",
-            help="When head and embedding differ, whose values to keep.",
-            show_default=False,
-        ),
-    ] = None,
-    force: ForceOption = False,
-    class_name: ClassOption = None,
-) -> None:
-    """Write a copy of MODEL where each untied head is tied to its embedding again
-    (tie_word_embeddings: true) and its stored copy is dropped.
-
-    Refuses when their values differ, unless --prefer says which to keep.
-
-    [bold]Examples[/bold]
-
-      [cyan]gpt2tie retie ./gpt2-untied --out ./gpt2-tied[/cyan]
-
-      [cyan]gpt2tie retie ./finetuned --out ./tied --prefer head[/cyan]
-    """
-    from gpt2tie.rewrite.plan import Prefer, plan_retie
-
-    keep: Prefer | None = None
-    if prefer is not None:
-        keep = "embedding" if prefer is PreferValues.embedding else "head"
-    run.rewrite(
+    model_source = run.resolve_model(
         model,
-        out,
-        force,
-        class_name,
-        lambda source, report: plan_retie(source, report, heads, keep),
+        hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout),
     )
+    check_values = model_source.values_checked_by_default(values)
+    with terminal.working(f"Counting {model}"):
+        options = InspectOptions(
+            class_name,
+            trust_remote_code,
+            check_values,
+            use_cache=not no_cache,
+            max_modules=max_modules,
+        )
+        report = count_source(model_source, depth, options)
+    terminal.emit(report, json_output)
 
 
-@app.command("list-builtin")
-@terminal.reports_errors
-def list_builtin(json_output: JsonOption = False) -> None:
-    """List the configs shipped with gpt2tie: they answer offline, structurally.
-
-    [bold]Examples[/bold]
-
-      [cyan]gpt2tie list-builtin[/cyan]
-
-      [cyan]gpt2tie inspect meta-llama/Llama-3.2-1B --offline[/cyan]
-    """
-    from gpt2tie.sources import builtin
-
-    terminal.emit(builtin.listing(), json_output)
-
-
-def _count(text: str | None) -> int | None:
-    from gpt2tie.checks import parse_count
-
-    if text is None:
-        return None
-    try:
-        return parse_count(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-@app.command()
+@app.command(help=COMMANDS["check"].text(), short_help=COMMANDS["check"].summary)
 @terminal.reports_errors
 def check(
     model: ModelArgument,
@@ -298,7 +205,12 @@ def check(
         ),
     ] = None,
     fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Fail on a finding at least this severe.")
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            metavar="LEVEL",
+            help="Fail on a finding at least this severe: error, warning, info, never.",
+        ),
     ] = FailOn.error,
     json_output: JsonOption = False,
     class_name: ClassOption = None,
@@ -313,17 +225,7 @@ def check(
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
 ) -> None:
-    """Gate CI on MODEL: expected ties, parameter bounds and findings. Exit 0 if every check
-    passes, 1 if one fails, 2 on bad input.
-
-    [bold]Examples[/bold]
-
-      [cyan]gpt2tie check ./checkpoint --expect-tied lm_head[/cyan]
-
-      [cyan]gpt2tie check ./checkpoint --expect-untied lm_head --max-params 1.5B[/cyan]
-
-      [cyan]gpt2tie check ./ckpt --fail-on warning --json | jq '.checks[]'[/cyan]
-    """
+    """`gpt2tie check` (its help text: `help_text.COMMANDS`)."""
     from gpt2tie.checks import Expectations, run_checks
 
     expectations = Expectations(
@@ -343,17 +245,19 @@ def check(
         raise typer.Exit(EXIT_FINDINGS)
 
 
-@app.command("count-params")
+@app.command(help=COMMANDS["explain"].text(), short_help=COMMANDS["explain"].summary)
 @terminal.reports_errors
-def count_params(
+def explain(
     model: ModelArgument,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="A parameter or module (default: every tied head).", show_default=False
+        ),
+    ] = None,
     json_output: JsonOption = False,
-    depth: Annotated[
-        int, typer.Option("--depth", min=1, help="How many module levels to break down.")
-    ] = 1,
     class_name: ClassOption = None,
     trust_remote_code: TrustOption = False,
-    values: ValuesOption = None,
     revision: RevisionOption = None,
     token: TokenOption = None,
     offline: OfflineOption = False,
@@ -363,34 +267,87 @@ def count_params(
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
 ) -> None:
-    """Count MODEL's parameters: unique and per name, per module, per dtype.
+    """`gpt2tie explain` (its help text: `help_text.COMMANDS`)."""
+    from gpt2tie.explain import explain as explain_report
 
-    [bold]Examples[/bold]
-
-      [cyan]gpt2tie count-params gpt2[/cyan]
-
-      [cyan]gpt2tie count-params ./checkpoint --depth 2[/cyan]
-
-      [cyan]gpt2tie count-params ./checkpoint --json | jq '.parameters.unique'[/cyan]
-    """
-    from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.run import count_source
-
-    model_source = run.resolve_model(
-        model,
-        hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout),
+    hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
+    report = run.inspect(
+        model, hub, class_name, trust_remote_code, None, not no_cache, max_modules=max_modules
     )
-    check_values = model_source.values_checked_by_default(values)
-    with terminal.working(f"Counting {model}"):
-        options = InspectOptions(
-            class_name,
-            trust_remote_code,
-            check_values,
-            use_cache=not no_cache,
-            max_modules=max_modules,
-        )
-        report = count_source(model_source, depth, options)
-    terminal.emit(report, json_output)
+    terminal.emit(explain_report(report, name), json_output)
+
+
+@app.command(help=COMMANDS["untie"].text(), short_help=COMMANDS["untie"].summary)
+@terminal.reports_errors
+def untie(
+    model: ModelArgument,
+    out: OutOption,
+    heads: HeadsOption = None,
+    force: ForceOption = False,
+    class_name: ClassOption = None,
+) -> None:
+    """`gpt2tie untie` (its help text: `help_text.COMMANDS`)."""
+    from gpt2tie.rewrite.plan import plan_untie
+
+    run.rewrite(
+        model, out, force, class_name, lambda source, report: plan_untie(source, report, heads)
+    )
+
+
+@app.command(help=COMMANDS["retie"].text(), short_help=COMMANDS["retie"].summary)
+@terminal.reports_errors
+def retie(
+    model: ModelArgument,
+    out: OutOption,
+    heads: HeadsOption = None,
+    prefer: Annotated[
+        PreferValues | None,
+        typer.Option(
+            "--prefer",
+            help="When head and embedding differ, whose values to keep.",
+            show_default=False,
+        ),
+    ] = None,
+    force: ForceOption = False,
+    class_name: ClassOption = None,
+) -> None:
+    """`gpt2tie retie` (its help text: `help_text.COMMANDS`)."""
+    from gpt2tie.rewrite.plan import Prefer, plan_retie
+
+    keep: Prefer | None = None
+    if prefer is not None:
+        keep = "embedding" if prefer is PreferValues.embedding else "head"
+    run.rewrite(
+        model,
+        out,
+        force,
+        class_name,
+        lambda source, report: plan_retie(source, report, heads, keep),
+    )
+
+
+@app.command(
+    "list-builtin",
+    help=COMMANDS["list-builtin"].text(),
+    short_help=COMMANDS["list-builtin"].summary,
+)
+@terminal.reports_errors
+def list_builtin(json_output: JsonOption = False) -> None:
+    """`gpt2tie list-builtin` (its help text: `help_text.COMMANDS`)."""
+    from gpt2tie.sources import builtin
+
+    terminal.emit(builtin.listing(), json_output)
+
+
+def _count(text: str | None) -> int | None:
+    from gpt2tie.checks import parse_count
+
+    if text is None:
+        return None
+    try:
+        return parse_count(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -8,6 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
+HUB_PANEL = "Hub and HF cache"
+
+
+def at_least_one(value: float | None) -> float | None:
+    """Typer's own `min=` shows `[x>=1]` in help, which does not fit 80 columns."""
+    if value is not None and value < 1:
+        raise typer.BadParameter("must be at least 1")
+    return value
+
 
 class PreferValues(str, enum.Enum):
     embedding = "embedding"
@@ -35,7 +44,7 @@ ClassOption = Annotated[
     str | None,
     typer.Option(
         "--class",
-        help="Model class to build instead of config.architectures[0].",
+        help="Model class to build instead of the config's first architecture.",
         show_default=False,
     ),
 ]
@@ -54,7 +63,7 @@ MaxModulesOption = Annotated[
     typer.Option(
         "--max-modules",
         metavar="N",
-        min=1,
+        callback=at_least_one,
         help="Refuse configs that build more modules than this (default 20,000, or "
         "GPT2TIE_MAX_MODULES).",
         show_default=False,
@@ -72,7 +81,10 @@ ValuesOption = Annotated[
 RevisionOption = Annotated[
     str | None,
     typer.Option(
-        "--revision", help="Hub branch, tag or commit (default: main).", show_default=False
+        "--revision",
+        help="Hub branch, tag or commit (default: main).",
+        show_default=False,
+        rich_help_panel=HUB_PANEL,
     ),
 ]
 TokenOption = Annotated[
@@ -81,28 +93,43 @@ TokenOption = Annotated[
         "--token",
         help="Hub token (default: HF_TOKEN or the stored `hf auth login`).",
         show_default=False,
+        rich_help_panel=HUB_PANEL,
     ),
 ]
 OfflineOption = Annotated[
-    bool, typer.Option("--offline", help="Never contact the Hub (also: HF_HUB_OFFLINE=1).")
+    bool,
+    typer.Option(
+        "--offline",
+        help="Never contact the Hub (also: HF_HUB_OFFLINE=1).",
+        rich_help_panel=HUB_PANEL,
+    ),
 ]
 SubfolderOption = Annotated[
-    str, typer.Option("--subfolder", help="Folder inside the repo or local folder.")
+    str,
+    typer.Option(
+        "--subfolder",
+        help="Folder inside the repo or local folder.",
+        rich_help_panel=HUB_PANEL,
+    ),
 ]
 TimeoutOption = Annotated[
     float | None,
     typer.Option(
         "--timeout",
         metavar="SECONDS",
-        min=1,
+        callback=at_least_one,
         help="Give up on the Hub after this long in all (default 120, or GPT2TIE_TIMEOUT).",
         show_default=False,
+        rich_help_panel=HUB_PANEL,
     ),
 ]
 CacheDirOption = Annotated[
     Path | None,
     typer.Option(
-        "--cache-dir", help="HF cache folder (default: huggingface_hub's).", show_default=False
+        "--cache-dir",
+        help="HF cache folder (default: huggingface_hub's).",
+        show_default=False,
+        rich_help_panel=HUB_PANEL,
     ),
 ]
 

@@ -1,0 +1,110 @@
+"""What `--help` says for each command: a one-line summary, what it does, and examples.
+
+Kept as data (not docstrings) so that each paragraph is one line that the terminal wraps, and
+every example is indented alike, at 80 columns as at 200.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CommandHelp:
+    summary: str  # the line in `gpt2tie --help`: at most 56 characters, so it fits 80 columns
+    details: tuple[str, ...]
+    examples: tuple[tuple[str, str], ...]  # (command line, what it shows)
+
+    def text(self) -> str:
+        lines = [self.summary, *self.details, "[bold]Examples[/bold]"]
+        for command, comment in self.examples:
+            lines.append(
+                f"  [cyan]{command}[/cyan]" + (f"\n  [dim]# {comment}[/dim]" if comment else "")
+            )
+        return "\n\n".join(lines)
+
+
+COMMANDS: dict[str, CommandHelp] = {
+    "inspect": CommandHelp(
+        "Tied weights, heads and counts; what loading will do.",
+        (
+            "Finds every group of parameter names that are one tensor, the output heads and "
+            "whether each is tied, parameter counts with and without de-duplication, and what "
+            "from_pretrained will do with the files.",
+            "Only safetensors headers are read, plus the two tensors of a declared tie whose "
+            "both sides are stored (their values decide whether transformers ties them).",
+        ),
+        (
+            ("gpt2tie inspect gpt2", ""),
+            ("gpt2tie inspect ./checkpoint --json | jq '.alias_groups[].names'", ""),
+            ("gpt2tie inspect ./checkpoint --fail-on warning", "CI gate: exit 1 on warnings"),
+            ("gpt2tie inspect ./checkpoint --load", "compare with a real from_pretrained"),
+        ),
+    ),
+    "count-params": CommandHelp(
+        "Parameters: unique and per name, per module, per dtype.",
+        (
+            "Counts the model as from_pretrained will build it from these files: each tensor "
+            "once (parameters()) and each name once (named_parameters(remove_duplicate=False)), "
+            "per module and per stored dtype, with the same findings as inspect.",
+        ),
+        (
+            ("gpt2tie count-params gpt2", ""),
+            ("gpt2tie count-params ./checkpoint --depth 2", ""),
+            ("gpt2tie count-params ./checkpoint --json | jq '.parameters.unique'", ""),
+        ),
+    ),
+    "check": CommandHelp(
+        "Gate CI on expected ties, parameter bounds and findings.",
+        ("Exit 0 if every check passes, 1 if one fails, 2 on bad input.",),
+        (
+            ("gpt2tie check ./checkpoint --expect-tied lm_head", ""),
+            ("gpt2tie check ./checkpoint --expect-untied lm_head --max-params 1.5B", ""),
+            ("gpt2tie check ./ckpt --fail-on warning --json | jq '.checks[]'", ""),
+        ),
+    ),
+    "explain": CommandHelp(
+        "What a tie means for training, saving and counting.",
+        (
+            "For a parameter or module of MODEL (default: every tied head): what training, "
+            "freezing, optimizers, weight decay, saving and counting do with the tie, and the "
+            "ways forward.",
+        ),
+        (
+            ("gpt2tie explain gpt2 lm_head", "fine-tune the head: does wte train too?"),
+            ("gpt2tie explain ./checkpoint --json", ""),
+        ),
+    ),
+    "untie": CommandHelp(
+        "Copy MODEL with each tied head given its own weight.",
+        (
+            "Writes tie_word_embeddings: false and a copy of the shared weight for each head, "
+            "so head and embedding can be trained or frozen separately.",
+            "The source is never modified; --out is written in a temporary folder and renamed "
+            "into place.",
+        ),
+        (
+            ("gpt2tie untie ./gpt2 --out ./gpt2-untied", ""),
+            ("gpt2tie inspect ./gpt2-untied", "untied, with an untied-identical finding"),
+        ),
+    ),
+    "retie": CommandHelp(
+        "Copy MODEL with each untied head tied to its embedding.",
+        (
+            "Writes tie_word_embeddings: true and drops the head's stored copy. Refuses when "
+            "their values differ, unless --prefer says which to keep.",
+        ),
+        (
+            ("gpt2tie retie ./gpt2-untied --out ./gpt2-tied", ""),
+            ("gpt2tie retie ./finetuned --out ./tied --prefer head", ""),
+        ),
+    ),
+    "list-builtin": CommandHelp(
+        "The configs shipped with gpt2tie (they answer offline).",
+        ("Each answers offline, structurally: no checkpoint files are read.",),
+        (
+            ("gpt2tie list-builtin", ""),
+            ("gpt2tie inspect meta-llama/Llama-3.2-1B --offline", ""),
+        ),
+    ),
+}
