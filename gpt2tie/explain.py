@@ -57,11 +57,11 @@ def _explain_one(report: InspectReport, subject: str, parameter: str) -> Explana
     head = next((h for h in report.heads if h.parameter == parameter), None)
     if group is None or group.kind != "same_parameter":
         return _untied(report, subject, parameter, head)
-    return _tied(report.parameters, subject, parameter, group, report.source.spec)
+    return _tied(report.parameters, subject, parameter, group, _rewrite_command("untie", report))
 
 
 def _tied(
-    counts: ParameterCounts, subject: str, parameter: str, group: AliasGroup, spec: str
+    counts: ParameterCounts, subject: str, parameter: str, group: AliasGroup, untie_command: str
 ) -> Explanation:
     canonical = group.canonical
     others = [n for n in group.names if n != parameter]
@@ -135,7 +135,7 @@ def _tied(
         ExplainTopic(
             "untie",
             f"Give the head its own copy, then train or freeze each alone: "
-            f"`gpt2tie untie {spec} --out DIR`. It sets tie_word_embeddings: false and "
+            f"{untie_command}. It sets tie_word_embeddings: false and "
             f"stores the copy ({group.numel:,} more parameters, {extra_mb:,.1f} MB "
             "in float32).",
         ),
@@ -173,9 +173,20 @@ def _untied(report: InspectReport, subject: str, parameter: str, head: Head | No
     ways = (
         ExplainTopic(
             "retie",
-            f"If it should equal the input embedding: `gpt2tie retie "
-            f"{report.source.spec} --out DIR` (refuses when the values differ unless "
+            "If it should equal the input embedding: "
+            f"{_rewrite_command('retie', report)} (refuses when the values differ unless "
             "--prefer embedding|head).",
         ),
     )
     return Explanation(subject, parameter, False, (), parameter, tuple(topics), ways)
+
+
+def _rewrite_command(verb: str, report: InspectReport) -> str:
+    """The command to suggest: untie and retie rewrite weights, so they need files on disk."""
+    if report.source.kind in ("local", "cache") and report.checkpoint is not None:
+        return f"`gpt2tie {verb} {report.source.spec} --out DIR`"
+    return (
+        f"on a folder that holds the weights, such as "
+        f"`hf download {report.source.repo_id or report.source.spec} --local-dir FOLDER`, "
+        f"then `gpt2tie {verb} FOLDER --out DIR`"
+    )

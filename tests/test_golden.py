@@ -83,6 +83,10 @@ def test_golden(
     if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
         golden.write_text(result.stdout)
     assert result.stdout == golden.read_text()
+    assert "…" not in result.stdout  # nothing truncated
+    assert all(line == line.rstrip() for line in result.stdout.splitlines()) or name.startswith(
+        "help-"
+    )
     if not name.startswith("help-"):
         assert all(len(line) <= width for line in result.stdout.splitlines())
 

@@ -337,7 +337,7 @@ def test_a_broken_source_is_blamed_not_out(tmp_path: Path, checkpoint_dir) -> No
     [
         (["inspect", "-org/name"], "a model name that starts with '-' goes after '--'"),
         (["inspect", "x", "--bogus"], "No such option '--bogus'"),
-        (["count-params"], "Missing argument 'MODEL'"),
+        (["untie", "x"], "Missing option '--out'"),
     ],
 )
 def test_usage_errors_are_one_line(
@@ -352,3 +352,16 @@ def test_usage_errors_are_one_line(
     assert captured.out == ""
     assert captured.err.startswith("Error: ") and captured.err.count("\n") == 1
     assert expected in captured.err and "╭" not in captured.err
+
+
+def test_no_model_means_the_current_folder(
+    tmp_path: Path, checkpoint_dir, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    stderr = assert_one_error_line(runner.invoke(app, ["count-params"]))
+    assert "no MODEL given" in stderr and "gpt2tie inspect gpt2" in stderr
+    monkeypatch.chdir(checkpoint_dir("gpt2-tied"))
+    here = runner.invoke(app, ["count-params", "--json"])
+    named = runner.invoke(app, ["count-params", str(checkpoint_dir("gpt2-tied")), "--json"])
+    assert here.exit_code == 0, here.output
+    assert json.loads(here.stdout)["parameters"] == json.loads(named.stdout)["parameters"]

@@ -81,7 +81,7 @@ def _main(
 @app.command(help=COMMANDS["inspect"].text(), short_help=COMMANDS["inspect"].summary)
 @terminal.reports_errors
 def inspect(
-    model: ModelArgument,
+    model: ModelArgument = None,
     json_output: JsonOption = False,
     class_name: ClassOption = None,
     trust_remote_code: TrustOption = False,
@@ -129,7 +129,7 @@ def inspect(
 )
 @terminal.reports_errors
 def count_params(
-    model: ModelArgument,
+    model: ModelArgument = None,
     json_output: JsonOption = False,
     depth: Annotated[
         int,
@@ -176,7 +176,7 @@ def count_params(
 @app.command(help=COMMANDS["check"].text(), short_help=COMMANDS["check"].summary)
 @terminal.reports_errors
 def check(
-    model: ModelArgument,
+    model: ModelArgument = None,
     expect_tied: Annotated[
         list[str] | None,
         typer.Option(
@@ -248,7 +248,7 @@ def check(
 @app.command(help=COMMANDS["explain"].text(), short_help=COMMANDS["explain"].summary)
 @terminal.reports_errors
 def explain(
-    model: ModelArgument,
+    model: ModelArgument = None,
     name: Annotated[
         str | None,
         typer.Argument(
@@ -280,8 +280,8 @@ def explain(
 @app.command(help=COMMANDS["untie"].text(), short_help=COMMANDS["untie"].summary)
 @terminal.reports_errors
 def untie(
-    model: ModelArgument,
     out: OutOption,
+    model: ModelArgument = None,
     heads: HeadsOption = None,
     force: ForceOption = False,
     class_name: ClassOption = None,
@@ -297,8 +297,8 @@ def untie(
 @app.command(help=COMMANDS["retie"].text(), short_help=COMMANDS["retie"].summary)
 @terminal.reports_errors
 def retie(
-    model: ModelArgument,
     out: OutOption,
+    model: ModelArgument = None,
     heads: HeadsOption = None,
     prefer: Annotated[
         PreferValues | None,

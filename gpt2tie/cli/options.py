@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from gpt2tie.sources import HubOptions
 
 HUB_PANEL = "Hub and HF cache"
 
@@ -31,11 +34,12 @@ class FailOn(str, enum.Enum):
 
 
 ModelArgument = Annotated[
-    str,
+    str | None,
     typer.Argument(
         metavar="MODEL",
         help="A local folder with config.json (and optionally weights), a Hub repo id "
-        "(org/name), or a built-in config such as gpt2 (see `gpt2tie list-builtin`).",
+        "(org/name), or a built-in config such as gpt2 (see `gpt2tie list-builtin`). "
+        "Default: the current folder, when it holds a config.json.",
         show_default=False,
     ),
 ]
@@ -142,7 +146,7 @@ def hub_options(
     cache_dir: Path | None,
     trust_remote_code: bool,
     timeout: float | None = None,
-) -> Any:
+) -> HubOptions:
     from gpt2tie.sources import HubOptions
 
     return HubOptions(

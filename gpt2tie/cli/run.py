@@ -5,25 +5,38 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gpt2tie.cli import terminal
 from gpt2tie.cli.options import hub_options
 from gpt2tie.results import InspectReport
 
+if TYPE_CHECKING:
+    from gpt2tie.rewrite.plan import RewritePlan
+    from gpt2tie.sources import HubOptions, ModelSource
 
-def resolve_model(spec: str, hub_options: Any) -> Any:
+
+def resolve_model(spec: str | None, options: HubOptions) -> ModelSource:
+    """MODEL as given (the current folder when omitted and it holds a config.json)."""
+    from gpt2tie.errors import InputError
     from gpt2tie.sources import resolve
 
-    model_source = resolve(spec, hub_options)
+    if spec is None:
+        if not Path("config.json").is_file():
+            raise InputError(
+                "no MODEL given, and the current folder has no config.json: give a folder "
+                "(gpt2tie inspect ./my-model) or a Hub id or built-in name (gpt2tie inspect gpt2)"
+            )
+        spec = "."
+    model_source = resolve(spec, options)
     for note in model_source.notes:
         terminal.say(f"note: {note}")
     return model_source
 
 
 def inspect(
-    model: str,
-    hub: Any,
+    model: str | None,
+    hub: HubOptions,
     class_name: str | None,
     trust_remote_code: bool,
     values: bool | None,
@@ -51,8 +64,13 @@ def inspect(
 
 
 def rewrite(
-    model: str, out: Path, force: bool, class_name: str | None, make_plan: Callable[[Any, Any], Any]
+    model: str | None,
+    out: Path,
+    force: bool,
+    class_name: str | None,
+    make_plan: Callable[[ModelSource, InspectReport], RewritePlan],
 ) -> None:
+    from gpt2tie.errors import InputError
     from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.inspection.run import inspect_source
     from gpt2tie.rewrite.write import planned_bytes, write_checkpoint_folder
@@ -61,12 +79,13 @@ def rewrite(
     with terminal.working(f"Planning {model}"):
         report = inspect_source(model_source, InspectOptions(class_name))
         plan = make_plan(model_source, report)
-    folder = model_source.checkpoint.access.local_path(".")
+    checkpoint = model_source.checkpoint
+    folder = checkpoint.access.local_path(".") if checkpoint is not None else None
+    if checkpoint is None or folder is None:
+        raise InputError("untie and retie rewrite weights: they need the files on local disk")
     total = planned_bytes(plan)
     with terminal.byte_progress(total, f"Writing {out}") as on_bytes:
-        skipped = write_checkpoint_folder(
-            plan, model_source.checkpoint, folder, out, force, on_bytes
-        )
+        skipped = write_checkpoint_folder(plan, checkpoint, folder, out, force, on_bytes)
     for reason in skipped:
         terminal.say(f"note: not copied: {reason}")
     for change in plan.changes:

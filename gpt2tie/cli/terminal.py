@@ -167,5 +167,9 @@ def emit(
     output = render(result, "json" if json_output else "table")
     if isinstance(output, str):
         sys.stdout.write(output)
-    else:
-        stdout_console().print(output)
+        return
+    console = stdout_console()
+    with console.capture() as captured:
+        console.print(output)
+    # Rich pads titles and wrapped lines to the table width: no line ends in spaces.
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -38,27 +39,29 @@ def render_report(report: InspectReport) -> RenderableType:
         *_answers(report.heads, report.parameters),
         "",
         _alias_table(report.alias_groups),
+        "",
         _head_table(report.heads),
+        "",
         _counts_table(report.parameters),
     ]
     if report.checkpoint is not None:
-        parts.append(_checkpoint_table(report.checkpoint))
-    parts.append(_findings(report.findings))
+        parts += ["", _checkpoint_table(report.checkpoint)]
+    parts += ["", _findings(report.findings)]
     return Group(*parts)
 
 
 def render_counts(report: CountReport) -> RenderableType:
-    modules = Table(title="Parameters by module", title_justify="left")
-    modules.add_column("module")
-    modules.add_column("class")
-    modules.add_column("parameters", justify="right")
-    modules.add_column("owned", justify="right")
+    modules = Table(title="Parameters by module", title_justify="left", show_footer=True)
+    modules.add_column("module", "total (each tensor once)", no_wrap=True)
+    modules.add_column("class", no_wrap=True)
+    modules.add_column("reaches", justify="right", no_wrap=True)
+    top_level_owned = sum(row.owned for row in report.modules if row.depth == 1)
+    modules.add_column("owns", f"{top_level_owned:,}", justify="right", no_wrap=True)
     for row in report.modules:
+        # Like torchinfo's "(recursive)": this module's weight is counted where it lives.
+        owned = f"{row.owned:,}" if row.owned or not row.parameters else "0 (shared)"
         modules.add_row(
-            "  " * (row.depth - 1) + row.name,
-            row.class_name,
-            f"{row.parameters:,}",
-            f"{row.owned:,}",
+            "  " * (row.depth - 1) + row.name, row.class_name, f"{row.parameters:,}", owned
         )
     dtype_title = (
         "Stored tensors by dtype"
@@ -66,36 +69,33 @@ def render_counts(report: CountReport) -> RenderableType:
         else "Parameters by dtype (as loaded with this config)"
     )
     dtypes = Table(title=dtype_title, title_justify="left")
-    dtypes.add_column("dtype")
-    dtypes.add_column("tensors", justify="right")
-    dtypes.add_column("parameters", justify="right")
-    dtypes.add_column("bytes", justify="right")
+    dtypes.add_column("dtype", no_wrap=True)
+    dtypes.add_column("tensors", justify="right", no_wrap=True)
+    dtypes.add_column("parameters", justify="right", no_wrap=True)
+    dtypes.add_column("bytes", justify="right", no_wrap=True)
     for entry in report.by_dtype:
         dtypes.add_row(
             entry.dtype, f"{entry.tensors:,}", f"{entry.parameters:,}", f"{entry.bytes:,}"
         )
-    note = Text(
-        "owned: parameters whose canonical name lives in the module (owned rows at one depth "
-        "add up to the unique count); parameters: all the module reaches, shared ones included.",
-        style="dim",
-    )
     return Group(
         _title(report.source, report.model),
         "",
         _counts_table(report.parameters),
+        "",
         modules,
-        note,
         "",
         dtypes,
+        "",
         _findings(report.findings),
     )
 
 
 def _title(source: Source, model: ModelInfo) -> Text:
+    # Two short lines rather than one that wraps somewhere in the middle of a phrase.
     title = Text()
     title.append(source.spec, style="bold")
-    title.append(f" ({_SOURCE_LABEL.get(source.kind, source.kind)})")
-    title.append(f" · {model.class_name} · model_type {model.model_type}")
+    title.append(f" ({_SOURCE_LABEL.get(source.kind, source.kind)})\n")
+    title.append(f"{model.class_name} · model_type {model.model_type}")
     title.append(f" · tie_word_embeddings={model.tie_word_embeddings}")
     return title
 
@@ -144,9 +144,9 @@ def _alias_table(groups: tuple[AliasGroup, ...]) -> RenderableType:
     table = Table(
         title="Alias groups (first name = the one parameters() yields)", title_justify="left"
     )
-    table.add_column("names", overflow="fold")
-    table.add_column("kind", no_wrap=True)
-    table.add_column("shape, dtype", no_wrap=True)
+    table.add_column("names", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("shape, dtype")
     table.add_column("numel", justify="right", no_wrap=True)
     table.add_column("extra", justify="right", no_wrap=True)
     for group in groups:
@@ -169,7 +169,7 @@ def _head_table(heads: tuple[Head, ...]) -> RenderableType:
         return Text("Heads: none found.")
     table = Table(title="Output heads", title_justify="left")
     for column in ("parameter", "kind", "tied", "tied to", "declared", "stored"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column in ("parameter", "tied to"))
     for head in heads:
         table.add_row(
             head.parameter,
@@ -193,7 +193,7 @@ def _counts_table(counts: ParameterCounts) -> Table:
         f"{counts.with_duplicates:,}",
         "each name: named_parameters(remove_duplicate=False)",
     )
-    table.add_row("duplicated", f"{counts.duplicated:,}", "counted twice by a per-name count")
+    table.add_row("duplicated", f"{counts.duplicated:,}", "counted again by a per-name count")
     table.add_row("embedding", f"{counts.embedding:,}", "nn.Embedding weights (unique)")
     table.add_row(
         "non-embedding", f"{counts.non_embedding:,}", "num_parameters(exclude_embeddings=True)"
@@ -250,13 +250,12 @@ def render_check(result: CheckReport) -> RenderableType:
 def _findings(findings: tuple[Finding, ...]) -> RenderableType:
     if not findings:
         return Text("Findings: none.")
-    lines = [Text("Findings:", style="bold")]
+    lines: list[RenderableType] = [Text("Findings:", style="bold")]
     for finding in findings:
-        line = Text("  ")
-        line.append(f"{finding.severity:<7}", style=_SEVERITY_STYLE[finding.severity])
-        line.append(f" {finding.code}: ", style="bold")
-        line.append(finding.message)
-        lines.append(line)
+        label = Text("  ")
+        label.append(f"{finding.severity:<7}", style=_SEVERITY_STYLE[finding.severity])
+        label.append(f" {finding.code}", style="bold")
+        lines += [label, Padding(Text(finding.message), (0, 0, 0, 4))]
     return Group(*lines)
 
 
@@ -266,17 +265,14 @@ def _yes_no(value: bool | None) -> str:
 
 def render_builtin_list(listing: BuiltinList) -> RenderableType:
     table = Table(title="Built-in configs (offline, structural)", title_justify="left")
-    table.add_column("name", no_wrap=True)
-    table.add_column("also", no_wrap=True)
+    table.add_column("name (= also answers to)", no_wrap=True)
     table.add_column("class", no_wrap=True)
     table.add_column("tied", no_wrap=True)
     for entry in listing.configs:
-        table.add_row(
-            entry.name,
-            ", ".join(entry.also) or "—",
-            entry.class_name,
-            _yes_no(entry.tie_word_embeddings),
-        )
+        names = Text(entry.name, style="bold")
+        for alias in entry.also:
+            names.append(f"\n= {alias}")
+        table.add_row(names, entry.class_name, _yes_no(entry.tie_word_embeddings))
     return table
 
 
@@ -292,15 +288,26 @@ def render_explanations(result: ExplainReport) -> RenderableType:
             style="bold",
         )
         parts.append(heading)
+        topics = Table.grid(padding=(0, 1))
+        topics.add_column(no_wrap=True, style="cyan")
+        topics.add_column(ratio=1)
         for topic in explanation.topics:
-            line = Text("  ")
-            line.append(f"{topic.topic}: ", style="cyan")
-            line.append(topic.text)
-            parts.append(line)
+            topics.add_row(f"{topic.topic}:", _commands_unbroken(topic.text))
+        parts.append(Padding(topics, (0, 0, 0, 2)))
         parts.append(Text("  Ways forward:", style="bold"))
         for way in explanation.ways_forward:
-            line = Text("  - ")
-            line.append(f"{way.topic}: ", style="green")
-            line.append(way.text)
-            parts.append(line)
+            parts.append(Padding(Text(f"{way.topic}:", style="green"), (0, 0, 0, 4)))
+            parts.append(Padding(_commands_unbroken(way.text), (0, 0, 0, 6)))
     return Group(*parts)
+
+
+def _commands_unbroken(text: str) -> Text:
+    """Prose in which each `command` in backquotes stands on a line of its own, whole."""
+    shown = Text()
+    for index, piece in enumerate(text.split("`")):
+        if index % 2:  # between backquotes
+            shown.append(f"\n  {piece}\n", style="bold")
+        else:
+            # What follows a command starts its own line: no stray punctuation there.
+            shown.append(piece.strip().lstrip(".,; ") if index else piece.rstrip())
+    return shown
