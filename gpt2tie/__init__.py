@@ -44,13 +44,11 @@ def inspect(
     `timeout`: seconds for all Hub traffic (default 120, or GPT2TIE_TIMEOUT).
     """
     from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.run import inspect_source
-    from gpt2tie.sources import resolve
+    from gpt2tie.inspection.run import inspect_model
 
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    model_source = resolve(model_spec, hub)
-    values = model_source.values_checked_by_default(check_values)
-    return inspect_source(model_source, InspectOptions(class_name, trust_remote_code, values, load))
+    options = InspectOptions(class_name, trust_remote_code, load=load)
+    return inspect_model(model_spec, hub, options, check_values)
 
 
 def count_params(
@@ -69,13 +67,11 @@ def count_params(
 ) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes."""
     from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.run import count_source
-    from gpt2tie.sources import resolve
+    from gpt2tie.inspection.run import count_model
 
     hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    model_source = resolve(model_spec, hub)
-    values = model_source.values_checked_by_default(check_values)
-    return count_source(model_source, depth, InspectOptions(class_name, trust_remote_code, values))
+    options = InspectOptions(class_name, trust_remote_code)
+    return count_model(model_spec, hub, depth, options, check_values)
 
 
 def _hub_options(

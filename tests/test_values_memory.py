@@ -40,10 +40,10 @@ def test_compare_reads_only_the_pair_with_bounded_memory(tmp_path: Path) -> None
 
         checkpoint = find_checkpoint(LocalFiles(Path({str(tmp_path)!r})))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        with ValueReader(checkpoint) as reader:
-            equal = stored_values_equal(reader, checkpoint.tensor("embed"),
-                                        checkpoint.tensor("head"), torch.float32, {chunk})
-            bytes_read = reader.bytes_read
+        reader = ValueReader(checkpoint)
+        equal = stored_values_equal(reader, checkpoint.tensor("embed"),
+                                    checkpoint.tensor("head"), torch.float32, {chunk})
+        bytes_read = reader.bytes_read
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         print(json.dumps({{"equal": equal, "bytes_read": bytes_read, "growth": after - before}}))
     """)

@@ -114,9 +114,8 @@ def inspect(
     """`gpt2tie inspect` (its help text: `help_text.COMMANDS`)."""
 
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    report = run.inspect(
-        model, hub, class_name, trust_remote_code, values, not no_cache, load, max_modules
-    )
+    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules, load)
+    report = run.inspect(model, hub, options, values)
     terminal.emit(report, json_output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
@@ -153,23 +152,9 @@ def count_params(
     max_modules: MaxModulesOption = None,
 ) -> None:
     """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""
-    from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.run import count_source
-
-    model_source = run.resolve_model(
-        model,
-        hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout),
-    )
-    check_values = model_source.values_checked_by_default(values)
-    with terminal.working(f"Counting {model}"):
-        options = InspectOptions(
-            class_name,
-            trust_remote_code,
-            check_values,
-            use_cache=not no_cache,
-            max_modules=max_modules,
-        )
-        report = count_source(model_source, depth, options)
+    hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
+    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
+    report = run.count(model, hub, depth, options, values)
     terminal.emit(report, json_output)
 
 
@@ -236,9 +221,8 @@ def check(
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    report = run.inspect(
-        model, hub, class_name, trust_remote_code, values, not no_cache, max_modules=max_modules
-    )
+    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
+    report = run.inspect(model, hub, options, values)
     result = run_checks(report, expectations)
     terminal.emit(result, json_output)
     if not result.passed:
@@ -271,9 +255,8 @@ def explain(
     from gpt2tie.explain import explain as explain_report
 
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    report = run.inspect(
-        model, hub, class_name, trust_remote_code, None, not no_cache, max_modules=max_modules
-    )
+    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
+    report = run.inspect(model, hub, options, None)
     terminal.emit(explain_report(report, name), json_output)
 
 

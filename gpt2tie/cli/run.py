@@ -9,58 +9,79 @@ from typing import TYPE_CHECKING
 
 from gpt2tie.cli import terminal
 from gpt2tie.cli.options import hub_options
-from gpt2tie.results import InspectReport
+from gpt2tie.results import CountReport, InspectReport
 
 if TYPE_CHECKING:
+    from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.rewrite.plan import RewritePlan
     from gpt2tie.sources import HubOptions, ModelSource
 
 
-def resolve_model(spec: str | None, options: HubOptions) -> ModelSource:
-    """MODEL as given (the current folder when omitted and it holds a config.json)."""
+def model_spec(spec: str | None) -> str:
+    """MODEL as given, or the current folder when omitted and it holds a config.json."""
     from gpt2tie.errors import InputError
-    from gpt2tie.sources import resolve
 
-    if spec is None:
-        if not Path("config.json").is_file():
-            raise InputError(
-                "no MODEL given, and the current folder has no config.json: give a folder "
-                "(gpt2tie inspect ./my-model) or a Hub id or built-in name (gpt2tie inspect gpt2)"
-            )
-        spec = "."
-    model_source = resolve(spec, options)
-    for note in model_source.notes:
-        terminal.say(f"note: {note}")
-    return model_source
+    if spec is not None:
+        return spec
+    if not Path("config.json").is_file():
+        raise InputError(
+            "no MODEL given, and the current folder has no config.json: give a folder "
+            "(gpt2tie inspect ./my-model) or a Hub id or built-in name (gpt2tie inspect gpt2)"
+        )
+    return "."
+
+
+def inspect_options(
+    class_name: str | None,
+    trust_remote_code: bool,
+    no_cache: bool,
+    max_modules: int | None,
+    load: bool = False,
+) -> InspectOptions:
+    from gpt2tie.inspection.options import InspectOptions
+
+    return InspectOptions(
+        class_name,
+        trust_remote_code,
+        load=load,
+        use_cache=not no_cache,
+        max_modules=max_modules,
+    )
+
+
+def note(text: str) -> None:
+    terminal.say(f"note: {text}")
 
 
 def inspect(
     model: str | None,
     hub: HubOptions,
-    class_name: str | None,
-    trust_remote_code: bool,
+    options: InspectOptions,
     values: bool | None,
-    use_cache: bool,
-    load: bool = False,
-    max_modules: int | None = None,
 ) -> InspectReport:
-    """Resolve MODEL and inspect it; a note and a progress bar when values come over the network."""
-    from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.run import inspect_source
+    """Inspect MODEL with a spinner, notes on stderr, and a progress bar for network values."""
+    from gpt2tie.inspection.run import inspect_model
 
-    model_source = resolve_model(model, hub)
-    check_values = model_source.values_checked_by_default(values)
-    remote = check_values and model_source.values_are_remote
-    progress = terminal.RemoteValueProgress() if remote else None
-    options = InspectOptions(
-        class_name, trust_remote_code, check_values, load, use_cache, progress, max_modules
-    )
+    progress = terminal.RemoteValueProgress()
     try:
-        with terminal.working(f"Inspecting {model}"):
-            return inspect_source(model_source, options)
+        with terminal.working(f"Inspecting {model or '.'}"):
+            return inspect_model(model_spec(model), hub, options, values, note, progress)
     finally:
-        if progress is not None:
-            progress.close()
+        progress.close()
+
+
+def count(
+    model: str | None, hub: HubOptions, depth: int, options: InspectOptions, values: bool | None
+) -> CountReport:
+    """Count MODEL's parameters, with the same notes and progress as inspect."""
+    from gpt2tie.inspection.run import count_model
+
+    progress = terminal.RemoteValueProgress()
+    try:
+        with terminal.working(f"Counting {model or '.'}"):
+            return count_model(model_spec(model), hub, depth, options, values, note, progress)
+    finally:
+        progress.close()
 
 
 def rewrite(
@@ -74,9 +95,12 @@ def rewrite(
     from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.inspection.run import inspect_source
     from gpt2tie.rewrite.write import planned_bytes, write_checkpoint_folder
+    from gpt2tie.sources import resolve
 
-    model_source = resolve_model(model, hub_options(None, None, False, "", None, False))
-    with terminal.working(f"Planning {model}"):
+    model_source = resolve(model_spec(model), hub_options(None, None, False, "", None, False))
+    for text in model_source.notes:
+        note(text)
+    with terminal.working(f"Planning {model or '.'}"):
         report = inspect_source(model_source, InspectOptions(class_name))
         plan = make_plan(model_source, report)
     checkpoint = model_source.checkpoint

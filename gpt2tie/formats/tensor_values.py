@@ -34,12 +34,6 @@ class ValueReader:
         if self.progress is not None and tensors:
             self.progress.planned(sum(t.nbytes for t in tensors))
 
-    def __enter__(self) -> ValueReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
     def read(
         self, tensor: StoredTensor, start: int, stop: int, into: bytearray | None = None
     ) -> torch.Tensor:

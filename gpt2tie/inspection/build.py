@@ -254,16 +254,14 @@ def _identical_untied_heads(
         and checkpoint.tensor(stored[head.parameter]).shape == embedding_tensor.shape
     }
     found = []
-    with ValueReader(checkpoint, progress) as reader:
-        reader.plan(
-            [t for head_tensor in candidates.values() for t in (head_tensor, embedding_tensor)]
-        )
-        for parameter, head_tensor in candidates.items():
-            if stored_values_equal(
-                reader, head_tensor, embedding_tensor, getattr(torch, prediction.load_dtype)
-            ):
-                found.append(IdenticalUntiedHead(parameter, embedding_name, head_tensor.nbytes))
-        bytes_read = reader.bytes_read
+    reader = ValueReader(checkpoint, progress)
+    reader.plan([t for head_tensor in candidates.values() for t in (head_tensor, embedding_tensor)])
+    for parameter, head_tensor in candidates.items():
+        if stored_values_equal(
+            reader, head_tensor, embedding_tensor, getattr(torch, prediction.load_dtype)
+        ):
+            found.append(IdenticalUntiedHead(parameter, embedding_name, head_tensor.nbytes))
+    bytes_read = reader.bytes_read
     return tuple(found), bytes_read
 
 

@@ -1,14 +1,69 @@
-"""Entry points of one inspection: the result cache in front of the real work.
+"""Entry points of one inspection, for the CLI and the Python API alike: resolve the model, pick
+the value-check default, then the result cache in front of the real work.
 
 This module stays light (no torch, no transformers) so that a cache hit imports neither.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
+from gpt2tie.formats.tensor_values import ValueProgress
 from gpt2tie.inspection.options import InspectOptions
 from gpt2tie.inspection.result_cache import cached
 from gpt2tie.results import CountReport, InspectReport
+from gpt2tie.sources import HubOptions, resolve
 from gpt2tie.sources.model_source import ModelSource
+
+
+def inspect_model(
+    spec: str,
+    source_options: HubOptions,
+    options: InspectOptions,
+    values: bool | None = None,
+    note: Callable[[str], None] | None = None,
+    progress: ValueProgress | None = None,
+) -> InspectReport:
+    """Resolve `spec` and inspect it: the one path behind `gpt2tie inspect`, `check`,
+    `explain` and `gpt2tie.inspect()`. `note` hears what resolving noticed; `progress` is
+    used when values have to come over the network."""
+    model_source, chosen = _prepared(spec, source_options, options, values, note, progress)
+    return inspect_source(model_source, chosen)
+
+
+def count_model(
+    spec: str,
+    source_options: HubOptions,
+    depth: int,
+    options: InspectOptions,
+    values: bool | None = None,
+    note: Callable[[str], None] | None = None,
+    progress: ValueProgress | None = None,
+) -> CountReport:
+    """The same path for `gpt2tie count-params` and `gpt2tie.count_params()`."""
+    model_source, chosen = _prepared(spec, source_options, options, values, note, progress)
+    return count_source(model_source, depth, chosen)
+
+
+def _prepared(
+    spec: str,
+    source_options: HubOptions,
+    options: InspectOptions,
+    values: bool | None,
+    note: Callable[[str], None] | None,
+    progress: ValueProgress | None,
+) -> tuple[ModelSource, InspectOptions]:
+    model_source = resolve(spec, source_options)
+    for text in model_source.notes:
+        if note is not None:
+            note(text)
+    check_values = model_source.values_checked_by_default(values)
+    remote = check_values and model_source.values_are_remote
+    chosen = dataclasses.replace(
+        options, check_values=check_values, progress=progress if remote else None
+    )
+    return model_source, chosen
 
 
 def inspect_source(

@@ -58,7 +58,6 @@ class ShapeMismatch:
 @dataclass(frozen=True)
 class LoadPrediction:
     stored_by_model_key: dict[str, str]
-    unmatched_stored: tuple[str, ...]
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
     ignored_unexpected: tuple[str, ...]
@@ -87,35 +86,34 @@ def predict_load(
         if checkpoint.tensor(stored).shape != tuple(model_state[key].shape)
     )
     declared = dict(getattr(model, "all_tied_weights_keys", None) or {})
-    with ValueReader(checkpoint, progress) as reader:
-        stored = mapping.stored_by_model_key
-        if check_values:
-            reader.plan(
-                [
-                    checkpoint.tensor(stored[name])
-                    for pair in declared.items()
-                    if all(name in stored for name in pair)
-                    for name in pair
-                ]
-            )
+    reader = ValueReader(checkpoint, progress)
+    stored = mapping.stored_by_model_key
+    if check_values:
+        reader.plan(
+            [
+                checkpoint.tensor(stored[name])
+                for pair in declared.items()
+                if all(name in stored for name in pair)
+                for name in pair
+            ]
+        )
 
-        def equal(target: str, source: str) -> bool | None:
-            if not check_values:
-                return None
-            return stored_values_equal(
-                reader,
-                checkpoint.tensor(stored[source]),
-                checkpoint.tensor(stored[target]),
-                load_dtype,
-            )
+    def equal(target: str, source: str) -> bool | None:
+        if not check_values:
+            return None
+        return stored_values_equal(
+            reader,
+            checkpoint.tensor(stored[source]),
+            checkpoint.tensor(stored[target]),
+            load_dtype,
+        )
 
-        ties = decide_ties(declared, missing, equal)
-        bytes_read = reader.bytes_read
+    ties = decide_ties(declared, missing, equal)
+    bytes_read = reader.bytes_read
     unexpected = set(mapping.unmatched.values())
     reported_missing, reported_unexpected = _apply_ignore_patterns(model, missing, unexpected)
     return LoadPrediction(
         stored_by_model_key=mapping.stored_by_model_key,
-        unmatched_stored=tuple(sorted(mapping.unmatched)),
         missing=tuple(sorted(reported_missing)),
         unexpected=tuple(sorted(reported_unexpected)),
         ignored_unexpected=tuple(sorted(unexpected - reported_unexpected)),

@@ -73,7 +73,6 @@ def load_for_real(
     ties = decide_ties(declared_ties, not_stored, loaded_equal)
     prediction = LoadPrediction(
         stored_by_model_key=mapping.stored_by_model_key,
-        unmatched_stored=tuple(sorted(mapping.unmatched)),
         missing=tuple(sorted(info["missing_keys"])),
         unexpected=unexpected,
         ignored_unexpected=tuple(sorted(set(mapping.unmatched.values()) - set(unexpected))),

@@ -98,39 +98,39 @@ def plan_retie(
     replaced: dict[str, StoredTensor] = {}
     changes = []
     dtype = getattr(torch, report.checkpoint.load_dtype if report.checkpoint else "float32")
-    with ValueReader(checkpoint) as reader:
-        for target, source in declared.items():
-            if target not in new_keys:
-                continue
-            head = by_stored_name[new_keys[target]]
-            if source not in new_keys:
-                replaced[source] = head
-                dropped.add(head.name)
-                changes.append(f"{source}: now stored from {head.name}, which is dropped")
-                continue
-            embedding = by_stored_name[new_keys[source]]
-            if stored_values_equal(reader, head, embedding, dtype):
-                dropped.add(head.name)
-                changes.append(f"{head.name}: dropped, equal to {embedding.name}")
-            elif prefer == "embedding":
-                dropped.add(head.name)
-                changes.append(
-                    f"{head.name}: dropped; its different values are discarded "
-                    f"(--prefer embedding keeps {embedding.name})"
-                )
-            elif prefer == "head":
-                dropped.add(head.name)
-                replaced[embedding.name] = head
-                changes.append(
-                    f"{embedding.name}: replaced by the values of {head.name} "
-                    "(--prefer head), which is dropped"
-                )
-            else:
-                raise InputError(
-                    f"{head.name} and {embedding.name} hold different values, so tying them "
-                    "would lose one: pass --prefer embedding (keep the embedding's values) or "
-                    "--prefer head (keep the head's)"
-                )
+    reader = ValueReader(checkpoint)
+    for target, source in declared.items():
+        if target not in new_keys:
+            continue
+        head = by_stored_name[new_keys[target]]
+        if source not in new_keys:
+            replaced[source] = head
+            dropped.add(head.name)
+            changes.append(f"{source}: now stored from {head.name}, which is dropped")
+            continue
+        embedding = by_stored_name[new_keys[source]]
+        if stored_values_equal(reader, head, embedding, dtype):
+            dropped.add(head.name)
+            changes.append(f"{head.name}: dropped, equal to {embedding.name}")
+        elif prefer == "embedding":
+            dropped.add(head.name)
+            changes.append(
+                f"{head.name}: dropped; its different values are discarded "
+                f"(--prefer embedding keeps {embedding.name})"
+            )
+        elif prefer == "head":
+            dropped.add(head.name)
+            replaced[embedding.name] = head
+            changes.append(
+                f"{embedding.name}: replaced by the values of {head.name} "
+                "(--prefer head), which is dropped"
+            )
+        else:
+            raise InputError(
+                f"{head.name} and {embedding.name} hold different values, so tying them "
+                "would lose one: pass --prefer embedding (keep the embedding's values) or "
+                "--prefer head (keep the head's)"
+            )
     tensors = [
         (t.name, replaced.get(t.name, t)) for t in checkpoint.tensors if t.name not in dropped
     ]
