@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -191,3 +192,36 @@ def test_list_builtin_names_every_config_and_imports_nothing_heavy() -> None:
         "assert 'transformers' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
+
+
+def test_shipped_answers_match_a_fresh_computation() -> None:
+    """The built-in answers shipped in the package equal what gpt2tie computes now, for every
+    built-in config (inspect, and count-params at depth 1), under the installed versions."""
+    import json
+    import os
+    from importlib import resources
+
+    from gpt2tie.inspection.build import count_uncached, inspect_uncached
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.result_cache import SHIPPED_ANSWERS, answer_key
+    from gpt2tie.results import CountReport, InspectReport
+    from gpt2tie.sources import builtin
+
+    options = InspectOptions(check_values=True)
+    fresh: dict[str, object] = {}
+    for entry in builtin.listing().configs:
+        model_source = builtin.load(entry.name)
+        inspect_key = answer_key(InspectReport, model_source, options.cache_key_part())
+        count_key = answer_key(CountReport, model_source, {**options.cache_key_part(), "depth": 1})
+        assert inspect_key is not None and count_key is not None
+        fresh[inspect_key] = inspect_uncached(model_source, options).to_dict()
+        fresh[count_key] = count_uncached(model_source, 1, options).to_dict()
+    path = resources.files("gpt2tie.builtin_configs").joinpath(SHIPPED_ANSWERS)
+    if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
+        Path(str(path)).write_text(json.dumps(fresh, sort_keys=True) + "\n")
+    shipped = json.loads(path.read_text())
+    assert set(shipped) == set(fresh), (
+        "the shipped answers were computed with other versions (or configs): regenerate them "
+        "with GPT2TIE_UPDATE_GOLDEN=1 python3 -m pytest tests/test_builtin.py"
+    )
+    assert shipped == json.loads(json.dumps(fresh))
