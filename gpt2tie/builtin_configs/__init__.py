@@ -1,0 +1,1 @@
+"""Public config.json files of well-known checkpoints, and their precomputed answers."""

@@ -1,0 +1,1 @@
+"""Checkpoint files: safetensors headers, PyTorch .bin (weights-only), value reads, writing."""

@@ -1,0 +1,1 @@
+"""The built model: a skeleton on the meta device, its aliases, heads and counts."""
