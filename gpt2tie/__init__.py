@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import torch
 
     from gpt2tie.results import AliasGroup, CountReport, InspectReport
-    from gpt2tie.sources import HubOptions
+    from gpt2tie.sources import SourceOptions
 
 __all__ = [
     "__version__",
@@ -82,11 +82,11 @@ def _hub_options(
     cache_dir: str | Path | None,
     trust_remote_code: bool,
     timeout: float | None,
-) -> HubOptions:
-    from gpt2tie.sources import HubOptions
+) -> SourceOptions:
+    from gpt2tie.sources import SourceOptions
 
     folder = Path(cache_dir) if cache_dir else None
-    return HubOptions(
+    return SourceOptions(
         revision, token, offline, subfolder, folder, trust_remote_code, timeout=timeout
     )
 

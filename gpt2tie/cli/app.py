@@ -115,7 +115,7 @@ def inspect(
 
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules, load)
-    report = run.inspect(model, hub, options, values)
+    report = run.inspect_on_terminal(model, hub, options, values)
     terminal.emit(report, json_output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
@@ -154,7 +154,7 @@ def count_params(
     """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
-    report = run.count(model, hub, depth, options, values)
+    report = run.count_on_terminal(model, hub, depth, options, values)
     terminal.emit(report, json_output)
 
 
@@ -222,7 +222,7 @@ def check(
     )
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
-    report = run.inspect(model, hub, options, values)
+    report = run.inspect_on_terminal(model, hub, options, values)
     result = run_checks(report, expectations)
     terminal.emit(result, json_output)
     if not result.passed:
@@ -256,7 +256,7 @@ def explain(
 
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
     options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
-    report = run.inspect(model, hub, options, None)
+    report = run.inspect_on_terminal(model, hub, options, None)
     terminal.emit(explain_report(report, name), json_output)
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from gpt2tie.sources import HubOptions
+    from gpt2tie.sources import SourceOptions
 
 HUB_PANEL = "Hub and HF cache"
 
@@ -146,10 +146,10 @@ def hub_options(
     cache_dir: Path | None,
     trust_remote_code: bool,
     timeout: float | None = None,
-) -> HubOptions:
-    from gpt2tie.sources import HubOptions
+) -> SourceOptions:
+    from gpt2tie.sources import SourceOptions
 
-    return HubOptions(
+    return SourceOptions(
         revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout=timeout
     )
 

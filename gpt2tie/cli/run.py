@@ -14,7 +14,7 @@ from gpt2tie.results import CountReport, InspectReport
 if TYPE_CHECKING:
     from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.rewrite.plan import RewritePlan
-    from gpt2tie.sources import HubOptions, ModelSource
+    from gpt2tie.sources import ModelSource, SourceOptions
 
 
 def model_spec(spec: str | None) -> str:
@@ -53,9 +53,9 @@ def note(text: str) -> None:
     terminal.say(f"note: {text}")
 
 
-def inspect(
+def inspect_on_terminal(
     model: str | None,
-    hub: HubOptions,
+    hub: SourceOptions,
     options: InspectOptions,
     values: bool | None,
 ) -> InspectReport:
@@ -70,8 +70,8 @@ def inspect(
         progress.close()
 
 
-def count(
-    model: str | None, hub: HubOptions, depth: int, options: InspectOptions, values: bool | None
+def count_on_terminal(
+    model: str | None, hub: SourceOptions, depth: int, options: InspectOptions, values: bool | None
 ) -> CountReport:
     """Count MODEL's parameters, with the same notes and progress as inspect."""
     from gpt2tie.inspection.run import count_model

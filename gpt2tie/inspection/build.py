@@ -156,7 +156,7 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     return _Analysis(skeleton, model, table, info, groups, heads, summary, findings)
 
 
-def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> InspectReport:
+def build_inspect_report(model_source: ModelSource, options: InspectOptions) -> InspectReport:
     analysis = _analyze(model_source, options)
     return InspectReport(
         gpt2tie_version=__version__,
@@ -170,7 +170,9 @@ def inspect_uncached(model_source: ModelSource, options: InspectOptions) -> Insp
     )
 
 
-def count_uncached(model_source: ModelSource, depth: int, options: InspectOptions) -> CountReport:
+def build_count_report(
+    model_source: ModelSource, depth: int, options: InspectOptions
+) -> CountReport:
     analysis = _analyze(model_source, options)
     checkpoint = model_source.checkpoint
     if checkpoint is not None:

@@ -13,13 +13,13 @@ from gpt2tie.formats.tensor_values import ValueProgress
 from gpt2tie.inspection.options import InspectOptions
 from gpt2tie.inspection.result_cache import cached
 from gpt2tie.results import CountReport, InspectReport
-from gpt2tie.sources import HubOptions, resolve
+from gpt2tie.sources import SourceOptions, resolve
 from gpt2tie.sources.model_source import ModelSource
 
 
 def inspect_model(
     spec: str,
-    source_options: HubOptions,
+    source_options: SourceOptions,
     options: InspectOptions,
     values: bool | None = None,
     note: Callable[[str], None] | None = None,
@@ -34,7 +34,7 @@ def inspect_model(
 
 def count_model(
     spec: str,
-    source_options: HubOptions,
+    source_options: SourceOptions,
     depth: int,
     options: InspectOptions,
     values: bool | None = None,
@@ -48,7 +48,7 @@ def count_model(
 
 def _prepared(
     spec: str,
-    source_options: HubOptions,
+    source_options: SourceOptions,
     options: InspectOptions,
     values: bool | None,
     note: Callable[[str], None] | None,
@@ -73,9 +73,9 @@ def inspect_source(
     chosen = options or InspectOptions()
 
     def compute() -> InspectReport:
-        from gpt2tie.inspection.build import inspect_uncached
+        from gpt2tie.inspection.build import build_inspect_report
 
-        return inspect_uncached(model_source, chosen)
+        return build_inspect_report(model_source, chosen)
 
     return cached(InspectReport, model_source, chosen.cache_key_part(), compute, chosen.use_cache)
 
@@ -87,9 +87,9 @@ def count_source(
     chosen = options or InspectOptions()
 
     def compute() -> CountReport:
-        from gpt2tie.inspection.build import count_uncached
+        from gpt2tie.inspection.build import build_count_report
 
-        return count_uncached(model_source, depth, chosen)
+        return build_count_report(model_source, depth, chosen)
 
     key = {**chosen.cache_key_part(), "depth": depth}
     return cached(CountReport, model_source, key, compute, chosen.use_cache)

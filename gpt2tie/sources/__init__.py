@@ -7,15 +7,15 @@ from pathlib import Path
 from gpt2tie.errors import InputError
 from gpt2tie.sources import builtin, local
 from gpt2tie.sources.hub import looks_like_repo_id
-from gpt2tie.sources.hub_http import HubOptions, HubUnreachable, checked_subfolder
+from gpt2tie.sources.hub_http import HubUnreachable, SourceOptions, checked_subfolder
 from gpt2tie.sources.model_source import ModelSource
 
-__all__ = ["HubOptions", "ModelSource", "resolve"]
+__all__ = ["ModelSource", "SourceOptions", "resolve"]
 
 
-def resolve(spec: str, options: HubOptions | None = None) -> ModelSource:
+def resolve(spec: str, options: SourceOptions | None = None) -> ModelSource:
     """A local folder, else the HF cache, else the Hub (online), else a built-in config."""
-    options = options or HubOptions()
+    options = options or SourceOptions()
     if not spec.strip():
         raise InputError(
             "empty model argument: give a folder, a Hub repo id (org/name) or a built-in name"

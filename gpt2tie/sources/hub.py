@@ -30,8 +30,8 @@ from gpt2tie.results import Source
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.hub_http import (
     COMMIT,
-    HubOptions,
     HubUnreachable,
+    SourceOptions,
     checked_subfolder,
     get_range,
     hub_errors,
@@ -49,7 +49,7 @@ def looks_like_repo_id(spec: str) -> bool:
     return bool(REPO_ID.match(spec)) and ".." not in spec
 
 
-def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
+def load_from_cache(spec: str, options: SourceOptions) -> ModelSource | None:
     """The repo's snapshot in the HF cache at `--revision`, or None when it is not there."""
     from huggingface_hub import try_to_load_from_cache
 
@@ -103,7 +103,7 @@ def load_from_cache(spec: str, options: HubOptions) -> ModelSource | None:
     )
 
 
-def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
+def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
     """config.json (a cached download) and the safetensors headers (range requests)."""
     from huggingface_hub import hf_hub_download
 
@@ -150,7 +150,7 @@ def load_from_hub(spec: str, options: HubOptions) -> ModelSource:
     )
 
 
-def _fetch_code_files(spec: str, commit: str, options: HubOptions, names: set[str]) -> None:
+def _fetch_code_files(spec: str, commit: str, options: SourceOptions, names: set[str]) -> None:
     """The repo's Python files, into the snapshot beside config.json (small; never weights)."""
     from huggingface_hub import hf_hub_download
 
@@ -210,7 +210,7 @@ def _names_under(siblings: list[str], subfolder: str) -> set[str]:
 
 
 def _remote_files(
-    spec: str, commit: str, options: HubOptions, recorded: HeaderCache
+    spec: str, commit: str, options: SourceOptions, recorded: HeaderCache
 ) -> RemoteFiles:
     _, siblings = model_info(spec, commit, options)
     return RemoteFiles(spec, commit, options, _names_under(siblings, options.subfolder), recorded)
@@ -227,7 +227,7 @@ class RemoteFiles:
         self,
         repo_id: str,
         commit: str,
-        options: HubOptions,
+        options: SourceOptions,
         names: set[str],
         recorded: HeaderCache,
     ) -> None:

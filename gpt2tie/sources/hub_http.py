@@ -29,7 +29,10 @@ class _DeadlinePassed(Exception):
 
 
 @dataclass(frozen=True)
-class HubOptions:
+class SourceOptions:
+    """Where and how to look for a model: Hub revision, token and timeouts, offline mode, and
+    the subfolder (which applies to local folders too)."""
+
     revision: str | None = None
     token: str | None = None
     offline: bool = False
@@ -80,7 +83,7 @@ _armed = threading.local()
 
 
 @contextlib.contextmanager
-def _deadline(options: HubOptions) -> Iterator[None]:
+def _deadline(options: SourceOptions) -> Iterator[None]:
     """Stop Hub traffic at the run's deadline (a server sending one byte a second never times
     out a read). A timer signal works in the main thread only; elsewhere the per-request
     timeouts still hold."""
@@ -108,7 +111,7 @@ def _deadline(options: HubOptions) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def hub_errors(spec: str, options: HubOptions) -> Iterator[None]:
+def hub_errors(spec: str, options: SourceOptions) -> Iterator[None]:
     """Hub failures as one line a user can act on; never the token."""
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -165,7 +168,7 @@ def _status_message(spec: str, status: int | None) -> str:
     return f"{spec}: the Hub answered HTTP {status}"
 
 
-def model_info(spec: str, revision: str, options: HubOptions) -> tuple[str, list[str]]:
+def model_info(spec: str, revision: str, options: SourceOptions) -> tuple[str, list[str]]:
     """The commit and the file names of a repo at `revision`, checked: a malformed reply (not
     JSON, siblings not a list, a commit that is not 40 hex digits) is one error line."""
     from huggingface_hub import HfApi
