@@ -116,6 +116,7 @@ def read_header(files: FileAccess, name: str) -> SafetensorsHeader:
     )
 
 
+_U64_MAX = 2**64 - 1
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -153,7 +154,8 @@ def _parse_json_object(shown: str, raw: bytes) -> dict[str, Any]:
 def _parse_int(literal: str) -> int | float:
     """JSON integers; `-0` stays a float, as the safetensors loader reads it (it then refuses
     it where a size is expected). Python would make it the integer 0."""
-    if len(literal.lstrip("-")) > 20:  # past u64, which safetensors refuses: not a count
+    # Past u64 (what safetensors reads sizes into) is refused there: here it is no count either.
+    if len(literal.lstrip("-")) > 20 or int(literal) > _U64_MAX:
         return float("inf")
     return float(literal) if literal.startswith("-") and int(literal) == 0 else int(literal)
 
