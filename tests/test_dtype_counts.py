@@ -65,6 +65,8 @@ def test_stored_counts_and_bytes_per_dtype(tmp_path: Path, plan: str) -> None:
     assert report.by_dtype_source == "checkpoint"
     got = {row.dtype: (row.tensors, row.parameters, row.bytes) for row in report.by_dtype}
     assert got == truth
+    # Largest first: the row that decides the size leads.
+    assert [row.dtype for row in report.by_dtype] == sorted(truth, key=lambda d: -truth[d][2])
     inspected = gpt2tie.inspect(str(folder), check_values=False)
     assert inspected.checkpoint is not None
     assert inspected.checkpoint.stored_bytes == sum(b for _, _, b in truth.values())

@@ -209,6 +209,10 @@ def test_shape_mismatch(tmp_path: Path) -> None:
     folder = write_checkpoint(tmp_path, "llama-untied", edit)
     report = gpt2tie.inspect(str(folder))
     assert codes(report) == {"shape-mismatch": "error"}
+    assert report.checkpoint.mismatched == ("model.norm.weight",)
+    (finding,) = report.findings
+    assert finding.names == ("model.norm.weight", "model.norm.weight")
+    assert "[3]" in finding.message and "[16]" in finding.message
     with pytest.raises(RuntimeError, match=r"size mismatch|ignore_mismatched_sizes"):
         real_load(folder, "LlamaForCausalLM")
 

@@ -292,3 +292,61 @@ def test_internal_error_exits_3(
     monkeypatch.setenv("GPT2TIE_DEBUG", "1")
     result = runner.invoke(app, ["inspect", str(checkpoint_dir("gpt2-tied")), "--no-cache"])
     assert isinstance(result.exception, RuntimeError)
+
+
+T5_EMBEDDINGS = (
+    "shared.weight",
+    "encoder.embed_tokens.weight",
+    "decoder.embed_tokens.weight",
+    "lm_head.weight",
+)
+
+
+@pytest.mark.parametrize("values", ["distinct", "equal"])
+@pytest.mark.parametrize("stored_mask", range(16), ids=lambda m: f"stored{m:04b}")
+def test_t5_every_embedding_storage_combination(
+    tmp_path: Path, stored_mask: int, values: str
+) -> None:
+    """Which of shared / encoder / decoder / head are stored, with distinct or equal values:
+    the prediction (missing keys, aliases, ties, what each embedding is loaded from) equals a
+    real from_pretrained in every combination."""
+    config = transformers.T5Config(
+        vocab_size=99,
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        decoder_start_token_id=0,
+    )
+    config.architectures = ["T5ForConditionalGeneration"]
+    torch.manual_seed(stored_mask)
+    model = transformers.T5ForConditionalGeneration(config)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    common = torch.randn(99, 16)
+    for bit, name in enumerate(T5_EMBEDDINGS):
+        if stored_mask & (1 << bit):
+            state[name] = common.clone() if values == "equal" else torch.randn(99, 16)
+        else:
+            state.pop(name, None)
+    config.save_pretrained(tmp_path)
+    save_file(state, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    report = assert_prediction_matches_reality(tmp_path, "T5ForConditionalGeneration")
+    loaded, _ = real_load(tmp_path, "T5ForConditionalGeneration")
+    assert report.checkpoint is not None
+    assert len(report.checkpoint.ties_on_load) == 3
+    for tie in report.checkpoint.ties_on_load:
+        # Only nothing fills nothing; a backup fills the target now and the source later.
+        assert (tie.target_loaded_from is None) == (tie.outcome == "both-missing")
+        assert (tie.source_loaded_from is None) == (
+            tie.outcome in ("both-missing", "backup-filled")
+        )
+        for name, loaded_from in (
+            (tie.target, tie.target_loaded_from),
+            (tie.source, tie.source_loaded_from),
+        ):
+            if loaded_from is not None:
+                assert torch.equal(loaded.get_parameter(name), state[loaded_from]), (
+                    name,
+                    loaded_from,
+                )

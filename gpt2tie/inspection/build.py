@@ -270,18 +270,19 @@ def _identical_untied_heads(
 def _redundant_copy_bytes(
     checkpoint: Checkpoint | None, prediction: LoadPrediction | None
 ) -> dict[str, int]:
-    """Bytes wasted by each tie target stored beside its equal source; a `.bin` that stores
-    both names over one storage wastes nothing."""
+    """Bytes wasted by each tie target stored beside the equal tensor its source holds (stored
+    under the source's name, or one an earlier tie filled it from); a `.bin` that stores both
+    names over one storage wastes nothing."""
     if checkpoint is None or prediction is None:
         return {}
     stored = prediction.stored_by_model_key
     wasted = {}
     for tie in prediction.ties:
-        if tie.outcome != "values-equal":
+        if tie.outcome != "values-equal" or tie.source_values_from is None:
             continue
         target, source = (
             checkpoint.tensor(stored[tie.target]),
-            checkpoint.tensor(stored[tie.source]),
+            checkpoint.tensor(stored[tie.source_values_from]),
         )
         same_bytes = target.storage is not None and (target.file, target.storage, target.begin) == (
             source.file,
