@@ -33,23 +33,27 @@ def _save(model: Any, folder: Path) -> Path:
     return folder
 
 
-def _t5_madlad_layout(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
-    """As google/madlad400-3b-mt publishes it (transformers#48154): tie_word_embeddings false;
-    encoder, decoder and head embeddings stored; no shared.weight."""
+def _tiny_t5(seed: int, **overrides: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+    """A tiny T5 config and the state dict of a real instance built from it."""
     config = transformers.T5Config(
         vocab_size=99,
         d_model=16,
         d_kv=8,
         d_ff=32,
-        num_layers=2,
         num_heads=2,
         decoder_start_token_id=0,
-        tie_word_embeddings=False,
+        **overrides,
     )
     config.architectures = ["T5ForConditionalGeneration"]
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = transformers.T5ForConditionalGeneration(config)
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    return config, {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def _t5_madlad_layout(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """As google/madlad400-3b-mt publishes it (transformers#48154): tie_word_embeddings false;
+    encoder, decoder and head embeddings stored; no shared.weight."""
+    config, state = _tiny_t5(seed=0, num_layers=2, tie_word_embeddings=False)
     del state["shared.weight"]
     for name in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"):
         state[name] = torch.randn(99, 16)
@@ -310,19 +314,7 @@ def test_t5_every_embedding_storage_combination(
     """Which of shared / encoder / decoder / head are stored, with distinct or equal values:
     the prediction (missing keys, aliases, ties, what each embedding is loaded from) equals a
     real from_pretrained in every combination."""
-    config = transformers.T5Config(
-        vocab_size=99,
-        d_model=16,
-        d_kv=8,
-        d_ff=32,
-        num_layers=1,
-        num_heads=2,
-        decoder_start_token_id=0,
-    )
-    config.architectures = ["T5ForConditionalGeneration"]
-    torch.manual_seed(stored_mask)
-    model = transformers.T5ForConditionalGeneration(config)
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    config, state = _tiny_t5(seed=stored_mask, num_layers=1)
     common = torch.randn(99, 16)
     for bit, name in enumerate(T5_EMBEDDINGS):
         if stored_mask & (1 << bit):
