@@ -73,6 +73,7 @@ def test_report_matches_real_instance(case_and_truth, with_weights, checkpoint_d
             if attribute == "bias" and len(names) == 1:
                 continue  # an untied bias is not a head of its own
             head = heads[head_name]
+            assert head.module == module_names[id(module)], head_name
             assert head.tied == (len(names) > 1), head_name
             assert head.tied_to == (next((n for n in names if n != head_name), None))
             assert head.declared_tied == (head_name in model.all_tied_weights_keys)
