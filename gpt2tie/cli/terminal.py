@@ -17,6 +17,7 @@ from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -112,8 +113,9 @@ class RemoteValueProgress:
 
     def __init__(self) -> None:
         self._console = stderr_console()
-        self._bar: Any = None
-        self._task: Any = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._planned = 0
 
     def planned(self, more_bytes: int) -> None:
         self._console.print(
@@ -131,10 +133,12 @@ class RemoteValueProgress:
             self._bar = Progress(*columns, console=self._console, transient=True)
             self._bar.start()
             self._task = self._bar.add_task("values", total=0)
-        self._bar.update(self._task, total=self._bar.tasks[0].total + more_bytes)
+        self._planned += more_bytes
+        if self._task is not None:
+            self._bar.update(self._task, total=self._planned)
 
     def advance(self, count: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, count)
 
     def close(self) -> None:
