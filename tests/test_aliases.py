@@ -44,6 +44,25 @@ def test_shared_storage_after_assign_load() -> None:
     assert group.kind == "shared_storage"
     assert set(group.names) == {"embed.weight", "head.weight"}
     assert group.names[0] == "embed.weight"  # model order: the first one parameters() yields
+    embed = target.embed.weight
+    # Two Parameters: a per-name count (and parameters()) counts the second one again.
+    assert (group.shape, group.dtype, group.numel) == (tuple(embed.shape), "float32", embed.numel())
+    assert group.counted_extra == target.head.weight.numel()
+
+
+def test_shared_storage_found_after_empty_meta_and_one_element_parameters() -> None:
+    class Odd(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.empty = torch.nn.Parameter(torch.zeros(0))
+            self.on_meta = torch.nn.Parameter(torch.empty(3, device="meta"))
+            backing = torch.zeros(1)
+            self.one_a = torch.nn.Parameter(backing.view(1))
+            self.one_b = torch.nn.Parameter(backing.view(1, 1))
+
+    (group,) = find_aliases(Odd())
+    assert (group.kind, group.names) == ("shared_storage", ("one_a", "one_b"))
+    assert (group.numel, group.counted_extra) == (1, 1)
 
 
 def test_disjoint_slices_of_one_storage_are_not_aliases() -> None:
