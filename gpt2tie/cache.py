@@ -40,8 +40,6 @@ def read_or_none(path: Path) -> bytes | None:
     not written by this user (in a shared cache folder anyone could plant an entry whose key
     they computed: the key is no secret)."""
     try:
-        if os.stat(path).st_uid != os.getuid():
-            return None
-        return read_limited(path, MAX_JSON_BYTES)
+        return read_limited(path, MAX_JSON_BYTES, owned=True)
     except OSError:
         return None

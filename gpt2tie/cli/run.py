@@ -93,15 +93,15 @@ def rewrite(
 ) -> None:
     from gpt2tie.errors import InputError
     from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.run import inspect_source
+    from gpt2tie.inspection.run import inspect_source, prepare
     from gpt2tie.rewrite.write import planned_bytes, write_checkpoint_folder
-    from gpt2tie.sources import resolve
 
-    model_source = resolve(model_spec(model), hub_options(None, None, False, "", None, False))
-    for text in model_source.notes:
-        note(text)
+    source_options = hub_options(None, None, False, "", None, False)
+    model_source, options = prepare(
+        model_spec(model), source_options, InspectOptions(class_name), None, note, None
+    )
     with terminal.working(f"Planning {model or '.'}"):
-        report = inspect_source(model_source, InspectOptions(class_name))
+        report = inspect_source(model_source, options)
         plan = make_plan(model_source, report)
     checkpoint = model_source.checkpoint
     folder = checkpoint.access.local_path(".") if checkpoint is not None else None

@@ -47,9 +47,12 @@ def open_regular(path: Path) -> io.FileIO:
         raise
 
 
-def read_limited(path: Path, limit: int) -> bytes:
-    """All of a regular file of at most `limit` bytes; OSError otherwise."""
+def read_limited(path: Path, limit: int, owned: bool = False) -> bytes:
+    """All of a regular file of at most `limit` bytes (and, if `owned`, owned by this user,
+    checked on the open file itself); OSError otherwise."""
     with open_regular(path) as handle:
+        if owned and os.fstat(handle.fileno()).st_uid != os.getuid():
+            raise _refusal(errno.EPERM, "written by another user", path)
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise _refusal(errno.EFBIG, f"larger than the {limit // 2**20} MiB allowed", path)

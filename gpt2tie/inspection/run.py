@@ -28,7 +28,7 @@ def inspect_model(
     """Resolve `spec` and inspect it: the one path behind `gpt2tie inspect`, `check`,
     `explain` and `gpt2tie.inspect()`. `note` hears what resolving noticed; `progress` is
     used when values have to come over the network."""
-    model_source, chosen = _prepared(spec, source_options, options, values, note, progress)
+    model_source, chosen = prepare(spec, source_options, options, values, note, progress)
     return inspect_source(model_source, chosen)
 
 
@@ -42,11 +42,11 @@ def count_model(
     progress: ValueProgress | None = None,
 ) -> CountReport:
     """The same path for `gpt2tie count-params` and `gpt2tie.count_params()`."""
-    model_source, chosen = _prepared(spec, source_options, options, values, note, progress)
+    model_source, chosen = prepare(spec, source_options, options, values, note, progress)
     return count_source(model_source, depth, chosen)
 
 
-def _prepared(
+def prepare(
     spec: str,
     source_options: SourceOptions,
     options: InspectOptions,
@@ -54,9 +54,11 @@ def _prepared(
     note: Callable[[str], None] | None,
     progress: ValueProgress | None,
 ) -> tuple[ModelSource, InspectOptions]:
+    """Resolve `spec` (telling `note` what resolving noticed) and settle the value-check default
+    and the progress hook: the part every command shares before it inspects."""
     model_source = resolve(spec, source_options)
-    for text in model_source.notes:
-        if note is not None:
+    if note is not None:
+        for text in model_source.notes:
             note(text)
     check_values = model_source.values_checked_by_default(values)
     remote = check_values and model_source.values_are_remote
