@@ -36,18 +36,23 @@ def inspect(
     subfolder: str = "",
     cache_dir: str | Path | None = None,
     timeout: float | None = None,
+    gguf_file: str | None = None,
+    hf: str | None = None,
 ) -> InspectReport:
     """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON).
 
     `check_values`: compare the stored values a tie decision needs (default: on for local
     files, off for the Hub); `load=True` runs a real `from_pretrained` instead of predicting;
-    `timeout`: seconds for all Hub traffic (default 120, or GPT2TIE_TIMEOUT).
+    `timeout`: seconds for all Hub traffic (default 120, or GPT2TIE_TIMEOUT); `gguf_file`
+    picks one GGUF file of a folder or repo, `hf` the Hugging Face model to compare it with.
     """
     from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.inspection.run import inspect_model
 
-    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    options = InspectOptions(class_name, trust_remote_code, load=load)
+    hub = _hub_options(
+        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
+    )
+    options = InspectOptions(class_name, trust_remote_code, load=load, hf_reference=hf)
     return inspect_model(model_spec, hub, options, check_values)
 
 
@@ -64,13 +69,17 @@ def count_params(
     subfolder: str = "",
     cache_dir: str | Path | None = None,
     timeout: float | None = None,
+    gguf_file: str | None = None,
+    hf: str | None = None,
 ) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes."""
     from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.inspection.run import count_model
 
-    hub = _hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    options = InspectOptions(class_name, trust_remote_code)
+    hub = _hub_options(
+        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
+    )
+    options = InspectOptions(class_name, trust_remote_code, hf_reference=hf)
     return count_model(model_spec, hub, depth, options, check_values)
 
 
@@ -82,12 +91,20 @@ def _hub_options(
     cache_dir: str | Path | None,
     trust_remote_code: bool,
     timeout: float | None,
+    gguf_file: str | None,
 ) -> SourceOptions:
     from gpt2tie.sources import SourceOptions
 
     folder = Path(cache_dir) if cache_dir else None
     return SourceOptions(
-        revision, token, offline, subfolder, folder, trust_remote_code, timeout=timeout
+        revision,
+        token,
+        offline,
+        subfolder,
+        folder,
+        trust_remote_code,
+        timeout=timeout,
+        gguf_file=gguf_file,
     )
 
 

@@ -58,6 +58,8 @@ def from_json_value(cls: Any, data: Any) -> Any:
         for f in dataclasses.fields(cls):
             key = _json_name(f)
             if key not in data:
+                if f.default is not dataclasses.MISSING:
+                    continue  # a field added since the data was written
                 raise ValueError(f"{cls.__name__}: missing {key}")
             values[f.name] = from_json_value(hints[f.name], data[key])
         return cls(**values)
@@ -148,6 +150,44 @@ class TieOnLoad:
 
 
 @dataclass(frozen=True)
+class GgufTypeCount:
+    """Tensors of one GGUF tensor type (F16, Q8_0, Q4_K, …): their parameters and bytes."""
+
+    type: str
+    tensors: int
+    parameters: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class GgufReference:
+    """The Hugging Face model a GGUF file was compared with, and how it was found."""
+
+    spec: str
+    found_by: str  # "--hf" or the metadata key that named it
+    head_tied: bool | None
+    unique_parameters: int
+
+
+@dataclass(frozen=True)
+class GgufSummary:
+    """What a GGUF header says beyond its tensors (`checkpoint.gguf` in the JSON report)."""
+
+    version: int
+    architecture: str
+    file_type: str | None
+    split_count: int
+    context_length: int | None
+    block_count: int | None
+    embedding_length: int | None
+    vocab_size: int | None
+    embedding_type: str | None
+    output_type: str | None
+    by_type: tuple[GgufTypeCount, ...]
+    reference: GgufReference | None
+
+
+@dataclass(frozen=True)
 class CheckpointSummary:
     format: str
     files: tuple[str, ...]
@@ -166,6 +206,7 @@ class CheckpointSummary:
     values_bytes_read: int
     transformers_log: tuple[str, ...]
     file_aliases: tuple[tuple[str, ...], ...]
+    gguf: GgufSummary | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from gpt2tie.cli.options import (
     ClassOption,
     FailOn,
     ForceOption,
+    GgufFileOption,
     HeadsOption,
+    HfOption,
     JsonOption,
     MaxModulesOption,
     ModelArgument,
@@ -110,11 +112,15 @@ def inspect(
             "report what it did.",
         ),
     ] = False,
+    gguf_file: GgufFileOption = None,
+    hf: HfOption = None,
 ) -> None:
     """`gpt2tie inspect` (its help text: `help_text.COMMANDS`)."""
 
-    hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules, load)
+    hub = hub_options(
+        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
+    )
+    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules, load, hf)
     report = run.inspect_on_terminal(model, hub, options, values)
     terminal.emit(report, json_output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
@@ -150,10 +156,16 @@ def count_params(
     timeout: TimeoutOption = None,
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
+    gguf_file: GgufFileOption = None,
+    hf: HfOption = None,
 ) -> None:
     """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""
-    hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
+    hub = hub_options(
+        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
+    )
+    options = run.inspect_options(
+        class_name, trust_remote_code, no_cache, max_modules, hf_reference=hf
+    )
     report = run.count_on_terminal(model, hub, depth, options, values)
     terminal.emit(report, json_output)
 
@@ -209,6 +221,8 @@ def check(
     timeout: TimeoutOption = None,
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
+    gguf_file: GgufFileOption = None,
+    hf: HfOption = None,
 ) -> None:
     """`gpt2tie check` (its help text: `help_text.COMMANDS`)."""
     from gpt2tie.checks import Expectations, run_checks
@@ -220,8 +234,12 @@ def check(
         min_params=_count(min_params),
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
-    hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
+    hub = hub_options(
+        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
+    )
+    options = run.inspect_options(
+        class_name, trust_remote_code, no_cache, max_modules, hf_reference=hf
+    )
     report = run.inspect_on_terminal(model, hub, options, values)
     result = run_checks(report, expectations)
     terminal.emit(result, json_output)

@@ -33,12 +33,16 @@ COMMANDS: dict[str, CommandHelp] = {
             "from_pretrained will do with the files.",
             "Only safetensors headers are read, plus the two tensors of a declared tie whose "
             "both sides are stored (their values decide whether transformers ties them).",
+            "GGUF files (llama.cpp) are read header-only too: no output.weight means the "
+            "output is tied to token_embd.weight.",
         ),
         (
             ("gpt2tie inspect gpt2", ""),
             ("gpt2tie inspect ./checkpoint --json | jq '.alias_groups[].names'", ""),
             ("gpt2tie inspect ./checkpoint --fail-on warning", "CI gate: exit 1 on warnings"),
             ("gpt2tie inspect ./checkpoint --load", "compare with a real from_pretrained"),
+            ("gpt2tie inspect model-Q4_K_M.gguf --hf org/model", "did conversion keep the tie?"),
+            ("gpt2tie inspect org/Model-GGUF --gguf-file model-Q8_0.gguf", ""),
         ),
     ),
     "count-params": CommandHelp(

@@ -37,8 +37,8 @@ ModelArgument = Annotated[
     str | None,
     typer.Argument(
         metavar="MODEL",
-        help="A local folder with config.json (and optionally weights), a Hub repo id "
-        "(org/name), or a built-in config such as gpt2 (see `gpt2tie list-builtin`). "
+        help="A local folder with config.json (and optionally weights), a GGUF file, a Hub "
+        "repo id (org/name), or a built-in config such as gpt2 (see `gpt2tie list-builtin`). "
         "Default: the current folder, when it holds a config.json.",
         show_default=False,
     ),
@@ -136,6 +136,28 @@ CacheDirOption = Annotated[
         rich_help_panel=HUB_PANEL,
     ),
 ]
+GGUF_PANEL = "GGUF files"
+GgufFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--gguf-file",
+        metavar="NAME",
+        help="The GGUF file to read, in a folder or Hub repo that holds several.",
+        show_default=False,
+        rich_help_panel=GGUF_PANEL,
+    ),
+]
+HfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--hf",
+        metavar="MODEL",
+        help="Compare a GGUF file's tie with this Hugging Face model (default: the one its "
+        "metadata names, when reachable).",
+        show_default=False,
+        rich_help_panel=GGUF_PANEL,
+    ),
+]
 
 
 def hub_options(
@@ -146,11 +168,19 @@ def hub_options(
     cache_dir: Path | None,
     trust_remote_code: bool,
     timeout: float | None = None,
+    gguf_file: str | None = None,
 ) -> SourceOptions:
     from gpt2tie.sources import SourceOptions
 
     return SourceOptions(
-        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout=timeout
+        revision,
+        token,
+        offline,
+        subfolder,
+        cache_dir,
+        trust_remote_code,
+        timeout=timeout,
+        gguf_file=gguf_file,
     )
 
 

@@ -37,6 +37,7 @@ def inspect_options(
     no_cache: bool,
     max_modules: int | None,
     load: bool = False,
+    hf_reference: str | None = None,
 ) -> InspectOptions:
     from gpt2tie.inspection.options import InspectOptions
 
@@ -46,6 +47,7 @@ def inspect_options(
         load=load,
         use_cache=not no_cache,
         max_modules=max_modules,
+        hf_reference=hf_reference,
     )
 
 
@@ -100,6 +102,8 @@ def rewrite(
     model_source, options = prepare(
         model_spec(model), source_options, InspectOptions(class_name), None, note, None
     )
+    if model_source.gguf is not None:
+        raise InputError("untie and retie rewrite Hugging Face checkpoints, not GGUF files")
     with terminal.working(f"Planning {model or '.'}"):
         report = inspect_source(model_source, options)
         plan = make_plan(model_source, report)

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from gpt2tie.errors import Gpt2tieError, InputError
 from gpt2tie.formats.tensor_values import ValueProgress
 from gpt2tie.inspection.options import InspectOptions
 from gpt2tie.inspection.result_cache import cached
 from gpt2tie.results import CountReport, InspectReport
 from gpt2tie.sources import SourceOptions, resolve
 from gpt2tie.sources.model_source import ModelSource
+
+if TYPE_CHECKING:
+    from gpt2tie.inspection.gguf_report import ReferenceLookup
 
 
 def inspect_model(
@@ -29,7 +34,7 @@ def inspect_model(
     `explain` and `gpt2tie.inspect()`. `note` hears what resolving noticed; `progress` is
     used when values have to come over the network."""
     model_source, chosen = prepare(spec, source_options, options, values, note, progress)
-    return inspect_source(model_source, chosen)
+    return inspect_source(model_source, chosen, source_options)
 
 
 def count_model(
@@ -43,7 +48,39 @@ def count_model(
 ) -> CountReport:
     """The same path for `gpt2tie count-params` and `gpt2tie.count_params()`."""
     model_source, chosen = prepare(spec, source_options, options, values, note, progress)
-    return count_source(model_source, depth, chosen)
+    return count_source(model_source, depth, chosen, source_options)
+
+
+def gguf_reference(
+    model_source: ModelSource, options: InspectOptions, source_options: SourceOptions
+) -> ReferenceLookup | None:
+    """The HF model a GGUF is compared with: `--hf`, else the one its metadata names."""
+    from gpt2tie.inspection.gguf_report import ReferenceLookup, reference_candidates
+
+    assert model_source.gguf is not None
+    explicit = options.hf_reference is not None
+    if options.hf_reference is not None:
+        candidates = [(options.hf_reference, "--hf")]
+    else:
+        candidates = reference_candidates(model_source.gguf)
+    if not candidates:
+        return None
+    spec, found_by = candidates[0]
+    reference_options = dataclasses.replace(
+        source_options, gguf_file=None, subfolder="", revision=None
+    )
+    try:
+        report = inspect_model(
+            spec,
+            reference_options,
+            InspectOptions(use_cache=options.use_cache, max_modules=options.max_modules),
+            values=False,
+        )
+    except Gpt2tieError as exc:
+        if explicit:
+            raise InputError(f"--hf {spec}: {exc}") from None
+        return ReferenceLookup(spec, found_by, None, str(exc))
+    return ReferenceLookup(spec, found_by, report)
 
 
 def prepare(
@@ -69,10 +106,18 @@ def prepare(
 
 
 def inspect_source(
-    model_source: ModelSource, options: InspectOptions | None = None
+    model_source: ModelSource,
+    options: InspectOptions | None = None,
+    source_options: SourceOptions | None = None,
 ) -> InspectReport:
-    """The inspect report of `model_source` (from the cache when `options.use_cache`)."""
+    """The inspect report of `model_source` (from the cache when `options.use_cache`);
+    `source_options` reach a GGUF's reference model."""
     chosen = options or InspectOptions()
+    if model_source.gguf is not None:
+        from gpt2tie.inspection.gguf_report import build_gguf_inspect_report
+
+        reference = gguf_reference(model_source, chosen, source_options or SourceOptions())
+        return build_gguf_inspect_report(model_source.source, model_source.gguf, reference)
 
     def compute() -> InspectReport:
         from gpt2tie.inspection.build import build_inspect_report
@@ -83,10 +128,18 @@ def inspect_source(
 
 
 def count_source(
-    model_source: ModelSource, depth: int = 1, options: InspectOptions | None = None
+    model_source: ModelSource,
+    depth: int = 1,
+    options: InspectOptions | None = None,
+    source_options: SourceOptions | None = None,
 ) -> CountReport:
     """The count-params report of `model_source`."""
     chosen = options or InspectOptions()
+    if model_source.gguf is not None:
+        from gpt2tie.inspection.gguf_report import build_gguf_count_report
+
+        reference = gguf_reference(model_source, chosen, source_options or SourceOptions())
+        return build_gguf_count_report(model_source.source, model_source.gguf, depth, reference)
 
     def compute() -> CountReport:
         from gpt2tie.inspection.build import build_count_report

@@ -15,6 +15,7 @@ from gpt2tie.results import (
     CountReport,
     ExplainReport,
     Finding,
+    GgufSummary,
     Head,
     InspectReport,
     ModelInfo,
@@ -44,7 +45,9 @@ def render_report(report: InspectReport) -> RenderableType:
         "",
         _counts_table(report.parameters),
     ]
-    if report.checkpoint is not None:
+    if report.checkpoint is not None and report.checkpoint.gguf is not None:
+        parts += ["", _gguf_table(report.checkpoint, report.checkpoint.gguf)]
+    elif report.checkpoint is not None:
         parts += ["", _checkpoint_table(report.checkpoint)]
     parts += ["", _findings(report.findings)]
     return Group(*parts)
@@ -95,6 +98,9 @@ def _title(source: Source, model: ModelInfo) -> Text:
     title = Text()
     title.append(source.spec, style="bold")
     title.append(f" ({_SOURCE_LABEL.get(source.kind, source.kind)})\n")
+    if model.class_name == "GGUF":
+        title.append(f"GGUF file · architecture {model.model_type}")
+        return title
     title.append(f"{model.class_name} · model_type {model.model_type}")
     title.append(f" · tie_word_embeddings={model.tie_word_embeddings}")
     return title
@@ -224,6 +230,40 @@ def _checkpoint_table(checkpoint: CheckpointSummary) -> Table:
             f"{tie.target} → {tie.source}: {'tied' if tie.tied else 'NOT tied'} ({tie.outcome})",
         )
     table.add_row("value bytes read", f"{checkpoint.values_bytes_read:,}")
+    return table
+
+
+def _gguf_table(checkpoint: CheckpointSummary, gguf: GgufSummary) -> Table:
+    table = Table(title="GGUF file (header read, no tensor data)", title_justify="left")
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_row("files", "\n".join(checkpoint.files))
+    table.add_row("GGUF version", str(gguf.version))
+    table.add_row("file type", gguf.file_type or "not stated")
+    for label, value in (
+        ("context length", gguf.context_length),
+        ("blocks", gguf.block_count),
+        ("embedding length", gguf.embedding_length),
+        ("vocabulary", gguf.vocab_size),
+    ):
+        table.add_row(label, "not stated" if value is None else f"{value:,}")
+    table.add_row("tensors", f"{checkpoint.tensors:,}")
+    table.add_row("stored parameters", f"{checkpoint.stored_parameters:,}")
+    table.add_row("stored bytes", f"{checkpoint.stored_bytes:,}")
+    table.add_row("token_embd type", gguf.embedding_type or "not stored")
+    table.add_row("output type", gguf.output_type or "not stored (uses token_embd)")
+    for row in gguf.by_type:
+        table.add_row(
+            f"  {row.type}",
+            f"{row.tensors:,} tensors, {row.parameters:,} parameters, {row.bytes:,} bytes",
+        )
+    if gguf.reference is not None:
+        tied = {True: "tied", False: "untied", None: "no LM head"}[gguf.reference.head_tied]
+        table.add_row(
+            "compared with",
+            f"{gguf.reference.spec} ({gguf.reference.found_by}): head {tied}, "
+            f"{gguf.reference.unique_parameters:,} unique parameters",
+        )
     return table
 
 

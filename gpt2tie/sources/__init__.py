@@ -26,7 +26,8 @@ def resolve(spec: str, options: SourceOptions | None = None) -> ModelSource:
     except RuntimeError:  # "~someone" for a user that does not exist
         path = Path(spec)
     if path.exists() or path.is_symlink():
-        return local.load(spec, path / options.subfolder if options.subfolder else path)
+        folder = path / options.subfolder if options.subfolder else path
+        return local.load(spec, folder, options.gguf_file)
     if not looks_like_repo_id(spec):
         raise InputError(f"{spec!r} is not a local folder, and not a Hub repo id (org/name)")
     from gpt2tie.sources import hub

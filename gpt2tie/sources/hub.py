@@ -26,8 +26,10 @@ from gpt2tie.formats.checkpoint import (
     find_checkpoint,
 )
 from gpt2tie.formats.file_access import FileAccess, LayeredFiles, LocalFiles
+from gpt2tie.formats.regular_files import read_limited
 from gpt2tie.results import Source
 from gpt2tie.sources.config_file import read_config
+from gpt2tie.sources.gguf_files import gguf_source, has_gguf
 from gpt2tie.sources.hub_http import (
     COMMIT,
     HubUnreachable,
@@ -40,6 +42,7 @@ from gpt2tie.sources.hub_http import (
     request_timeout,
     within,
 )
+from gpt2tie.sources.local import file_size, names_in
 from gpt2tie.sources.model_source import ModelSource
 
 REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
@@ -58,8 +61,8 @@ def load_from_cache(spec: str, options: SourceOptions) -> ModelSource | None:
         found = try_to_load_from_cache(
             spec, config_name, cache_dir=options.cache_dir, revision=options.revision or "main"
         )
-    if not isinstance(found, str):
-        return None
+    if options.gguf_file is not None or not isinstance(found, str):
+        return _gguf_in_cache(spec, options)
     config_path = Path(found)
     folder = config_path.parent
     snapshot = (
@@ -110,8 +113,11 @@ def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
     revision = options.revision or "main"
     checked_subfolder(options.subfolder)
     commit, siblings = model_info(spec, revision, options)
+    names = _names_under(siblings, options.subfolder)
+    if options.gguf_file is not None or ("config.json" not in names and has_gguf(names)):
+        return _gguf_on_hub(spec, commit, options, names)
     with hub_errors(spec, options):
-        if _in_subfolder(options.subfolder, "config.json") not in siblings:
+        if "config.json" not in names:
             raise InputError(
                 f"{spec}: the repo has no {_in_subfolder(options.subfolder, 'config.json')}"
             )
@@ -128,7 +134,6 @@ def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
                 etag_timeout=request_timeout("metadata"),
             )
         )
-    names = _names_under(siblings, options.subfolder)
     if options.fetch_code:
         _fetch_code_files(spec, commit, options, names)
     recorded = HeaderCache(spec, commit, options.subfolder)
@@ -148,6 +153,43 @@ def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
         notes=tuple(notes),
         values_are_remote=True,
     )
+
+
+def _gguf_on_hub(spec: str, commit: str, options: SourceOptions, names: set[str]) -> ModelSource:
+    """A GGUF model of the repo, its header read by range requests (kept for the next run)."""
+    remote = RemoteFiles(spec, commit, options, names, HeaderCache(spec, commit, options.subfolder))
+    source = Source(spec=spec, kind="hub", path=None, repo_id=spec, revision=commit)
+    with hub_errors(spec, options):
+        found = gguf_source(source, names, options.gguf_file, remote, remote.known_size, True)
+    remote.persist()
+    return found
+
+
+def _gguf_in_cache(spec: str, options: SourceOptions) -> ModelSource | None:
+    """A GGUF model in the repo's HF cache snapshot at `--revision`, or None."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    root = Path(options.cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
+        repo_id=spec, repo_type="model"
+    )
+    revision = options.revision or "main"
+    if COMMIT.match(revision):
+        commit = revision
+    else:
+        try:
+            ref = read_limited(within(root, root / "refs" / revision), 1024)
+        except (OSError, InputError):
+            return None
+        commit = ref.decode("ascii", errors="replace").strip()
+    if not COMMIT.match(commit):
+        return None
+    folder = within(root, root / "snapshots" / commit / options.subfolder)
+    names = names_in(folder) if folder.is_dir() else []
+    if not has_gguf(names) or (options.gguf_file is not None and options.gguf_file not in names):
+        return None
+    source = Source(spec=spec, kind="cache", path=str(folder), repo_id=spec, revision=commit)
+    return gguf_source(source, names, options.gguf_file, LocalFiles(folder), file_size(folder))
 
 
 def _fetch_code_files(spec: str, commit: str, options: SourceOptions, names: set[str]) -> None:
@@ -249,6 +291,10 @@ class RemoteFiles:
             self.read(name, 0, 8)
         return self._sizes[name]
 
+    def known_size(self, name: str) -> int | None:
+        """The size of `name` if a request already told it (listing GGUF files costs none)."""
+        return self._sizes.get(name)
+
     def read(self, name: str, offset: int, length: int) -> bytearray:
         with self._lock:
             head = self._heads.setdefault(name, bytearray())
@@ -258,7 +304,7 @@ class RemoteFiles:
         if len(data) != length:
             raise CheckpointFormatError(name, "the Hub returned fewer bytes than asked for")
         with self._lock:
-            if offset == len(head) and _still_in_header(head):
+            if offset == len(head) and _still_in_header(name, head):
                 head.extend(data)
         return data
 
@@ -289,9 +335,7 @@ class RemoteFiles:
     def persist(self) -> None:
         """Keep the headers read so far, so that the next run needs no network."""
         heads = {
-            name: bytes(head)
-            for name, head in self._heads.items()
-            if len(head) >= 8 and not _still_in_header(head)
+            name: bytes(head) for name, head in self._heads.items() if _header_complete(name, head)
         }
         self.recorded.save(sorted(self.names), self._sizes, heads, self._texts)
 
@@ -313,12 +357,25 @@ class RemoteFiles:
         return data
 
 
-def _still_in_header(head: bytearray) -> bool:
-    """Whether `head` (a file's first bytes) ends before the end of the safetensors header."""
+def _still_in_header(name: str, head: bytearray) -> bool:
+    """Whether `head` (a file's first bytes) ends before the end of the file's header.
+
+    A GGUF header has no length field: its reader asks for chunks in order and stops at its
+    end, so every chunk read from the start of the file is kept."""
+    if name.endswith(".gguf"):
+        return True
     if len(head) < 8:
         return True
     (header_len,) = struct.unpack("<Q", head[:8])
     return bool(len(head) < 8 + min(header_len, 100 * 1024 * 1024))
+
+
+def _header_complete(name: str, head: bytearray) -> bool:
+    """Whether `head` is worth keeping: a whole safetensors header, or GGUF chunks read in order
+    (the reader asks for the same chunks again, and they are served from here)."""
+    if name.endswith(".gguf"):
+        return len(head) > 0
+    return len(head) >= 8 and not _still_in_header(name, head)
 
 
 class HeaderCache:
@@ -346,7 +403,7 @@ class HeaderCache:
         heads = {}
         for name in manifest.get("heads", []):
             head = read_or_none(self.folder / "heads" / _quote(name))
-            if head is not None and len(head) >= 8 and not _still_in_header(bytearray(head)):
+            if head is not None and _header_complete(name, bytearray(head)):
                 heads[name] = bytearray(head)
         sizes = {k: v for k, v in manifest.get("sizes", {}).items() if isinstance(v, int)}
         texts = {k: v for k, v in manifest.get("texts", {}).items() if isinstance(v, str)}

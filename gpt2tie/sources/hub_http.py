@@ -40,6 +40,7 @@ class SourceOptions:
     cache_dir: Path | None = None
     fetch_code: bool = False  # --trust-remote-code: also fetch the repo's *.py files
     timeout: float | None = None  # --timeout: None is GPT2TIE_TIMEOUT, else DEFAULT_TIMEOUT
+    gguf_file: str | None = None  # --gguf-file: this GGUF file of the folder or repo
     started: float = field(default_factory=time.monotonic, compare=False)
 
     @property

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2tie.formats.checkpoint import Checkpoint
+from gpt2tie.formats.gguf import GgufCheckpoint
 from gpt2tie.results import Source
 
 
@@ -22,6 +23,8 @@ class ModelSource:
     code_folder: Path | None = None
     # The config.json `config` was read from: transformers reads it again to build the config.
     config_file: Path | None = None
+    # A GGUF model (llama.cpp): no config.json, no transformers class; `config` is empty.
+    gguf: GgufCheckpoint | None = None
 
     def values_checked_by_default(self, requested: bool | None) -> bool:
         """`--values`/`--no-values` as given, else on for local files, off for the network."""

@@ -1,0 +1,328 @@
+"""GGUF files written with the `gguf` package from tiny real HF models: ties and counts compared
+with the HF model they came from, the header reader with llama.cpp's reference reader."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import gguf
+import gguf_models
+import jsonschema
+import pytest
+from gguf import GGMLQuantizationType as Q
+from typer.testing import CliRunner
+
+from gpt2tie.cli import app
+from gpt2tie.formats.file_access import LocalFiles
+from gpt2tie.formats.gguf import GgufArray, read_gguf_header
+from gpt2tie.formats.gguf_types import ALWAYS_TIED, FILE_TYPES, GGML_TYPES, NO_OUTPUT_HEAD
+
+runner = CliRunner()
+SCHEMA = json.loads(
+    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
+)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("gguf")
+    hf = {
+        "llama-tied": gguf_models.save_hf("llama", root / "hf-llama-tied", tied=True),
+        "llama-untied": gguf_models.save_hf("llama", root / "hf-llama-untied", tied=False),
+        "gpt2": gguf_models.save_hf("gpt2", root / "hf-gpt2", tied=True),
+    }
+    files = root / "files"
+    files.mkdir()
+    out = {f"hf-{k}": v for k, v in hf.items()}
+    out["tied"] = gguf_models.convert(hf["llama-tied"], files / "tied-Q8_0.gguf")
+    out["untied"] = gguf_models.convert(
+        hf["llama-untied"],
+        files / "untied-Q4_K_M.gguf",
+        matrix_type=Q.Q4_K,
+        types={"output.weight": Q.Q6_K},
+    )
+    out["untied-same"] = gguf_models.convert(
+        hf["llama-untied"], files / "untied-same-Q4_0.gguf", matrix_type=Q.Q4_0
+    )
+    out["gpt2-copy"] = gguf_models.convert(hf["gpt2"], files / "gpt2.gguf", copy_tied_output=True)
+    out["head-dropped"] = gguf_models.convert(
+        hf["llama-untied"], files / "dropped.gguf", drop=("output.weight",)
+    )
+    split = root / "split"
+    split.mkdir()
+    gguf_models.convert(hf["llama-tied"], split / "m.gguf", split_max_tensors=7)
+    out["split"] = split
+    return out
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, list(args), env={"COLUMNS": "100"})
+
+
+def report_of(*args: str) -> dict[str, Any]:
+    result = invoke("inspect", *args, "--json")
+    assert result.exit_code == 0, result.output
+    report: dict[str, Any] = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
+    return report
+
+
+def reference_tensors(path: Path) -> dict[str, Any]:
+    reader = gguf.GGUFReader(path)
+    return {t.name: t for t in reader.tensors}
+
+
+# --- the reader against llama.cpp's reference reader ---------------------------------------
+
+
+def test_type_tables_match_the_gguf_package() -> None:
+    reference = {int(t): (t.name, *gguf.GGML_QUANT_SIZES[t]) for t in gguf.GGMLQuantizationType}
+    ours = {i: (t.name, t.block_size, t.type_size) for i, t in GGML_TYPES.items()}
+    assert ours == reference
+    assert FILE_TYPES == {int(t): t.name for t in gguf.LlamaFileType}
+
+
+def test_architectures_without_output_tensor_are_all_classified() -> None:
+    """Every architecture gguf defines without `output` is either headless or always tied."""
+    without_output = {
+        gguf.MODEL_ARCH_NAMES[arch]
+        for arch, tensors in gguf.MODEL_TENSORS.items()
+        if gguf.MODEL_TENSOR.OUTPUT not in tensors
+    }
+    assert without_output == NO_OUTPUT_HEAD | ALWAYS_TIED
+    assert not NO_OUTPUT_HEAD & ALWAYS_TIED
+
+
+@pytest.mark.parametrize("which", ["tied", "untied", "gpt2-copy", "split"])
+def test_header_matches_gguf_reader(built: dict[str, Path], which: str) -> None:
+    paths = sorted(built[which].glob("*.gguf")) if which == "split" else [built[which]]
+    for path in paths:
+        ours = read_gguf_header(LocalFiles(path.parent), path.name)
+        reader = gguf.GGUFReader(path)
+        assert ours.version == int(reader.fields["GGUF.version"].parts[-1][0])
+        assert ours.data_start == reader.data_offset
+        expected = {
+            t.name: (tuple(int(d) for d in t.shape), t.tensor_type.name, int(t.n_elements))
+            for t in reader.tensors
+        }
+        got = {t.name: (t.dims, t.ggml_type.name, t.numel) for t in ours.tensors}
+        assert got == expected
+        for tensor in reader.tensors:
+            mine = next(t for t in ours.tensors if t.name == tensor.name)
+            assert ours.data_start + mine.offset == tensor.data_offset
+            assert mine.nbytes == tensor.n_bytes
+        reader_keys = {k for k in reader.fields if not k.startswith("GGUF.")}
+        assert set(ours.metadata) == reader_keys
+        scalars = [k for k in reader_keys if not isinstance(ours.metadata[k], GgufArray)]
+        assert scalars  # the first file of a split holds the model's metadata, others split.*
+        for key in scalars:
+            assert ours.metadata[key] == pytest.approx(reader.fields[key].contents()), key
+        if "tokenizer.ggml.tokens" in reader_keys:
+            tokens = ours.metadata["tokenizer.ggml.tokens"]
+            assert tokens.length == len(reader.fields["tokenizer.ggml.tokens"].data)
+            assert tokens.items is None  # a vocabulary is skipped, not kept
+
+
+# --- ties and counts against the HF model the file came from ---------------------------------
+
+
+def test_tied_llama_matches_its_hf_model(built: dict[str, Path]) -> None:
+    truth = gguf_models.hf_truth(built["hf-llama-tied"])
+    assert truth["head_tied"]
+    report = report_of(str(built["tied"]))
+    (head,) = report["heads"]
+    assert head["tied"] and head["tied_to"] == "token_embd.weight"
+    assert not head["stored_in_checkpoint"]
+    assert report["parameters"]["unique"] == truth["unique"]
+    assert report["parameters"]["with_duplicates"] == truth["with_duplicates"]
+    (group,) = report["alias_groups"]
+    assert group["names"] == ["token_embd.weight", "output.weight"]
+    assert group["numel"] == truth["embedding_numel"]
+    assert report["checkpoint"]["format"] == "gguf"
+    assert report["findings"] == []
+
+
+def test_untied_llama_matches_its_hf_model(built: dict[str, Path]) -> None:
+    truth = gguf_models.hf_truth(built["hf-llama-untied"])
+    report = report_of(str(built["untied"]))
+    (head,) = report["heads"]
+    assert not head["tied"] and head["stored_in_checkpoint"]
+    assert report["parameters"]["unique"] == truth["unique"]
+    assert report["parameters"]["with_duplicates"] == truth["with_duplicates"]
+    gguf_section = report["checkpoint"]["gguf"]
+    assert (gguf_section["embedding_type"], gguf_section["output_type"]) == ("Q4_K", "Q6_K")
+    assert [f["code"] for f in report["findings"]] == ["gguf-output-quantized-differently"]
+    same = report_of(str(built["untied-same"]))
+    assert same["findings"] == []
+
+
+def test_per_type_counts_match_the_reference_reader(built: dict[str, Path]) -> None:
+    tensors = reference_tensors(built["untied"]).values()
+    expected: dict[str, list[int]] = {}
+    for tensor in tensors:
+        entry = expected.setdefault(tensor.tensor_type.name, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += int(tensor.n_elements)
+        entry[2] += int(tensor.n_bytes)
+    result = invoke("count-params", str(built["untied"]), "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    jsonschema.validate(counts, SCHEMA, cls=jsonschema.Draft202012Validator)
+    got = {row["dtype"]: [row["tensors"], row["parameters"], row["bytes"]] for row in counts["by_dtype"]}
+    assert got == expected
+    gguf_rows = report_of(str(built["untied"]))["checkpoint"]["gguf"]["by_type"]
+    assert {r["type"]: [r["tensors"], r["parameters"], r["bytes"]] for r in gguf_rows} == expected
+
+
+def test_count_params_modules_and_the_same_counts_as_inspect(built: dict[str, Path]) -> None:
+    result = invoke("count-params", str(built["tied"]), "--depth", "2", "--json")
+    counts = json.loads(result.stdout)
+    assert counts["parameters"] == report_of(str(built["tied"]))["parameters"]
+    rows = {row["name"]: row for row in counts["modules"]}
+    tensors = reference_tensors(built["tied"])
+    block0 = sum(int(t.n_elements) for n, t in tensors.items() if n.startswith("blk.0."))
+    assert rows["blk.0"]["parameters"] == block0
+    assert rows["output"]["owned"] == 0
+    assert rows["output"]["parameters"] == int(tensors["token_embd.weight"].n_elements)
+    assert sum(r["owned"] for r in counts["modules"] if r["depth"] == 1) == counts["parameters"][
+        "unique"
+    ]
+
+
+def test_gpt2_conversion_copies_the_tied_head_and_counts_reconcile(
+    built: dict[str, Path],
+) -> None:
+    truth = gguf_models.hf_truth(built["hf-gpt2"])
+    report = report_of(str(built["gpt2-copy"]), "--hf", str(built["hf-gpt2"]))
+    (head,) = report["heads"]
+    assert not head["tied"]
+    output = reference_tensors(built["gpt2-copy"])["output.weight"]
+    # The stored copy is exactly what separates the two counts of the HF model.
+    assert report["parameters"]["unique"] == truth["unique"] + int(output.n_elements)
+    assert report["parameters"]["unique"] == truth["with_duplicates"]
+    (finding,) = report["findings"]
+    assert finding["code"] == "output-untied-in-gguf" and finding["severity"] == "warning"
+    reference = report["checkpoint"]["gguf"]["reference"]
+    assert reference["found_by"] == "--hf" and reference["head_tied"] is True
+    assert reference["unique_parameters"] == truth["unique"]
+
+
+def test_untied_model_converted_without_its_head_is_an_error(built: dict[str, Path]) -> None:
+    assert not gguf_models.hf_truth(built["hf-llama-untied"])["head_tied"]
+    hf = str(built["hf-llama-untied"])
+    report = report_of(str(built["head-dropped"]), "--hf", hf)
+    assert [f["code"] for f in report["findings"]] == ["output-tied-in-gguf"]
+    gate = invoke("check", str(built["head-dropped"]), "--hf", hf)
+    assert gate.exit_code == 1
+    assert "output-tied-in-gguf" in gate.stdout
+
+
+def test_reference_named_in_metadata(built: dict[str, Path], tmp_path: Path) -> None:
+    named = gguf_models.convert(
+        built["hf-gpt2"],
+        tmp_path / "named.gguf",
+        copy_tied_output=True,
+        metadata={"general.source.repo_url": "https://huggingface.co/openai-community/gpt2"},
+    )
+    # Offline, the Hub id resolves to gpt2tie's built-in GPT-2 config (tied).
+    report = report_of(str(named), "--offline")
+    assert [f["code"] for f in report["findings"]] == ["output-untied-in-gguf"]
+    reference = report["checkpoint"]["gguf"]["reference"]
+    assert reference["found_by"] == "general.source.repo_url"
+    assert reference["spec"] == "openai-community/gpt2"
+    # A path written into a file is not followed, even when it exists.
+    path_named = gguf_models.convert(
+        built["hf-llama-untied"],
+        tmp_path / "path.gguf",
+        drop=("output.weight",),
+        metadata={"general.source.repo_url": str(built["hf-llama-untied"])},
+    )
+    assert report_of(str(path_named))["findings"] == []
+    unreachable = gguf_models.convert(
+        built["hf-llama-tied"],
+        tmp_path / "unreachable.gguf",
+        metadata={"general.base_model.0.repo_url": "https://huggingface.co/nobody/nothing"},
+    )
+    report = report_of(str(unreachable), "--offline")
+    (finding,) = report["findings"]
+    assert finding["code"] == "gguf-reference-unavailable" and finding["severity"] == "info"
+    assert "nobody/nothing" in finding["message"]
+    assert report["checkpoint"]["gguf"]["reference"] is None
+
+
+def test_an_explicit_reference_that_cannot_be_read_is_an_error(built: dict[str, Path]) -> None:
+    result = invoke("inspect", str(built["tied"]), "--hf", "nobody/nothing", "--offline")
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: --hf nobody/nothing:")
+
+
+def test_check_expect_tied_output(built: dict[str, Path]) -> None:
+    assert invoke("check", str(built["tied"]), "--expect-tied", "output").exit_code == 0
+    failed = invoke("check", str(built["untied"]), "--expect-tied", "output")
+    assert failed.exit_code == 1
+    assert "output.weight is untied" in failed.stdout
+
+
+# --- split files, folders, choosing a file ----------------------------------------------------
+
+
+def test_split_set_reads_as_one_model(built: dict[str, Path], tmp_path: Path) -> None:
+    parts = sorted(built["split"].glob("*.gguf"))
+    assert len(parts) >= 3
+    whole = report_of(str(built["tied"]))
+    for spec in (str(built["split"]), str(parts[1])):
+        report = report_of(spec)
+        assert report["parameters"] == whole["parameters"]
+        assert report["heads"] == whole["heads"]
+        assert report["checkpoint"]["files"] == [p.name for p in parts]
+        assert report["checkpoint"]["gguf"]["split_count"] == len(parts)
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for part in parts[:-1]:
+        shutil.copy(part, partial / part.name)
+    result = invoke("inspect", str(partial))
+    assert result.exit_code == 2
+    assert "parts are missing" in result.output and parts[-1].name in result.output
+
+
+def test_folder_of_several_models_lists_them(built: dict[str, Path], tmp_path: Path) -> None:
+    folder = built["tied"].parent
+    result = invoke("inspect", str(folder))
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    for name, quant in (("tied-Q8_0.gguf", "Q8_0"), ("untied-Q4_K_M.gguf", "Q4_K_M")):
+        assert f"{name} ({quant}," in result.output
+    chosen = report_of(str(folder), "--gguf-file", "untied-Q4_K_M.gguf")
+    assert chosen["checkpoint"]["files"] == ["untied-Q4_K_M.gguf"]
+    missing = invoke("inspect", str(folder), "--gguf-file", "nope.gguf")
+    assert missing.exit_code == 2 and "has no GGUF file 'nope.gguf'" in missing.output
+
+
+def test_untie_refuses_gguf(built: dict[str, Path], tmp_path: Path) -> None:
+    result = invoke("untie", str(built["tied"]), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "not GGUF files" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_gguf_path_imports_neither_torch_nor_transformers(built: dict[str, Path]) -> None:
+    code = (
+        "import sys\n"
+        "from gpt2tie.cli import main\n"
+        "try:\n"
+        f"    main(['inspect', {str(built['tied'])!r}, '--json'])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "loaded = [m for m in ('torch', 'transformers', 'gguf', 'numpy') if m in sys.modules]\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "LOADED []" in done.stderr
+    assert json.loads(done.stdout)["heads"][0]["tied"] is True
