@@ -63,6 +63,7 @@ def convert(
     drop: tuple[str, ...] = (),
     split_max_tensors: int = 0,
     metadata: dict[str, str] | None = None,
+    token_count: int | None = None,
 ) -> Path:
     """Write `hf_folder`'s stored tensors as a GGUF file (or split set) at `out`."""
     import json
@@ -81,7 +82,7 @@ def convert(
     writer.add_context_length(config.get("max_position_embeddings") or config["n_positions"])
     writer.add_embedding_length(HIDDEN)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    writer.add_token_list([f"t{i}" for i in range(config["vocab_size"])])
+    writer.add_token_list([f"token-{i:08d}" for i in range(token_count or config["vocab_size"])])
     for key, value in (metadata or {}).items():
         writer.add_string(key, value)
     tensors = []

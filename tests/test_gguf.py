@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import gguf
 import gguf_models
 import jsonschema
 import pytest
+from fake_hub import FakeHub, RunningHub
 from gguf import GGMLQuantizationType as Q
 from typer.testing import CliRunner
 
@@ -326,3 +328,87 @@ def test_gguf_path_imports_neither_torch_nor_transformers(built: dict[str, Path]
     assert done.returncode == 0, done.stderr
     assert "LOADED []" in done.stderr
     assert json.loads(done.stdout)["heads"][0]["tied"] is True
+
+
+# --- the Hub and the HF cache -----------------------------------------------------------------
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
+    monkeypatch.setenv("GPT2TIE_CACHE_DIR", str(tmp_path / "gpt2tie-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with RunningHub() as running:
+        monkeypatch.setenv("HF_ENDPOINT", running.url)
+        yield running
+
+
+def hub_report(tmp_path: Path, *args: str) -> Any:
+    return runner.invoke(
+        app, [*args, "--cache-dir", str(tmp_path / "hf-cache"), "--json"], env={"COLUMNS": "100"}
+    )
+
+
+def range_requests(hub: FakeHub, name: str) -> int:
+    return sum(1 for line in hub.requests if line.startswith("GET") and line.endswith(name))
+
+
+def test_hub_reads_the_header_by_growing_range_requests(
+    hub: FakeHub, built: dict[str, Path], tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    name = "big-vocab-Q8_0.gguf"
+    # ~1.3 MB of vocabulary: the header outgrows the first chunk several times over.
+    gguf_models.convert(built["hf-llama-tied"], repo / name, token_count=60_000)
+    gguf_models.convert(built["hf-llama-untied"], repo / "other-Q4_0.gguf", matrix_type=Q.Q4_0)
+    sha = hub.add_repo("org/tiny-GGUF", repo)
+    header = read_gguf_header(LocalFiles(repo), name)
+    size = (repo / name).stat().st_size
+
+    result = hub_report(tmp_path, "inspect", "org/tiny-GGUF", "--gguf-file", name)
+    assert result.exit_code == 0, result.output
+    remote = json.loads(result.stdout)
+    local = report_of(str(repo / name))
+    for key in ("parameters", "alias_groups", "heads", "findings"):
+        assert remote[key] == local[key], key
+    assert remote["source"]["kind"] == "hub" and remote["source"]["revision"] == sha
+    sent = hub.sent("org/tiny-GGUF", name)
+    requests = range_requests(hub, name)
+    # Doubling chunks: a handful of requests, and never much past the header's end.
+    assert header.data_start > 1_000_000
+    assert header.data_start <= sent <= 2 * header.data_start
+    assert sent < size
+    assert 3 <= requests <= 6
+    assert hub.sent("org/tiny-GGUF", "other-Q4_0.gguf") == 0
+
+    # The header is kept: a second run reads no byte of the file again.
+    again = hub_report(tmp_path, "inspect", "org/tiny-GGUF", "--gguf-file", name)
+    assert again.exit_code == 0, again.output
+    assert hub.sent("org/tiny-GGUF", name) == sent
+    assert range_requests(hub, name) == requests
+
+
+def test_hub_repo_of_several_gguf_files_is_listed(
+    hub: FakeHub, built: dict[str, Path], tmp_path: Path
+) -> None:
+    hub.add_repo("org/many-GGUF", built["tied"].parent)
+    result = hub_report(tmp_path, "inspect", "org/many-GGUF")
+    assert result.exit_code == 2
+    assert "holds 5 GGUF models, name one with --gguf-file" in result.output
+    assert "untied-Q4_K_M.gguf (Q4_K_M)" in result.output
+    assert not [line for line in hub.requests if "/resolve/" in line]
+
+
+def test_gguf_in_the_hf_cache_works_offline(built: dict[str, Path], tmp_path: Path) -> None:
+    sha = "ab" * 20
+    repo = tmp_path / "hf-cache" / "models--org--cached-GGUF"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir(parents=True)
+    shutil.copy(built["tied"], snapshot / built["tied"].name)
+    result = hub_report(tmp_path, "inspect", "org/cached-GGUF", "--offline")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["source"]["kind"] == "cache" and report["source"]["revision"] == sha
+    assert report["parameters"] == report_of(str(built["tied"]))["parameters"]

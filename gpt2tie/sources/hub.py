@@ -304,8 +304,8 @@ class RemoteFiles:
         if len(data) != length:
             raise CheckpointFormatError(name, "the Hub returned fewer bytes than asked for")
         with self._lock:
-            if offset == len(head) and _still_in_header(name, head):
-                head.extend(data)
+            if offset <= len(head) < offset + length and _still_in_header(name, head):
+                head.extend(data[len(head) - offset :])
         return data
 
     def read_into(self, name: str, offset: int, buffer: memoryview) -> None:

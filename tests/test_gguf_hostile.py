@@ -1,0 +1,223 @@
+"""Hostile GGUF files: every malformed header is one `Error:` line and exit 2, in bounded time
+and memory; and a fuzz run in which gpt2tie accepts a file only when llama.cpp's reader does.
+
+CI runs a fixed-seed, bounded number of examples. For a long local run:
+    GPT2TIE_FUZZ_EXAMPLES=100000 python -m pytest tests/test_gguf_hostile.py -q
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from gpt2tie.cli import app
+from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.formats.file_access import LocalFiles
+from gpt2tie.formats.gguf import read_gguf_header
+
+runner = CliRunner()
+EXAMPLES = int(os.environ.get("GPT2TIE_FUZZ_EXAMPLES", "200"))
+
+
+def text(value: str | bytes) -> bytes:
+    raw = value.encode() if isinstance(value, str) else value
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def gguf_bytes(
+    *,
+    magic: bytes = b"GGUF",
+    version: int = 3,
+    kvs: list[bytes] | None = None,
+    infos: list[bytes] | None = None,
+    tensor_count: int | None = None,
+    kv_count: int | None = None,
+    data: bytes = b"\0" * 64,
+) -> bytes:
+    """A GGUF file assembled field by field, so that any field can be wrong."""
+    kvs = [kv("general.architecture", 8, text("llama"))] if kvs is None else kvs
+    infos = [info("token_embd.weight", (4, 4), 0, 0)] if infos is None else infos
+    head = magic + struct.pack(
+        "<IQQ",
+        version,
+        len(infos) if tensor_count is None else tensor_count,
+        len(kvs) if kv_count is None else kv_count,
+    )
+    head += b"".join(kvs) + b"".join(infos)
+    head += b"\0" * (-len(head) % 32)
+    return head + data
+
+
+def kv(key: str | bytes, value_type: int, value: bytes) -> bytes:
+    return text(key) + struct.pack("<I", value_type) + value
+
+
+def info(name: str, dims: tuple[int, ...], type_id: int, offset: int) -> bytes:
+    return (
+        text(name)
+        + struct.pack("<I", len(dims))
+        + b"".join(struct.pack("<Q", d) for d in dims)
+        + struct.pack("<IQ", type_id, offset)
+    )
+
+
+CASES = {
+    "wrong magic": (gguf_bytes(magic=b"GGML"), "no GGUF magic"),
+    "version 1": (gguf_bytes(version=1), "GGUF version 1 is not supported"),
+    "version 4": (gguf_bytes(version=4), "GGUF version 4 is not supported"),
+    "absurd tensor count": (gguf_bytes(tensor_count=2**63), "more than the file can hold"),
+    "absurd key count": (gguf_bytes(kv_count=2**40), "more than the file can hold"),
+    "string past EOF": (
+        gguf_bytes(kvs=[struct.pack("<Q", 2**62) + b"general"]),
+        "runs past the end of the file",
+    ),
+    "array past EOF": (
+        gguf_bytes(kvs=[kv("a", 9, struct.pack("<IQ", 4, 2**60))]),
+        "an array of 1,152,921,504,606,846,976 items runs past the end",
+    ),
+    "string array past EOF": (
+        gguf_bytes(kvs=[kv("a", 9, struct.pack("<IQ", 8, 12) + text("x"))], data=b""),
+        "an array of 12 items runs past the end of the file",
+    ),
+    "unknown value type": (gguf_bytes(kvs=[kv("a", 77, b"")]), "unknown metadata value type 77"),
+    "arrays nested too deep": (
+        gguf_bytes(kvs=[kv("a", 9, struct.pack("<IQ", 9, 1) * 6)]),
+        "nest too deeply",
+    ),
+    "key not UTF-8": (gguf_bytes(kvs=[kv(b"\xff\xfe", 4, b"\0" * 4)]), "not valid UTF-8"),
+    "duplicate key": (
+        gguf_bytes(kvs=[kv("a", 4, b"\0" * 4), kv("a", 4, b"\0" * 4)]),
+        "metadata key 'a' appears twice",
+    ),
+    "five dimensions": (
+        gguf_bytes(infos=[info("t", (1, 1, 1, 1, 1), 0, 0)]),
+        "has 5 dimensions",
+    ),
+    "unknown tensor type": (gguf_bytes(infos=[info("t", (4,), 99, 0)]), "unknown tensor type 99"),
+    "row not whole blocks": (
+        gguf_bytes(infos=[info("t", (16, 2), 8, 0)]),
+        "not a whole number of Q8_0 blocks",
+    ),
+    "misaligned offset": (gguf_bytes(infos=[info("t", (4,), 0, 3)]), "is not aligned"),
+    "data past EOF": (
+        gguf_bytes(infos=[info("t", (16, 16), 0, 0)]),
+        "its data runs past the end of the file",
+    ),
+    "impossible shape": (
+        gguf_bytes(infos=[info("t", (2**40, 2**40), 0, 0)]),
+        "impossible shape",
+    ),
+    "duplicate tensor": (
+        gguf_bytes(infos=[info("t", (4,), 0, 0), info("t", (4,), 0, 32)]),
+        "tensor 't' appears twice",
+    ),
+    "bad alignment": (
+        gguf_bytes(kvs=[kv("general.alignment", 4, struct.pack("<I", 3))]),
+        "general.alignment 3 is not a positive power of two",
+    ),
+    "empty file": (b"", "no GGUF magic"),
+    "header cut short": (gguf_bytes()[:96], "ends inside its GGUF header"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_malformed_header_is_one_error_line(case: str, tmp_path: Path) -> None:
+    content, expected = CASES[case]
+    path = tmp_path / "model.gguf"
+    path.write_bytes(content)
+    result = runner.invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: model.gguf: ")
+    assert result.output.count("\n") == 1
+    assert expected in result.output
+
+
+def test_every_truncation_of_a_real_header_is_refused(tmp_path: Path) -> None:
+    path = _small_real_file(tmp_path)
+    whole = path.read_bytes()
+    header = read_gguf_header(LocalFiles(tmp_path), path.name)
+    cut = tmp_path / "cut.gguf"
+    for end in range(0, header.data_start + 1, 7):
+        cut.write_bytes(whole[:end])
+        with pytest.raises(CheckpointFormatError):
+            read_gguf_header(LocalFiles(tmp_path), cut.name)
+
+
+def test_big_endian_file_reads_like_the_reference(tmp_path: Path) -> None:
+    path = tmp_path / "be.gguf"
+    writer = gguf.GGUFWriter(path, "llama", endianess=gguf.GGUFEndian.BIG)
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.ones((8, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    ours = read_gguf_header(LocalFiles(tmp_path), path.name)
+    reader = gguf.GGUFReader(path)
+    assert ours.byte_order == "big"
+    assert ours.metadata["llama.block_count"] == 1
+    assert [(t.name, t.dims) for t in ours.tensors] == [
+        (t.name, tuple(int(d) for d in t.shape)) for t in reader.tensors
+    ]
+
+
+def _small_real_file(folder: Path) -> Path:
+    path = folder / "small.gguf"
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(1)
+    writer.add_token_list([f"t{i}" for i in range(40)])
+    writer.add_array("llama.some_list", [1, 2, 3])
+    writer.add_tensor("token_embd.weight", np.ones((8, 32), dtype=np.float32))
+    writer.add_tensor(
+        "blk.0.attn_q.weight",
+        gguf.quants.quantize(np.ones((32, 32), dtype=np.float32), gguf.GGMLQuantizationType.Q8_0),
+        raw_dtype=gguf.GGMLQuantizationType.Q8_0,
+    )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def seed_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return _small_real_file(tmp_path_factory.mktemp("seed")).read_bytes()
+
+
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
+@given(data=st.data())
+def test_fuzzed_headers_are_refused_cleanly_or_read_as_the_reference(
+    seed_file: bytes, data: st.DataObject
+) -> None:
+    content = bytearray(seed_file)
+    for _ in range(data.draw(st.integers(1, 6))):
+        position = data.draw(st.integers(0, min(len(content), 1200) - 1))
+        content[position] = data.draw(st.integers(0, 255))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "f.gguf"
+        path.write_bytes(bytes(content))
+        try:
+            ours = read_gguf_header(LocalFiles(Path(folder)), "f.gguf")
+        except CheckpointFormatError:
+            return
+        # Accepted: llama.cpp's reader must read the same tensors from it.
+        reader = gguf.GGUFReader(path)
+        assert [(t.name, t.dims, t.ggml_type.name) for t in ours.tensors] == [
+            (t.name, tuple(int(d) for d in t.shape), t.tensor_type.name) for t in reader.tensors
+        ]
