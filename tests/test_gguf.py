@@ -412,3 +412,34 @@ def test_gguf_in_the_hf_cache_works_offline(built: dict[str, Path], tmp_path: Pa
     report = json.loads(result.stdout)
     assert report["source"]["kind"] == "cache" and report["source"]["revision"] == sha
     assert report["parameters"] == report_of(str(built["tied"]))["parameters"]
+
+
+def test_70b_shaped_header_without_torch_in_bounded_memory(tmp_path: Path) -> None:
+    """The benchmark's 70B file (sparse): right tie and counts, no torch, ≤ 200 MB peak RSS."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        from gguf_header import BLOCKS, FFN, HIDDEN, KV, VOCAB, write_70b_header
+    finally:
+        sys.path.pop(0)
+    path = tmp_path / "70b.gguf"
+    write_70b_header(path)
+    per_block = 2 * HIDDEN + 2 * HIDDEN * HIDDEN + 2 * KV * HIDDEN + 3 * FFN * HIDDEN
+    expected = 2 * VOCAB * HIDDEN + HIDDEN + BLOCKS * per_block
+    code = (
+        "import resource, sys\n"
+        "from gpt2tie.cli import main\n"
+        "try:\n"
+        f"    main(['count-params', {str(path)!r}, '--json'])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        "print('PEAK', peak, 'torch' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert counts["parameters"]["unique"] == expected
+    assert counts["parameters"]["duplicated"] == 0  # output.weight is stored: untied
+    _, peak_mb, torch_loaded = done.stderr.split()[-3:]
+    assert torch_loaded == "False"
+    assert int(peak_mb) <= 200
