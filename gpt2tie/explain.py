@@ -18,6 +18,11 @@ _BYTES_PER_FLOAT32 = 4
 
 def explain(report: InspectReport, name: str | None = None) -> ExplainReport:
     """Explain `name` (a parameter or module), or every tied head when `name` is None."""
+    if report.checkpoint is not None and report.checkpoint.format == "gguf":
+        raise InputError(
+            "explain describes what a tie means for a transformers model (training, saving, "
+            "loading); for a GGUF file run `gpt2tie inspect FILE --hf MODEL`"
+        )
     if name is None:
         subjects = [(head.module, head.parameter) for head in report.heads if head.tied]
         if not subjects:

@@ -87,7 +87,7 @@ def test_type_tables_match_the_gguf_package() -> None:
     reference = {int(t): (t.name, *gguf.GGML_QUANT_SIZES[t]) for t in gguf.GGMLQuantizationType}
     ours = {i: (t.name, t.block_size, t.type_size) for i, t in GGML_TYPES.items()}
     assert ours == reference
-    assert FILE_TYPES == {int(t): t.name for t in gguf.LlamaFileType}
+    assert {int(t): t.name for t in gguf.LlamaFileType} == FILE_TYPES
 
 
 def test_architectures_without_output_tensor_are_all_classified() -> None:
@@ -176,7 +176,8 @@ def test_per_type_counts_match_the_reference_reader(built: dict[str, Path]) -> N
     assert result.exit_code == 0, result.output
     counts = json.loads(result.stdout)
     jsonschema.validate(counts, SCHEMA, cls=jsonschema.Draft202012Validator)
-    got = {row["dtype"]: [row["tensors"], row["parameters"], row["bytes"]] for row in counts["by_dtype"]}
+    rows = counts["by_dtype"]
+    got = {row["dtype"]: [row["tensors"], row["parameters"], row["bytes"]] for row in rows}
     assert got == expected
     gguf_rows = report_of(str(built["untied"]))["checkpoint"]["gguf"]["by_type"]
     assert {r["type"]: [r["tensors"], r["parameters"], r["bytes"]] for r in gguf_rows} == expected
@@ -306,6 +307,13 @@ def test_folder_of_several_models_lists_them(built: dict[str, Path], tmp_path: P
     assert missing.exit_code == 2 and "has no GGUF file 'nope.gguf'" in missing.output
 
 
+def test_explain_and_load_refuse_gguf(built: dict[str, Path]) -> None:
+    explained = invoke("explain", str(built["tied"]))
+    assert explained.exit_code == 2 and "for a GGUF file run" in explained.output
+    loaded = invoke("inspect", str(built["tied"]), "--load")
+    assert loaded.exit_code == 2 and "GGUF files are not for" in loaded.output
+
+
 def test_untie_refuses_gguf(built: dict[str, Path], tmp_path: Path) -> None:
     result = invoke("untie", str(built["tied"]), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2
@@ -426,13 +434,15 @@ def test_70b_shaped_header_without_torch_in_bounded_memory(tmp_path: Path) -> No
     per_block = 2 * HIDDEN + 2 * HIDDEN * HIDDEN + 2 * KV * HIDDEN + 3 * FFN * HIDDEN
     expected = 2 * VOCAB * HIDDEN + HIDDEN + BLOCKS * per_block
     code = (
-        "import resource, sys\n"
+        "import re, sys\n"
         "from gpt2tie.cli import main\n"
         "try:\n"
         f"    main(['count-params', {str(path)!r}, '--json'])\n"
         "except SystemExit as exc:\n"
         "    assert not exc.code, exc.code\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        # VmHWM starts at exec; ru_maxrss would include the pytest process it was forked from.
+        "status = open('/proc/self/status').read()\n"
+        "peak = int(re.search(r'VmHWM:\\s+(\\d+) kB', status)[1]) // 1024\n"
         "print('PEAK', peak, 'torch' in sys.modules, file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

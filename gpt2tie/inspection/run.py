@@ -34,6 +34,8 @@ def inspect_model(
     `explain` and `gpt2tie.inspect()`. `note` hears what resolving noticed; `progress` is
     used when values have to come over the network."""
     model_source, chosen = prepare(spec, source_options, options, values, note, progress)
+    if model_source.gguf is not None and options.load:
+        raise InputError("--load runs transformers' from_pretrained, which GGUF files are not for")
     return inspect_source(model_source, chosen, source_options)
 
 

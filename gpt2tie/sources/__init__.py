@@ -6,9 +6,9 @@ from pathlib import Path
 
 from gpt2tie.errors import InputError
 from gpt2tie.sources import builtin, local
-from gpt2tie.sources.hub import looks_like_repo_id
 from gpt2tie.sources.hub_http import HubUnreachable, SourceOptions, checked_subfolder
 from gpt2tie.sources.model_source import ModelSource
+from gpt2tie.sources.repo_ids import looks_like_repo_id
 
 __all__ = ["ModelSource", "SourceOptions", "resolve"]
 
