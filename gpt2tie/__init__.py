@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     import torch
 
     from gpt2tie.results import AliasGroup, CountReport, InspectReport
+    from gpt2tie.results_memory import TrainableCounts
     from gpt2tie.sources import SourceOptions
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "find_aliases",
     "inspect",
     "inspect_module",
+    "trainable_counts",
 ]
 
 
@@ -71,16 +73,24 @@ def count_params(
     timeout: float | None = None,
     gguf_file: str | None = None,
     hf: str | None = None,
+    memory: bool = False,
+    context: int = 4096,
+    batch: int = 1,
 ) -> CountReport:
-    """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes."""
-    from gpt2tie.inspection.options import InspectOptions
+    """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes.
+
+    `memory=True` adds the memory estimate (`report.memory`), with a KV cache for `batch`
+    sequences of `context` tokens.
+    """
+    from gpt2tie.inspection.options import InspectOptions, MemoryOptions
     from gpt2tie.inspection.run import count_model
 
     hub = _hub_options(
         revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
     )
     options = InspectOptions(class_name, trust_remote_code, hf_reference=hf)
-    return count_model(model_spec, hub, depth, options, check_values)
+    sizes = MemoryOptions(context, batch) if memory else None
+    return count_model(model_spec, hub, depth, options, check_values, memory=sizes)
 
 
 def _hub_options(
@@ -114,6 +124,14 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
     from gpt2tie.inspection.live_module import inspect_module as inspect_live
 
     return inspect_live(module)
+
+
+def trainable_counts(module: torch.nn.Module) -> TrainableCounts:
+    """A live module's trainable and frozen parameters (`requires_grad`), each tensor once:
+    freezing a tied embedding freezes its head, and the pair is counted once."""
+    from gpt2tie.model.memory import trainable_counts as count
+
+    return count(module)
 
 
 def find_aliases(module: torch.nn.Module) -> list[AliasGroup]:

@@ -8,6 +8,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gpt2tie.results_memory import MemoryEstimate
+
 SCHEMA_VERSION = 1
 
 SourceKind = Literal["local", "builtin", "cache", "hub", "module"]
@@ -271,6 +273,7 @@ class CountReport:
     by_dtype_source: Literal["checkpoint", "config"]
     # The same findings as `inspect`: a CI job counting parameters cannot miss a refused tie.
     findings: tuple[Finding, ...] = ()
+    memory: MemoryEstimate | None = None  # with --memory
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import typer
 from gpt2tie.cli import run, terminal
 from gpt2tie.cli.help_text import COMMANDS
 from gpt2tie.cli.options import (
+    MEMORY_PANEL,
     CacheDirOption,
     ClassOption,
     FailOn,
@@ -158,6 +159,35 @@ def count_params(
     max_modules: MaxModulesOption = None,
     gguf_file: GgufFileOption = None,
     hf: HfOption = None,
+    memory: Annotated[
+        bool,
+        typer.Option(
+            "--memory",
+            help="Also estimate memory: weights per dtype, KV cache, AdamW training, MoE "
+            "active parameters (a tied pair counted once).",
+            rich_help_panel=MEMORY_PANEL,
+        ),
+    ] = False,
+    context: Annotated[
+        int,
+        typer.Option(
+            "--context",
+            metavar="TOKENS",
+            callback=at_least_one,
+            help="Tokens per sequence the KV cache is sized for.",
+            rich_help_panel=MEMORY_PANEL,
+        ),
+    ] = 4096,
+    batch: Annotated[
+        int,
+        typer.Option(
+            "--batch",
+            metavar="N",
+            callback=at_least_one,
+            help="Sequences the KV cache is sized for.",
+            rich_help_panel=MEMORY_PANEL,
+        ),
+    ] = 1,
 ) -> None:
     """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""
     hub = hub_options(
@@ -166,7 +196,8 @@ def count_params(
     options = run.inspect_options(
         class_name, trust_remote_code, no_cache, max_modules, hf_reference=hf
     )
-    report = run.count_on_terminal(model, hub, depth, options, values)
+    sizes = run.memory_options(context, batch) if memory else None
+    report = run.count_on_terminal(model, hub, depth, options, values, sizes)
     terminal.emit(report, json_output)
 
 

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gpt2tie.sources import SourceOptions
 
 HUB_PANEL = "Hub and HF cache"
+MEMORY_PANEL = "Memory (--memory)"
 
 
 def at_least_one(value: float | None) -> float | None:

@@ -12,7 +12,7 @@ from gpt2tie.cli.options import hub_options
 from gpt2tie.results import CountReport, InspectReport
 
 if TYPE_CHECKING:
-    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.inspection.options import InspectOptions, MemoryOptions
     from gpt2tie.rewrite.plan import RewritePlan
     from gpt2tie.sources import ModelSource, SourceOptions
 
@@ -72,8 +72,19 @@ def inspect_on_terminal(
         progress.close()
 
 
+def memory_options(context: int, batch: int) -> MemoryOptions:
+    from gpt2tie.inspection.options import MemoryOptions
+
+    return MemoryOptions(context, batch)
+
+
 def count_on_terminal(
-    model: str | None, hub: SourceOptions, depth: int, options: InspectOptions, values: bool | None
+    model: str | None,
+    hub: SourceOptions,
+    depth: int,
+    options: InspectOptions,
+    values: bool | None,
+    memory: MemoryOptions | None = None,
 ) -> CountReport:
     """Count MODEL's parameters, with the same notes and progress as inspect."""
     from gpt2tie.inspection.run import count_model
@@ -81,7 +92,9 @@ def count_on_terminal(
     progress = terminal.RemoteValueProgress()
     try:
         with terminal.working(f"Counting {model or '.'}"):
-            return count_model(model_spec(model), hub, depth, options, values, note, progress)
+            return count_model(
+                model_spec(model), hub, depth, options, values, note, progress, memory
+            )
     finally:
         progress.close()
 

@@ -10,7 +10,8 @@ from gpt2tie.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 from gpt2tie.inspection.findings import FindingInputs, IdenticalUntiedHead, collect_findings
-from gpt2tie.inspection.options import InspectOptions
+from gpt2tie.inspection.memory_report import memory_estimate
+from gpt2tie.inspection.options import InspectOptions, MemoryOptions
 from gpt2tie.loading.prediction import LoadPrediction, predict_load, untie
 from gpt2tie.loading.values import stored_values_equal
 from gpt2tie.model.aliases import ParameterTable, alias_groups, parameter_table
@@ -82,6 +83,7 @@ class _Analysis:
     heads: tuple[Head, ...]
     checkpoint: CheckpointSummary | None
     findings: tuple[Finding, ...]
+    redundant_bytes: int = 0
 
 
 def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
@@ -136,6 +138,7 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
             checkpoint, table, prediction, options, log_lines, head_bytes_read
         )
     info = _model_info(model_source, skeleton)
+    redundant = _redundant_copy_bytes(checkpoint, prediction)
     findings = collect_findings(
         FindingInputs(
             class_name=skeleton.class_name,
@@ -146,14 +149,16 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
             alias_groups=groups,
             heads=heads,
             prediction=prediction,
-            redundant_copy_bytes=_redundant_copy_bytes(checkpoint, prediction),
+            redundant_copy_bytes=redundant,
             stored_buffers=_stored_buffers(model, prediction),
             identical_untied_heads=identical,
             transformers_log=log_lines,
             tie_flag_in_file=_flag_in_file(model_source.config),
         )
     )
-    return _Analysis(skeleton, model, table, info, groups, heads, summary, findings)
+    return _Analysis(
+        skeleton, model, table, info, groups, heads, summary, findings, sum(redundant.values())
+    )
 
 
 def build_inspect_report(model_source: ModelSource, options: InspectOptions) -> InspectReport:
@@ -171,9 +176,22 @@ def build_inspect_report(model_source: ModelSource, options: InspectOptions) -> 
 
 
 def build_count_report(
-    model_source: ModelSource, depth: int, options: InspectOptions
+    model_source: ModelSource,
+    depth: int,
+    options: InspectOptions,
+    memory: MemoryOptions | None = None,
 ) -> CountReport:
     analysis = _analyze(model_source, options)
+    estimate = None
+    if memory is not None:
+        estimate = memory_estimate(
+            analysis.model,
+            analysis.skeleton.config,
+            analysis.table,
+            analysis.checkpoint,
+            analysis.redundant_bytes,
+            memory,
+        )
     checkpoint = model_source.checkpoint
     if checkpoint is not None:
         by_dtype = dtype_counts_from_checkpoint(checkpoint.tensors)
@@ -188,6 +206,7 @@ def build_count_report(
         by_dtype=tuple(by_dtype),
         by_dtype_source="checkpoint" if checkpoint is not None else "config",
         findings=analysis.findings,
+        memory=estimate,
     )
 
 

@@ -26,3 +26,11 @@ class InspectOptions:
             "check_values": self.check_values,
             "load": self.load,
         }
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """`count-params --memory`: the sequences the KV cache is sized for."""
+
+    context: int = 4096
+    batch: int = 1

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from gpt2tie.errors import Gpt2tieError, InputError
 from gpt2tie.formats.tensor_values import ValueProgress
-from gpt2tie.inspection.options import InspectOptions
+from gpt2tie.inspection.options import InspectOptions, MemoryOptions
 from gpt2tie.inspection.result_cache import cached
 from gpt2tie.results import CountReport, InspectReport
 from gpt2tie.sources import SourceOptions, resolve
@@ -47,10 +47,12 @@ def count_model(
     values: bool | None = None,
     note: Callable[[str], None] | None = None,
     progress: ValueProgress | None = None,
+    memory: MemoryOptions | None = None,
 ) -> CountReport:
-    """The same path for `gpt2tie count-params` and `gpt2tie.count_params()`."""
+    """The same path for `gpt2tie count-params` and `gpt2tie.count_params()`; `memory` adds
+    the memory estimate."""
     model_source, chosen = prepare(spec, source_options, options, values, note, progress)
-    return count_source(model_source, depth, chosen, source_options)
+    return count_source(model_source, depth, chosen, source_options, memory)
 
 
 def gguf_reference(
@@ -134,9 +136,12 @@ def count_source(
     depth: int = 1,
     options: InspectOptions | None = None,
     source_options: SourceOptions | None = None,
+    memory: MemoryOptions | None = None,
 ) -> CountReport:
     """The count-params report of `model_source`."""
     chosen = options or InspectOptions()
+    if model_source.gguf is not None and memory is not None:
+        raise InputError("--memory needs a Hugging Face model (config.json), not a GGUF file")
     if model_source.gguf is not None:
         from gpt2tie.inspection.gguf_report import build_gguf_count_report
 
@@ -146,7 +151,9 @@ def count_source(
     def compute() -> CountReport:
         from gpt2tie.inspection.build import build_count_report
 
-        return build_count_report(model_source, depth, chosen)
+        return build_count_report(model_source, depth, chosen, memory)
 
-    key = {**chosen.cache_key_part(), "depth": depth}
+    key: dict[str, object] = {**chosen.cache_key_part(), "depth": depth}
+    if memory is not None:
+        key["memory"] = [memory.context, memory.batch]
     return cached(CountReport, model_source, key, compute, chosen.use_cache)

@@ -1,0 +1,195 @@
+"""Bytes from the built model and its config: weights per dtype, the largest block, the KV cache
+as transformers' cache stores it, AdamW training state, and MoE total vs active parameters.
+
+Every figure counts a tied pair once: it is one tensor, with one gradient and one optimizer state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gpt2tie.results_memory import (
+    KvCache,
+    LargestBlock,
+    MoeCounts,
+    TrainableCounts,
+    TrainingBytes,
+    WeightBytes,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from gpt2tie.model.aliases import ParameterTable
+
+# Bytes per parameter of the dtypes a user asks "does it fit" for.
+DTYPE_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "int4": 0.5}
+GROWING = {"full_attention", "attention", "global_attention"}
+WINDOWED = {"sliding_attention", "chunked_attention", "local_attention"}
+
+
+def weights_as_loaded(unique: int, load_dtype: str) -> tuple[WeightBytes, ...]:
+    order = [load_dtype, *(d for d in DTYPE_BYTES if d != load_dtype)]
+    return tuple(
+        WeightBytes(dtype, round(unique * DTYPE_BYTES.get(dtype, 4.0))) for dtype in order
+    )
+
+
+def largest_block(model: torch.nn.Module, bytes_per_parameter: float) -> LargestBlock | None:
+    """The largest module `device_map` keeps on one device: an instance of a class in the
+    model's `_no_split_modules`, or a module with its own weights outside any of them."""
+    keep_whole = set(getattr(model, "_no_split_modules", None) or ())
+    best: tuple[int, str, str] | None = None
+    seen: set[int] = set()
+
+    def visit(name: str, module: torch.nn.Module) -> None:
+        nonlocal best
+        if type(module).__name__ in keep_whole:
+            count = _unique_numel(module.parameters(), seen)
+        else:
+            count = _unique_numel(module.parameters(recurse=False), seen)
+            for child_name, child in module.named_children():
+                visit(f"{name}.{child_name}" if name else child_name, child)
+        if count and (best is None or count > best[0]):
+            best = (count, name or "(model)", type(module).__name__)
+
+    visit("", model)
+    if best is None:
+        return None
+    count, name, class_name = best
+    return LargestBlock(name, class_name, count, round(count * bytes_per_parameter))
+
+
+def _unique_numel(parameters: Any, seen: set[int]) -> int:
+    """Parameters not counted before: a tied head's weight belongs to the embedding's block."""
+    total = 0
+    for parameter in parameters:
+        if id(parameter) not in seen:
+            seen.add(id(parameter))
+            total += parameter.numel()
+    return total
+
+
+def kv_cache(
+    config: Any, element_bytes: int, dtype: str, context: int, batch: int
+) -> KvCache | None:
+    """The cache transformers builds for `batch` sequences of `context` tokens (None for a
+    model that does not generate with a cache)."""
+    text = config.get_text_config(decoder=True)
+    heads = _first_int(text, "decoder_attention_heads", "num_attention_heads")
+    layers = _first_int(text, "decoder_layers", "num_decoder_layers", "num_hidden_layers")
+    if not heads or not layers:
+        return None
+    kv_heads = _first_int(text, "num_key_value_heads") or heads
+    head_dim = _first_int(text, "head_dim", "d_kv") or _first_int(text, "hidden_size") // heads
+    latent = _first_int(text, "kv_lora_rank")
+    per_layer = (
+        latent + _first_int(text, "qk_rope_head_dim") if latent else 2 * kv_heads * head_dim
+    )
+    types = list(getattr(text, "layer_types", None) or ())[:layers]
+    window = _first_int(text, "sliding_window", "attention_chunk_size")
+    if not types:
+        use_window = window and getattr(text, "use_sliding_window", True) is not False
+        types = ["sliding_attention" if use_window else "full_attention"] * layers
+    full = sum(1 for t in types if t in GROWING)
+    sliding = sum(1 for t in types if t in WINDOWED) if window else 0
+    full += sum(1 for t in types if t in WINDOWED) if not window else 0
+    kept = min(context, window - 1) if window else context
+    self_bytes = (full * context + sliding * kept) * per_layer * element_bytes * batch
+    cross = 0
+    if getattr(config, "is_encoder_decoder", False):
+        cross = layers * 2 * heads * head_dim * context * element_bytes * batch
+    return KvCache(
+        dtype=dtype,
+        context=context,
+        batch=batch,
+        full_attention_layers=full,
+        sliding_window_layers=sliding,
+        sliding_window=window - 1 if window and sliding else None,
+        latent_attention=bool(latent),
+        other_layers=layers - full - sliding,
+        per_token_bytes=full * per_layer * element_bytes,
+        self_attention_bytes=self_bytes,
+        cross_attention_bytes=cross,
+        total_bytes=self_bytes + cross,
+    )
+
+
+def _first_int(config: Any, *names: str) -> int:
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
+
+
+def training(unique: int, frozen: int, scenario: str) -> TrainingBytes:
+    """AdamW, mixed precision: bf16 weights and gradients, an fp32 master copy and two fp32
+    moments per trainable parameter (16 bytes), 2 bytes per frozen one."""
+    trainable = unique - frozen
+    weights, gradients = 2 * unique, 2 * trainable
+    master, moments = 4 * trainable, 8 * trainable
+    return TrainingBytes(
+        scenario=scenario,
+        trainable_parameters=trainable,
+        frozen_parameters=frozen,
+        weights_bytes=weights,
+        gradient_bytes=gradients,
+        master_weights_bytes=master,
+        optimizer_state_bytes=moments,
+        total_bytes=weights + gradients + master + moments,
+    )
+
+
+def moe_counts(model: torch.nn.Module, config: Any, unique: int) -> MoeCounts | None:
+    """Routed experts: fused `…Experts` modules (one tensor per weight, experts first) or an
+    `experts` ModuleList; a token runs through `experts_per_token` of them per MoE layer."""
+    import torch
+
+    text = config.get_text_config(decoder=True)
+    per_token = _first_int(text, "num_experts_per_tok", "moe_topk", "num_experts_per_token")
+    layers, routed, experts = 0, 0, 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] == "experts":
+            count = len(module)
+        elif type(module).__name__.endswith("Experts") and "Shared" not in type(module).__name__:
+            shapes = [p.shape for p in module.parameters(recurse=False)]
+            if not shapes or len({s[0] for s in shapes if len(s)}) != 1:
+                continue
+            count = shapes[0][0]
+        else:
+            continue
+        layers += 1
+        experts = count
+        routed += sum(p.numel() for p in module.parameters())
+    if not layers or not per_token or experts < per_token:
+        return None
+    unused = routed * (experts - per_token) // experts
+    return MoeCounts(
+        experts=experts,
+        experts_per_token=per_token,
+        moe_layers=layers,
+        routed_expert_parameters=routed,
+        total_parameters=unique,
+        active_parameters=unique - unused,
+    )
+
+
+def trainable_counts(module: torch.nn.Module) -> TrainableCounts:
+    """Parameters by `requires_grad`, each tensor once (a tied pair is one tensor)."""
+    trainable = frozen = trainable_tensors = frozen_tensors = 0
+    for parameter in module.parameters():  # yields each Parameter object once
+        if parameter.requires_grad:
+            trainable += parameter.numel()
+            trainable_tensors += 1
+        else:
+            frozen += parameter.numel()
+            frozen_tensors += 1
+    return TrainableCounts(trainable, frozen, trainable_tensors, frozen_tensors)
+
+
+def frozen_embedding_numel(model: torch.nn.Module, table: ParameterTable) -> int:
+    """The input embedding's parameters (a tied head freezes with it: one tensor)."""
+    getter = getattr(model, "get_input_embeddings", None)
+    weight = getattr(getter() if callable(getter) else None, "weight", None)
+    return int(weight.numel()) if weight is not None and id(weight) in table.objects else 0
