@@ -53,6 +53,22 @@ class FakeHub:
         return self.bytes_sent[(repo_id, file_name)]
 
 
+def _card_metadata(files: dict[str, bytes]) -> dict[str, Any]:
+    """What the Hub derives from config.json: `config` (model_type, architectures, auto_map)
+    and `library_name` — accelerate's estimate-memory asks for them."""
+    try:
+        config = json.loads(files["config.json"])
+    except (KeyError, ValueError):
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    keys = ("model_type", "architectures", "auto_map")
+    return {
+        "config": {key: config[key] for key in keys if key in config},
+        "library_name": "transformers",
+    }
+
+
 def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -78,6 +94,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, send_body: bool) -> None:
             hub.requests.append(f"{self.command} {self.path}")
+            tree = re.match(r"^/api/models/(.+?)/tree/([^/?]+)(?:\?.*)?$", self.path)
+            if tree:
+                self._tree(tree.group(1), tree.group(2))
+                return
             api = re.match(r"^/api/models/(.+?)(?:/revision/([^/?]+))?(?:\?.*)?$", self.path)
             resolve = re.match(r"^/(.+?)/resolve/([^/]+)/(.+?)(?:\?.*)?$", self.path)
             match = api or resolve
@@ -114,6 +134,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                         "sha": sha,
                         "private": False,
                         "siblings": [{"rfilename": name} for name in sorted(files)],
+                        **_card_metadata(files),
                     }
                 ).encode()
                 self.send_response(200)
@@ -128,6 +149,23 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self._error(404, "EntryNotFound")
                 return
             self._send_file(match.group(1), name, files[name], sha, send_body)
+
+        def _tree(self, repo_id: str, revision: str) -> None:
+            """The Hub's file listing (`/api/models/{id}/tree/{rev}`), as hf-mem asks for it."""
+            repo = hub.repos.get(repo_id)
+            sha = None if repo is None else repo.refs.get(revision, revision)
+            if repo is None or sha not in repo.revisions:
+                self._error(404, "RepoNotFound")
+                return
+            files = repo.revisions[sha]
+            body = json.dumps(
+                [{"type": "file", "path": name, "size": len(data)} for name, data in files.items()]
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _send_file(self, repo_id: str, name: str, content: bytes, sha: str, body: bool) -> None:
             ranged = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))

@@ -56,6 +56,7 @@ COMMANDS: dict[str, CommandHelp] = {
             ("gpt2tie count-params gpt2", ""),
             ("gpt2tie count-params ./checkpoint --depth 2", ""),
             ("gpt2tie count-params ./checkpoint --json | jq '.parameters.unique'", ""),
+            ("gpt2tie count-params gpt2 --memory --context 8192", "will it fit? (bytes)"),
         ),
     ),
     "check": CommandHelp(

@@ -1,0 +1,282 @@
+"""`count-params --memory` against what real models really allocate: parameters' bytes on a
+loaded instance, the KV cache a forward pass builds, AdamW's state after a step, and the
+experts a router really picks."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import torch
+import transformers
+from typer.testing import CliRunner
+
+import gpt2tie
+from gpt2tie.cli import app
+
+runner = CliRunner()
+SCHEMA = json.loads(
+    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
+)
+TOKENS = 20
+
+SMALL = {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4}
+CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "llama-gqa": ("LlamaConfig", {**SMALL, "num_hidden_layers": 2, "num_key_value_heads": 2}),
+    "gpt2": ("GPT2Config", {"vocab_size": 64, "n_embd": 32, "n_layer": 2, "n_head": 4,
+                            "bos_token_id": 0, "eos_token_id": 0}),
+    "mistral-sliding": ("MistralConfig", {**SMALL, "num_hidden_layers": 2,
+                                          "num_key_value_heads": 2, "sliding_window": 8}),
+    "gemma2-alternating": ("Gemma2Config", {**SMALL, "num_hidden_layers": 4,
+                                            "num_key_value_heads": 2, "head_dim": 8,
+                                            "sliding_window": 8}),
+    "deepseek-v3-mla": ("DeepseekV3Config", {
+        **SMALL, "moe_intermediate_size": 16, "num_hidden_layers": 3, "num_key_value_heads": 4,
+        "n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1,
+        "kv_lora_rank": 16, "q_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8,
+        "v_head_dim": 8, "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1}),
+    "qwen3-next-hybrid": ("Qwen3NextConfig", {
+        **SMALL, "moe_intermediate_size": 16, "shared_expert_intermediate_size": 16,
+        "num_hidden_layers": 4, "num_key_value_heads": 2, "head_dim": 8, "num_experts": 4,
+        "num_experts_per_tok": 2, "linear_num_value_heads": 2, "linear_num_key_heads": 2,
+        "linear_key_head_dim": 8, "linear_value_head_dim": 8}),
+    "mixtral": ("MixtralConfig", {**SMALL, "num_hidden_layers": 2, "num_key_value_heads": 2,
+                                  "num_local_experts": 4, "num_experts_per_tok": 2}),
+    "qwen2-moe": ("Qwen2MoeConfig", {**SMALL, "moe_intermediate_size": 16,
+                                     "shared_expert_intermediate_size": 24,
+                                     "num_hidden_layers": 3, "num_key_value_heads": 2,
+                                     "num_experts": 4, "num_experts_per_tok": 2,
+                                     "mlp_only_layers": [0]}),
+    "gpt-oss": ("GptOssConfig", {**SMALL, "intermediate_size": 16, "num_hidden_layers": 2,
+                                 "num_key_value_heads": 2, "head_dim": 8,
+                                 "num_local_experts": 4, "num_experts_per_tok": 2}),
+    "t5-encoder-decoder": ("T5Config", {"vocab_size": 64, "d_model": 32, "d_kv": 8, "d_ff": 64,
+                                        "num_layers": 2, "num_decoder_layers": 3,
+                                        "num_heads": 4}),
+}
+MOE = ("deepseek-v3-mla", "qwen3-next-hybrid", "mixtral", "qwen2-moe", "gpt-oss")
+
+
+def real_model(name: str, seed: int = 0) -> Any:
+    config_class, values = CONFIGS[name]
+    config = getattr(transformers, config_class)(**values)
+    torch.manual_seed(seed)
+    if name.startswith("t5"):
+        return transformers.T5ForConditionalGeneration(config).eval()
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+def memory_of(folder: Path, *args: str) -> dict[str, Any]:
+    result = runner.invoke(app, ["count-params", str(folder), "--memory", "--json", *args])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
+    return dict(report["memory"])
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("memory")
+    folders = {}
+    for name in CONFIGS:
+        model = real_model(name)
+        model.save_pretrained(root / name)
+        folders[name] = root / name
+    return folders
+
+
+def cache_bytes(cache: Any) -> tuple[int, int]:
+    """Bytes of the keys and values a real cache holds: (self-attention, cross-attention)."""
+    caches = (
+        [cache.self_attention_cache, cache.cross_attention_cache]
+        if isinstance(cache, transformers.EncoderDecoderCache)
+        else [cache]
+    )
+    sizes = []
+    for one in caches:
+        total = 0
+        for layer in one.layers:
+            for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+                if isinstance(tensor, torch.Tensor):
+                    total += tensor.numel() * tensor.element_size()
+        sizes.append(total)
+    return sizes[0], sizes[1] if len(sizes) > 1 else 0
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_weights_bytes_are_the_loaded_models_unique_parameters(
+    name: str, saved: dict[str, Path]
+) -> None:
+    model_class = type(real_model(name))
+    loaded = model_class.from_pretrained(saved[name])
+    unique = {id(p): p for p in loaded.parameters()}
+    expected = sum(p.numel() * p.element_size() for p in unique.values())
+    memory = memory_of(saved[name])
+    assert memory["weights_as_loaded"][0] == {"dtype": "float32", "bytes": expected}
+    by_dtype = {row["dtype"]: row["bytes"] for row in memory["weights_as_loaded"]}
+    count = sum(p.numel() for p in unique.values())
+    assert by_dtype["bfloat16"] == 2 * count and by_dtype["int4"] == count // 2
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_kv_cache_is_what_a_forward_pass_allocates(
+    name: str, batch: int, saved: dict[str, Path]
+) -> None:
+    model = real_model(name)
+    ids = torch.randint(0, 64, (batch, TOKENS))
+    with torch.no_grad():
+        if name.startswith("t5"):
+            out = model(input_ids=ids, decoder_input_ids=ids, use_cache=True)
+        else:
+            out = model(input_ids=ids, use_cache=True)
+    real_self, real_cross = cache_bytes(out.past_key_values)
+    cache = memory_of(saved[name], "--context", str(TOKENS), "--batch", str(batch))["kv_cache"]
+    assert cache["self_attention_bytes"] == real_self
+    assert cache["cross_attention_bytes"] == real_cross
+    assert cache["total_bytes"] == real_self + real_cross
+
+
+def test_kv_cache_grows_by_the_per_token_figure(saved: dict[str, Path]) -> None:
+    model = real_model("llama-gqa")
+    with torch.no_grad():
+        short = cache_bytes(model(torch.randint(0, 64, (1, 5)), use_cache=True).past_key_values)
+        longer = cache_bytes(model(torch.randint(0, 64, (1, 6)), use_cache=True).past_key_values)
+    cache = memory_of(saved["llama-gqa"])["kv_cache"]
+    assert cache["per_token_bytes"] == longer[0] - short[0]
+
+
+def test_encoder_has_no_kv_cache(tmp_path: Path) -> None:
+    config = transformers.BertConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=64,
+    )
+    transformers.BertForMaskedLM(config).save_pretrained(tmp_path)
+    assert memory_of(tmp_path)["kv_cache"] is None
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_adamw_state_and_gradients_after_one_real_step(tied: bool, tmp_path: Path) -> None:
+    config = transformers.GPT2Config(
+        vocab_size=64, n_embd=32, n_layer=2, n_head=4, tie_word_embeddings=tied,
+        bos_token_id=0, eos_token_id=0,
+    )
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    training = {run["scenario"]: run for run in memory_of(tmp_path)["training"]}
+    for scenario, freeze in (("full", False), ("frozen-embedding", True)):
+        model = transformers.GPT2LMHeadModel.from_pretrained(tmp_path)
+        if freeze:
+            model.get_input_embeddings().weight.requires_grad_(False)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable)
+        ids = torch.randint(0, 64, (2, 8))
+        model(ids, labels=ids).loss.backward()
+        optimizer.step()
+        moments = sum(
+            tensor.numel() * tensor.element_size()
+            for state in optimizer.state_dict()["state"].values()
+            for key, tensor in state.items()
+            if key in ("exp_avg", "exp_avg_sq")
+        )
+        run = training[scenario]
+        # fp32 moments: 8 bytes per trainable parameter, a tied pair once.
+        assert run["optimizer_state_bytes"] == moments
+        gradients = sum(p.grad.numel() for p in model.parameters() if p.grad is not None)
+        assert run["trainable_parameters"] == gradients
+        assert run["gradient_bytes"] == 2 * gradients  # bf16 gradients in mixed precision
+        assert run["total_bytes"] == sum(
+            run[key]
+            for key in ("weights_bytes", "gradient_bytes", "master_weights_bytes",
+                        "optimizer_state_bytes")
+        )
+
+
+@pytest.mark.parametrize("name", MOE)
+def test_moe_active_parameters_follow_the_real_router(name: str, saved: dict[str, Path]) -> None:
+    model = real_model(name)
+    unique = sum(p.numel() for p in model.parameters())
+    unused = 0
+    hooks = []
+    routed: list[tuple[torch.nn.Module, set[int]]] = []
+
+    def capture(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        indices = args[1]  # forward(hidden_states, top_k_index, top_k_weights)
+        routed.append((module, set(indices.flatten().tolist())))
+
+    for module in model.modules():
+        if type(module).__name__.endswith("Experts"):
+            hooks.append(module.register_forward_pre_hook(capture))
+    with torch.no_grad():
+        model(torch.randint(0, 64, (1, 1)))  # one token
+    for hook in hooks:
+        hook.remove()
+    assert routed
+    for module, used in routed:
+        experts = next(iter(module.parameters())).shape[0]
+        per_expert = sum(p[0].numel() for p in module.parameters())
+        unused += (experts - len(used)) * per_expert
+    moe = memory_of(saved[name])["moe"]
+    assert moe["moe_layers"] == len(routed)
+    assert moe["total_parameters"] == unique
+    assert moe["active_parameters"] == unique - unused
+
+
+def test_dense_model_has_no_moe_section(saved: dict[str, Path]) -> None:
+    assert memory_of(saved["llama-gqa"])["moe"] is None
+
+
+def test_trainable_counts_count_a_frozen_tied_pair_once() -> None:
+    config = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=4)
+    model = transformers.GPT2LMHeadModel(config)
+    model.transformer.wte.weight.requires_grad_(False)  # also freezes lm_head: one tensor
+    counts = gpt2tie.trainable_counts(model)
+    frozen = {id(p): p for p in model.parameters() if not p.requires_grad}
+    trainable = {id(p): p for p in model.parameters() if p.requires_grad}
+    assert counts.frozen == sum(p.numel() for p in frozen.values()) == 64 * 32
+    assert counts.trainable == sum(p.numel() for p in trainable.values())
+    assert (counts.trainable_tensors, counts.frozen_tensors) == (len(trainable), len(frozen))
+    assert not model.lm_head.weight.requires_grad
+
+
+def test_memory_in_human_output_and_bad_input(saved: dict[str, Path]) -> None:
+    result = runner.invoke(
+        app, ["count-params", str(saved["gpt2"]), "--memory"], env={"COLUMNS": "100"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "Memory (a tied pair counted once)" in result.stdout
+    assert "KV cache (1 × 4,096 tokens, float32)" in result.stdout
+    bad = runner.invoke(app, ["count-params", str(saved["gpt2"]), "--memory", "--context", "0"])
+    assert bad.exit_code == 2 and "must be at least 1" in bad.output
+    plain = runner.invoke(app, ["count-params", str(saved["gpt2"]), "--json"])
+    assert json.loads(plain.stdout)["memory"] is None
+
+
+def test_api_memory_matches_the_cli(saved: dict[str, Path]) -> None:
+    report = gpt2tie.count_params(str(saved["mixtral"]), memory=True, context=64, batch=2)
+    assert report.memory is not None and report.memory.kv_cache is not None
+    assert report.memory.kv_cache.context == 64 and report.memory.kv_cache.batch == 2
+    assert report.to_dict()["memory"] == memory_of(
+        saved["mixtral"], "--context", "64", "--batch", "2"
+    )
+
+
+def test_builtin_offline_memory_matches_a_real_gpt2() -> None:
+    result = runner.invoke(
+        app, ["count-params", "gpt2", "--memory", "--context", "1024", "--json", "--offline"]
+    )
+    assert result.exit_code == 0, result.output
+    memory = json.loads(result.stdout)["memory"]
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(transformers.GPT2Config())
+    unique = {id(p): p for p in model.parameters()}
+    assert memory["weights_as_loaded"][0]["bytes"] == 4 * sum(p.numel() for p in unique.values())
+    config = model.config
+    per_token = config.n_layer * 2 * config.n_embd * 4  # keys and values, all heads, float32
+    assert memory["kv_cache"]["per_token_bytes"] == per_token
+    assert memory["kv_cache"]["total_bytes"] == 1024 * per_token
+    assert memory["stored_bytes"] is None
