@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from gpt2tie.results import CheckReport, CheckResult, Head, InspectReport, Severity
+from gpt2tie.results_diff import DiffReport
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
@@ -29,7 +30,9 @@ class Expectations:
     fail_on: Severity | None = "error"
 
 
-def run_checks(report: InspectReport, expected: Expectations) -> CheckReport:
+def run_checks(
+    report: InspectReport, expected: Expectations, baseline: DiffReport | None = None
+) -> CheckReport:
     results = [
         *(_tie_check(report.heads, name, want_tied=True) for name in expected.tied),
         *(_tie_check(report.heads, name, want_tied=False) for name in expected.untied),
@@ -51,6 +54,15 @@ def run_checks(report: InspectReport, expected: Expectations) -> CheckReport:
                 f"{unique:,} unique parameters, at least {expected.min_params:,} expected",
             )
         )
+    if baseline is not None:
+        differences = baseline.failing("warning")
+        detail = (
+            f"no difference from {baseline.a.source.spec} at warning or above"
+            if not differences
+            else f"{len(differences)} difference(s) from {baseline.a.source.spec}: "
+            + "; ".join(f"{d.code}: {d.message}" for d in differences)
+        )
+        results.append(CheckResult("baseline", not differences, detail))
     if expected.fail_on is not None:
         failing = report.findings_at_or_above(expected.fail_on)
         detail = (

@@ -33,6 +33,13 @@ def write_refused_tie(folder: Path) -> None:
     make_config(case).save_pretrained(folder)
 
 
+def write_tied_base(folder: Path) -> None:
+    """The refused-tie model as `save_pretrained` writes it: tied, no head in the file."""
+    from tiny_models import CASES_BY_ID, make_model
+
+    make_model(CASES_BY_ID["llama-tied"]).save_pretrained(folder)
+
+
 runner = CliRunner()
 
 
@@ -44,6 +51,11 @@ CASES = [
     ("inspect-refused-tie", ["inspect", "refused"]),
     ("check-refused-tie", ["check", "refused", "--expect-tied", "lm_head"]),
     ("explain-gpt2-lm-head", ["explain", "gpt2", "lm_head"]),
+    ("diff-refused-tie", ["diff", "base", "refused"]),
+    ("diff-refused-tie-github", ["diff", "base", "refused", "--format", "github"]),
+    ("diff-refused-tie-markdown", ["diff", "base", "refused", "--format", "markdown"]),
+    ("inspect-refused-tie-markdown", ["inspect", "refused", "--format", "markdown"]),
+    ("check-refused-tie-github", ["check", "refused", "--format", "github"]),
     ("list-builtin", ["list-builtin"]),
     *[
         (f"help-{command or 'gpt2tie'}", [command, "--help"] if command else ["--help"])
@@ -52,6 +64,7 @@ CASES = [
             "inspect",
             "count-params",
             "check",
+            "diff",
             "explain",
             "untie",
             "retie",
@@ -70,15 +83,15 @@ def test_golden(
     if len(argv) > 1 and argv[1] in ("bert-mlm", "musicgen"):
         shutil.copytree(checkpoint_dir(argv[1]), tmp_path / argv[1])
         monkeypatch.chdir(tmp_path)
-    if len(argv) > 1 and argv[1] == "refused":
+    if "refused" in argv[1:3]:
         write_refused_tie(tmp_path / "refused")
+        write_tied_base(tmp_path / "base")
         monkeypatch.chdir(tmp_path)
     result = runner.invoke(
         app, argv, env={"COLUMNS": str(width), "NO_COLOR": "1"}, prog_name="gpt2tie"
     )
-    assert result.exit_code == (1 if argv[0] == "check" and "--help" not in argv else 0), (
-        result.output
-    )
+    failing = argv[0] in ("check", "diff") and "--help" not in argv
+    assert result.exit_code == (1 if failing else 0), result.output
     golden = GOLDEN / f"{name}-{width}.out"
     if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
         golden.write_text(result.stdout)
@@ -87,7 +100,8 @@ def test_golden(
     assert all(line == line.rstrip() for line in result.stdout.splitlines()) or name.startswith(
         "help-"
     )
-    if not name.startswith("help-"):
+    if not name.startswith("help-") and not name.endswith(("-github", "-markdown")):
+        # GitHub commands are one line each, and Markdown tables one row per line.
         assert all(len(line) <= width for line in result.stdout.splitlines())
 
 
@@ -165,8 +179,28 @@ def _golden_truth(name: str, tmp_path: Path, checkpoint_dir: Any) -> tuple[Any, 
 
 
 REPORT_GOLDENS = sorted(
-    p.stem for p in GOLDEN.glob("*.out") if not p.stem.startswith(("help-", "list-builtin"))
+    p.stem
+    for p in GOLDEN.glob("*.out")
+    if not p.stem.startswith(("help-", "list-builtin", "diff-"))
 )
+DIFF_GOLDENS = sorted(p.stem for p in GOLDEN.glob("diff-*.out"))
+
+
+@pytest.mark.parametrize("golden", DIFF_GOLDENS)
+def test_every_number_in_the_diff_golden_files_is_true(golden: str, tmp_path: Path) -> None:
+    """Each number is a count or size of A or of B (real instances), or a difference of two."""
+    import transformers
+
+    write_refused_tie(tmp_path / "refused")
+    write_tied_base(tmp_path / "base")
+    truths = [
+        _truth_numbers(transformers.LlamaForCausalLM.from_pretrained(tmp_path / side), tmp_path / side)
+        for side in ("base", "refused")
+    ]
+    values = {int(n) for truth in truths for n in truth if n.isdigit()}
+    allowed = set().union(*truths) | {str(abs(a - b)) for a in values for b in values}
+    printed = _numbers_in((GOLDEN / f"{golden}.out").read_text())
+    assert printed <= allowed, f"numbers not backed by a real instance: {sorted(printed - allowed)}"
 
 
 @pytest.mark.parametrize("golden", REPORT_GOLDENS)

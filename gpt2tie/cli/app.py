@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -10,16 +9,23 @@ import typer
 from gpt2tie.cli import run, terminal
 from gpt2tie.cli.help_text import COMMANDS
 from gpt2tie.cli.options import (
-    MEMORY_PANEL,
+    AllowOption,
+    BaselineOption,
+    BatchOption,
     CacheDirOption,
     ClassOption,
+    ContextOption,
+    DiffFailOnOption,
+    DiffValuesOption,
     FailOn,
     ForceOption,
+    FormatOption,
     GgufFileOption,
     HeadsOption,
     HfOption,
     JsonOption,
     MaxModulesOption,
+    MemoryFlagOption,
     ModelArgument,
     NoCacheOption,
     OfflineOption,
@@ -34,7 +40,7 @@ from gpt2tie.cli.options import (
     at_least_one,
     hub_options,
 )
-from gpt2tie.errors import EXIT_FINDINGS, EXIT_USAGE
+from gpt2tie.errors import EXIT_FINDINGS
 from gpt2tie.version import __version__
 
 app = typer.Typer(
@@ -51,6 +57,7 @@ app = typer.Typer(
         "  [cyan]gpt2tie inspect ./my-finetune --json | jq '.heads'[/cyan]\n\n"
         "  [cyan]gpt2tie count-params ./my-finetune --depth 2[/cyan]\n\n"
         "  [cyan]gpt2tie check ./my-finetune --expect-tied lm_head[/cyan]     CI gate\n\n"
+        "  [cyan]gpt2tie diff ./base ./my-finetune[/cyan]     what changed: ties, heads, counts\n\n"
         "  [cyan]gpt2tie explain gpt2 lm_head[/cyan]     what the tie means for training\n\n"
         "Exit codes: 0 ran, 1 findings at or above --fail-on, 2 usage or input error, "
         "3 internal error (a bug: please report it), 130 interrupted. "
@@ -115,6 +122,7 @@ def inspect(
     ] = False,
     gguf_file: GgufFileOption = None,
     hf: HfOption = None,
+    output_format: FormatOption = None,
 ) -> None:
     """`gpt2tie inspect` (its help text: `help_text.COMMANDS`)."""
 
@@ -123,7 +131,7 @@ def inspect(
     )
     options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules, load, hf)
     report = run.inspect_on_terminal(model, hub, options, values)
-    terminal.emit(report, json_output)
+    terminal.emit(report, json_output, output_format and output_format.value)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -159,35 +167,9 @@ def count_params(
     max_modules: MaxModulesOption = None,
     gguf_file: GgufFileOption = None,
     hf: HfOption = None,
-    memory: Annotated[
-        bool,
-        typer.Option(
-            "--memory",
-            help="Also estimate memory: weights per dtype, KV cache, AdamW training, MoE "
-            "active parameters (a tied pair counted once).",
-            rich_help_panel=MEMORY_PANEL,
-        ),
-    ] = False,
-    context: Annotated[
-        int,
-        typer.Option(
-            "--context",
-            metavar="TOKENS",
-            callback=at_least_one,
-            help="Tokens per sequence the KV cache is sized for.",
-            rich_help_panel=MEMORY_PANEL,
-        ),
-    ] = 4096,
-    batch: Annotated[
-        int,
-        typer.Option(
-            "--batch",
-            metavar="N",
-            callback=at_least_one,
-            help="Sequences the KV cache is sized for.",
-            rich_help_panel=MEMORY_PANEL,
-        ),
-    ] = 1,
+    memory: MemoryFlagOption = False,
+    context: ContextOption = 4096,
+    batch: BatchOption = 1,
 ) -> None:
     """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""
     hub = hub_options(
@@ -254,6 +236,9 @@ def check(
     max_modules: MaxModulesOption = None,
     gguf_file: GgufFileOption = None,
     hf: HfOption = None,
+    baseline: BaselineOption = None,
+    allow: AllowOption = None,
+    output_format: FormatOption = None,
 ) -> None:
     """`gpt2tie check` (its help text: `help_text.COMMANDS`)."""
     from gpt2tie.checks import Expectations, run_checks
@@ -272,9 +257,51 @@ def check(
         class_name, trust_remote_code, no_cache, max_modules, hf_reference=hf
     )
     report = run.inspect_on_terminal(model, hub, options, values)
-    result = run_checks(report, expectations)
-    terminal.emit(result, json_output)
+    compared = None
+    if baseline is not None:
+        compared = run.diff_on_terminal(baseline, run.model_spec(model), hub, options, False, allow)
+    result = run_checks(report, expectations, compared)
+    terminal.emit(result, json_output, output_format and output_format.value)
     if not result.passed:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command(help=COMMANDS["diff"].text(), short_help=COMMANDS["diff"].summary)
+@terminal.reports_errors
+def diff(
+    model_a: Annotated[
+        str,
+        typer.Argument(
+            metavar="A",
+            help="The base: anything inspect accepts, or a saved `inspect --json` report.",
+            show_default=False,
+        ),
+    ],
+    model_b: Annotated[
+        str,
+        typer.Argument(metavar="B", help="The model to compare with A.", show_default=False),
+    ],
+    fail_on: DiffFailOnOption = FailOn.info,
+    allow: AllowOption = None,
+    values: DiffValuesOption = False,
+    json_output: JsonOption = False,
+    output_format: FormatOption = None,
+    class_name: ClassOption = None,
+    trust_remote_code: TrustOption = False,
+    revision: RevisionOption = None,
+    token: TokenOption = None,
+    offline: OfflineOption = False,
+    timeout: TimeoutOption = None,
+    cache_dir: CacheDirOption = None,
+    no_cache: NoCacheOption = False,
+    max_modules: MaxModulesOption = None,
+) -> None:
+    """`gpt2tie diff` (its help text: `help_text.COMMANDS`)."""
+    hub = hub_options(revision, token, offline, "", cache_dir, trust_remote_code, timeout)
+    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
+    report = run.diff_on_terminal(model_a, model_b, hub, options, values, allow)
+    terminal.emit(report, json_output, output_format and output_format.value)
+    if fail_on is not FailOn.never and report.failing(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
 
 
@@ -380,38 +407,3 @@ def _count(text: str | None) -> int | None:
         return parse_count(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # the same clean-up and exit as Ctrl-C
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The console script: usage errors become the same one `Error:` line (exit 2) as the rest,
-    instead of Click's box."""
-    import signal
-
-    signal.signal(signal.SIGTERM, _terminated)
-    args = sys.argv[1:] if argv is None else argv
-    command = typer.main.get_command(app)
-    try:
-        result = command.main(args=args, prog_name="gpt2tie", standalone_mode=False)
-    except Exception as exc:
-        usage_error = getattr(exc, "format_message", None)
-        if usage_error is None or not isinstance(getattr(exc, "exit_code", None), int):
-            raise
-        message = str(usage_error())
-        if "No such option" in message and any(
-            a.startswith("-") and "/" in a and not a.startswith("--") for a in args
-        ):
-            message += " (a model name that starts with '-' goes after '--')"
-        words = [a for a in args if not a.startswith("-")]
-        topic = f" {words[0]}" if words and words[0] in _COMMANDS else ""
-        if getattr(exc, "exit_code", 2) == 0:  # e.g. help shown for no arguments
-            sys.exit(0)
-        terminal.error_line(f"{message} (see 'gpt2tie{topic} --help')")
-        sys.exit(EXIT_USAGE)
-    sys.exit(result if isinstance(result, int) else 0)
-
-
-_COMMANDS = ("inspect", "count-params", "check", "explain", "untie", "retie", "list-builtin")

@@ -68,6 +68,23 @@ COMMANDS: dict[str, CommandHelp] = {
             ("gpt2tie check ./ckpt --fail-on warning --json | jq '.checks[]'", ""),
         ),
     ),
+    "diff": CommandHelp(
+        "What changed from model A to model B, classified for CI.",
+        (
+            "Compares ties, heads, parameter counts (also per stored dtype), stored tensors "
+            "(added, removed, reshaped, re-typed), config fields that matter, what loading "
+            "will do, and findings. A may be a saved `inspect --json` report. Header-only "
+            "unless --values.",
+            "Exit 0 when nothing differs at or above --fail-on (default: any difference), "
+            "1 otherwise, 2 on bad input.",
+        ),
+        (
+            ("gpt2tie diff ./base ./finetune", "did the fine-tune break the tie?"),
+            ("gpt2tie diff model-structure.json ./finetune --allow vocab-resized", ""),
+            ("gpt2tie diff ./base ./finetune --format github", "annotations in Actions"),
+            ("gpt2tie diff ./a ./b --values", "also compare stored values"),
+        ),
+    ),
     "explain": CommandHelp(
         "What a tie means for training, saving and counting.",
         (

@@ -27,6 +27,35 @@ class PreferValues(str, enum.Enum):
     head = "head"
 
 
+class OutputChoice(str, enum.Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+    markdown = "markdown"
+
+
+FormatOption = Annotated[
+    OutputChoice | None,
+    typer.Option(
+        "--format",
+        metavar="FORMAT",
+        help="text (default), json, github (workflow annotations) or markdown (a PR comment).",
+        show_default=False,
+    ),
+]
+
+
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow",
+        metavar="CODE",
+        help="A difference code to report without failing (e.g. vocab-resized); repeatable.",
+        show_default=False,
+    ),
+]
+
+
 class FailOn(str, enum.Enum):
     error = "error"
     warning = "warning"
@@ -197,3 +226,66 @@ HeadsOption = Annotated[
     ),
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty --out folder.")]
+
+
+MemoryFlagOption = Annotated[
+    bool,
+    typer.Option(
+        "--memory",
+        help="Also estimate memory: weights per dtype, KV cache, AdamW training, MoE "
+        "active parameters (a tied pair counted once).",
+        rich_help_panel=MEMORY_PANEL,
+    ),
+]
+
+ContextOption = Annotated[
+    int,
+    typer.Option(
+        "--context",
+        metavar="TOKENS",
+        callback=at_least_one,
+        help="Tokens per sequence the KV cache is sized for.",
+        rich_help_panel=MEMORY_PANEL,
+    ),
+]
+
+BatchOption = Annotated[
+    int,
+    typer.Option(
+        "--batch",
+        metavar="N",
+        callback=at_least_one,
+        help="Sequences the KV cache is sized for.",
+        rich_help_panel=MEMORY_PANEL,
+    ),
+]
+
+BaselineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--baseline",
+        metavar="BASE",
+        help="Fail on differences (warning or above: ties, heads, counts, load) from BASE, a "
+        "model or a saved `inspect --json` report.",
+        show_default=False,
+    ),
+]
+
+DiffFailOnOption = Annotated[
+    FailOn,
+    typer.Option(
+        "--fail-on",
+        metavar="LEVEL",
+        help="Exit 1 on a difference at least this severe: error, warning, info (any "
+        "difference, the default), never.",
+    ),
+]
+
+DiffValuesOption = Annotated[
+    bool,
+    typer.Option(
+        "--values",
+        help="Also compare the values of tensors stored on both sides (reads them, "
+        "streamed).",
+    ),
+]

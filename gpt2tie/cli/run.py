@@ -13,6 +13,7 @@ from gpt2tie.results import CountReport, InspectReport
 
 if TYPE_CHECKING:
     from gpt2tie.inspection.options import InspectOptions, MemoryOptions
+    from gpt2tie.results_diff import DiffReport
     from gpt2tie.rewrite.plan import RewritePlan
     from gpt2tie.sources import ModelSource, SourceOptions
 
@@ -70,6 +71,21 @@ def inspect_on_terminal(
             return inspect_model(model_spec(model), hub, options, values, note, progress)
     finally:
         progress.close()
+
+
+def diff_on_terminal(
+    model_a: str,
+    model_b: str,
+    hub: SourceOptions,
+    options: InspectOptions,
+    values: bool,
+    allow: list[str] | None,
+) -> DiffReport:
+    """Diff two models (or a saved report and a model), with a spinner and notes."""
+    from gpt2tie.inspection.diff import diff_models
+
+    with terminal.working(f"Comparing {model_a} and {model_b}"):
+        return diff_models(model_a, model_b, hub, options, values, note, tuple(allow or ()))
 
 
 def memory_options(context: int, batch: int) -> MemoryOptions:

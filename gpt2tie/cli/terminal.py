@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from gpt2tie.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError
+from gpt2tie.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError, InputError
 from gpt2tie.printable import printable, printable_message
 from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
+from gpt2tie.results_diff import DiffReport
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -163,12 +164,17 @@ class working:
 
 
 def emit(
-    result: InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport,
+    result: InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport | DiffReport,
     json_output: bool,
+    output_format: str | None = None,
 ) -> None:
+    """Print `result` on stdout: `--json`, or `--format` (text, json, github, markdown)."""
     from gpt2tie.render import render
 
-    output = render(result, "json" if json_output else "table")
+    if json_output and output_format not in (None, "json"):
+        raise InputError(f"--json and --format {output_format} ask for two formats: pick one")
+    chosen = "json" if json_output else output_format or "text"
+    output = render(result, "table" if chosen == "text" else chosen)  # type: ignore[arg-type]
     if isinstance(output, str):
         sys.stdout.write(output)
         return

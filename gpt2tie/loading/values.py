@@ -48,3 +48,28 @@ def stored_values_equal(
         if not torch.equal(left, right):
             return False
     return True
+
+
+def stored_values_diff(
+    left_reader: ValueReader,
+    left: StoredTensor,
+    right_reader: ValueReader,
+    right: StoredTensor,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> tuple[bool, float | None]:
+    """Whether two stored tensors of one dtype and shape hold the same values (`torch.equal`,
+    chunk by chunk, in two files), and the largest absolute difference for floating dtypes."""
+    import torch
+
+    elements = max(1, chunk_bytes // (2 * max(1, left.bits_per_element // 8)))
+    identical, largest = True, 0.0
+    floating = getattr(torch, left.torch_dtype).is_floating_point
+    for start, stop in element_ranges(left.numel, elements):
+        a = left_reader.read(left, start, stop)
+        b = right_reader.read(right, start, stop)
+        if torch.equal(a, b):
+            continue
+        identical = False
+        if floating:
+            largest = max(largest, float((a.double() - b.double()).abs().max()))
+    return identical, (largest if floating and not identical else None)

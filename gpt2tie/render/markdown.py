@@ -1,0 +1,96 @@
+"""Markdown for a pull-request comment or a model card: compact tables, names in code spans."""
+
+from __future__ import annotations
+
+from gpt2tie.results import CheckReport, Finding, InspectReport
+from gpt2tie.results_diff import DiffReport
+
+
+def _code(text: str) -> str:
+    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _yes_no(value: bool | None) -> str:
+    return "—" if value is None else ("yes" if value else "no")
+
+
+def _findings(findings: tuple[Finding, ...]) -> list[str]:
+    if not findings:
+        return ["**Findings:** none.", ""]
+    lines = ["| severity | code | message |", "|---|---|---|"]
+    lines += [f"| {f.severity} | {_code(f.code)} | {_cell(f.message)} |" for f in findings]
+    return [*lines, ""]
+
+
+def _report_lines(report: InspectReport) -> list[str]:
+    counts = report.parameters
+    lines = [
+        f"### gpt2tie: {_code(report.source.spec)}",
+        "",
+        f"{_code(report.model.class_name)} · model_type {_code(report.model.model_type)}",
+        "",
+        "| count | parameters |",
+        "|---|---:|",
+        f"| unique (each tensor once) | {counts.unique:,} |",
+        f"| with duplicates (each name) | {counts.with_duplicates:,} |",
+        f"| embedding | {counts.embedding:,} |",
+        f"| non-embedding | {counts.non_embedding:,} |",
+        "",
+    ]
+    if report.heads:
+        lines += ["| head | tied | tied to | stored |", "|---|---|---|---|"]
+        lines += [
+            f"| {_code(h.parameter)} | {'yes' if h.tied else 'no'} | "
+            f"{_code(h.tied_to) if h.tied_to else '—'} | "
+            f"{_yes_no(h.stored_in_checkpoint)} |"
+            for h in report.heads
+        ]
+        lines.append("")
+    if report.alias_groups:
+        lines += ["| alias group (one tensor) | shape | numel |", "|---|---|---:|"]
+        lines += [
+            f"| {' = '.join(_code(n) for n in g.names)} | {'×'.join(map(str, g.shape))} "
+            f"{g.dtype} | {g.numel:,} |"
+            for g in report.alias_groups
+        ]
+        lines.append("")
+    return lines + _findings(report.findings)
+
+
+def render_report(report: InspectReport) -> str:
+    return "\n".join(_report_lines(report)).rstrip() + "\n"
+
+
+def render_check(result: CheckReport) -> str:
+    verdict = "✅ all checks passed" if result.passed else "❌ some checks failed"
+    lines = [f"**gpt2tie check:** {verdict}", "", "| check | result | detail |", "|---|---|---|"]
+    lines += [
+        f"| {_code(c.name)} | {'pass' if c.passed else '**FAIL**'} | {_cell(c.detail)} |"
+        for c in result.checks
+    ]
+    return "\n".join([*lines, "", *_report_lines(result.report)]).rstrip() + "\n"
+
+
+def render_diff(report: DiffReport) -> str:
+    lines = [
+        f"### gpt2tie diff: {_code(report.a.source.spec)} → {_code(report.b.source.spec)}",
+        "",
+        "| count | A | B | Δ |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {c.name} | {c.a:,} | {c.b:,} | {c.delta:+,} |" for c in report.counts]
+    lines.append("")
+    if not report.differences:
+        lines.append("**No difference.**")
+    else:
+        lines += ["| severity | difference | detail |", "|---|---|---|"]
+        lines += [
+            f"| {'allowed' if d.allowed else d.severity} | {_code(d.code)} | {_cell(d.message)} |"
+            for d in report.differences
+        ]
+    lines += [""] + [f"_{_cell(note)}_" for note in report.notes]
+    return "\n".join(lines).rstrip() + "\n"

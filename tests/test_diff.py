@@ -1,0 +1,237 @@
+"""`gpt2tie diff` and `check --baseline` on real pairs of checkpoints, each difference checked
+against what real model instances loaded from both folders say."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from gpt2tie.cli import app
+from gpt2tie.results_diff import DIFFERENCE_CODES
+
+runner = CliRunner()
+DIFF_SCHEMA = json.loads(
+    resources.files("gpt2tie.schema").joinpath("diff-v1.schema.json").read_text("utf-8")
+)
+CONFIG = {
+    "vocab_size": 96,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "tie_word_embeddings": True,
+}
+
+
+def diff(*args: str) -> tuple[int, dict[str, Any]]:
+    result = runner.invoke(app, ["diff", *args, "--json"])
+    assert result.exit_code in (0, 1), result.output
+    report: dict[str, Any] = json.loads(result.stdout)
+    jsonschema.validate(report, DIFF_SCHEMA, cls=jsonschema.Draft202012Validator)
+    return result.exit_code, report
+
+
+def codes(report: dict[str, Any]) -> set[str]:
+    return {d["code"] for d in report["differences"]}
+
+
+def loaded(folder: Path) -> Any:
+    return transformers.LlamaForCausalLM.from_pretrained(folder)
+
+
+def head_tied(folder: Path) -> bool:
+    model = loaded(folder)
+    return model.lm_head.weight is model.model.embed_tokens.weight
+
+
+def unique_count(folder: Path) -> int:
+    return sum(p.numel() for p in loaded(folder).parameters())
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("diff") / "base"
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(**CONFIG)).save_pretrained(folder)
+    return folder
+
+
+def copy_of(base: Path, folder: Path) -> Path:
+    shutil.copytree(base, folder)
+    return folder
+
+
+def test_identical_folders_and_a_sharded_copy_do_not_differ(base: Path, tmp_path: Path) -> None:
+    same = copy_of(base, tmp_path / "same")
+    status, report = diff(str(base), str(same))
+    assert (status, report["differences"]) == (0, [])
+    sharded = tmp_path / "sharded"
+    loaded(base).save_pretrained(sharded, max_shard_size="20KB")
+    assert len(list(sharded.glob("*.safetensors"))) > 1
+    status, report = diff(str(base), str(sharded))
+    assert (status, report["differences"]) == (0, [])
+    assert all(row["a"] == row["b"] for row in report["counts"])
+
+
+def test_fine_tune_whose_tie_is_refused_on_load(base: Path, tmp_path: Path) -> None:
+    tuned = copy_of(base, tmp_path / "tuned")
+    tensors = load_file(tuned / "model.safetensors")
+    # A trained head stored beside the embedding, config still saying tied.
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"] + 0.5
+    save_file(tensors, tuned / "model.safetensors", metadata={"format": "pt"})
+    assert head_tied(base) and not head_tied(tuned)
+    status, report = diff(str(base), str(tuned))
+    assert status == 1
+    assert {"tie-broken", "load-degraded", "finding-new", "tensor-added"} <= codes(report)
+    broken = next(d for d in report["differences"] if d["code"] == "tie-broken")
+    assert broken["names"] == ["lm_head.weight"] and broken["severity"] == "error"
+    unique = next(row for row in report["counts"] if row["name"] == "unique")
+    assert (unique["a"], unique["b"]) == (unique_count(base), unique_count(tuned))
+
+
+def test_untie_then_retie_written_by_gpt2tie(base: Path, tmp_path: Path) -> None:
+    untied, retied = tmp_path / "untied", tmp_path / "retied"
+    assert runner.invoke(app, ["untie", str(base), "--out", str(untied)]).exit_code == 0
+    assert runner.invoke(app, ["retie", str(untied), "--out", str(retied)]).exit_code == 0
+    assert not head_tied(untied) and head_tied(retied)
+    status, report = diff(str(base), str(untied))
+    assert status == 1
+    assert codes(report) == {
+        "tie-broken",
+        "config-changed",
+        "count-changed",
+        "tensor-added",
+        "finding-new",  # untied-identical: the untied head still equals the embedding
+    }
+    new = next(d for d in report["differences"] if d["code"] == "finding-new")
+    assert new["message"].startswith("untied-identical:") and new["severity"] == "warning"
+    delta = {row["name"]: row["b"] - row["a"] for row in report["counts"]}
+    assert delta["unique"] == unique_count(untied) - unique_count(base)
+    status, report = diff(str(base), str(retied))
+    assert (status, report["differences"]) == (0, [])
+    status, report = diff(str(untied), str(retied))
+    assert "tie-added" in codes(report)
+
+
+def test_resized_vocabulary(base: Path, tmp_path: Path) -> None:
+    model = loaded(base)
+    model.resize_token_embeddings(CONFIG["vocab_size"] + 8)
+    model.save_pretrained(tmp_path / "resized")
+    status, report = diff(str(base), str(tmp_path / "resized"))
+    assert status == 1
+    assert {"vocab-resized", "count-changed", "tensor-reshaped"} <= codes(report)
+    assert "tie-broken" not in codes(report)
+    embedding = next(row for row in report["counts"] if row["name"] == "embedding")
+    assert embedding["b"] - embedding["a"] == 8 * CONFIG["hidden_size"]
+    reshaped = next(d for d in report["differences"] if d["code"] == "tensor-reshaped")
+    assert reshaped["names"] == ["model.embed_tokens.weight"]
+    # Allowed classes are reported but do not fail.
+    allowed = ["--allow", "vocab-resized", "--allow", "count-changed", "--allow"]
+    status, report = diff(str(base), str(tmp_path / "resized"), *allowed, "tensor-reshaped")
+    assert status == 0 and all(d["allowed"] for d in report["differences"])
+
+
+def test_dtype_conversion(base: Path, tmp_path: Path) -> None:
+    loaded(base).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    status, report = diff(str(base), str(tmp_path / "bf16"))
+    assert codes(report) == {"dtype-changed", "config-changed"}
+    changed = next(d for d in report["differences"] if d["code"] == "dtype-changed")
+    truth = {n for n, t in load_file(tmp_path / "bf16" / "model.safetensors").items()
+             if t.dtype == torch.bfloat16}
+    assert set(changed["names"]) == truth
+    assert next(r for r in report["counts"] if r["name"] == "stored bfloat16")["b"] == sum(
+        t.numel() for t in load_file(tmp_path / "bf16" / "model.safetensors").values()
+    )
+    status, _ = diff(str(base), str(tmp_path / "bf16"), "--fail-on", "warning")
+    assert status == 0  # dtype changes are info
+
+
+def test_quantized_copy(base: Path, tmp_path: Path) -> None:
+    quantized = copy_of(base, tmp_path / "fp8")
+    tensors = load_file(quantized / "model.safetensors")
+    linears = [n for n in tensors if n.endswith("proj.weight")]
+    for name in linears:
+        tensors[name] = tensors[name].to(torch.float8_e4m3fn)
+        tensors[name.replace(".weight", ".weight_scale_inv")] = torch.ones(1, 1)
+    save_file(tensors, quantized / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((quantized / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "fp8", "weight_block_size": [128, 128]}
+    (quantized / "config.json").write_text(json.dumps(config))
+    _, report = diff(str(base), str(quantized))
+    assert {"quantization-changed", "dtype-changed", "tensor-added"} <= codes(report)
+    redtyped = next(d for d in report["differences"] if d["code"] == "dtype-changed")
+    assert sorted(redtyped["names"]) == sorted(linears)
+    added = next(d for d in report["differences"] if d["code"] == "tensor-added")
+    assert len(added["names"]) == len(linears)
+
+
+def test_values_compared_streamed(base: Path, tmp_path: Path) -> None:
+    tuned = copy_of(base, tmp_path / "values")
+    tensors = load_file(tuned / "model.safetensors")
+    name = "model.layers.0.mlp.up_proj.weight"
+    tensors[name] = tensors[name].clone()
+    tensors[name][3, 5] += 0.25
+    save_file(tensors, tuned / "model.safetensors", metadata={"format": "pt"})
+    status, report = diff(str(base), str(tuned), "--values")
+    assert status == 1 and report["values_compared"]
+    changed = [v for v in report["values"] if not v["identical"]]
+    truth = (load_file(base / "model.safetensors")[name] - tensors[name]).abs().max().item()
+    assert [v["name"] for v in changed] == [name]
+    assert changed[0]["max_abs_diff"] == pytest.approx(truth)
+    assert report["values_bytes_read"] == 2 * sum(
+        t.numel() * t.element_size() for t in tensors.values()
+    )
+    _, plain = diff(str(base), str(tuned))
+    assert plain["differences"] == [] and plain["values_bytes_read"] == 0
+
+
+def test_check_baseline_from_a_saved_report(base: Path, tmp_path: Path) -> None:
+    work = copy_of(base, tmp_path / "base")
+    saved = tmp_path / "model-structure.json"
+    result = runner.invoke(app, ["inspect", str(work), "--json"])
+    saved.write_text(result.stdout)
+    same = copy_of(work, tmp_path / "same")
+    refused = copy_of(work, tmp_path / "refused")
+    tensors = load_file(refused / "model.safetensors")
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"] * 2
+    save_file(tensors, refused / "model.safetensors", metadata={"format": "pt"})
+    shutil.rmtree(work)  # the base model is gone: only the saved report remains
+    passed = runner.invoke(app, ["check", str(same), "--baseline", str(saved), "--json"])
+    assert passed.exit_code == 0, passed.output
+    failed = runner.invoke(app, ["check", str(refused), "--baseline", str(saved), "--json"])
+    assert failed.exit_code == 1
+    checks = {c["name"]: c for c in json.loads(failed.stdout)["checks"]}
+    assert not checks["baseline"]["passed"] and "tie-broken" in checks["baseline"]["detail"]
+    status, report = diff(str(saved), str(same))
+    assert status == 0 and report["a"]["from_saved_report"]
+    assert report["notes"] == ["a saved report lists no stored tensors: files were not compared"]
+
+
+def test_bad_inputs(base: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"not": "a report"}')
+    result = runner.invoke(app, ["diff", str(junk), str(base)])
+    assert result.exit_code == 2 and "not a saved `gpt2tie inspect --json` report" in result.output
+    unknown = runner.invoke(app, ["diff", str(base), str(base), "--allow", "nonsense"])
+    assert unknown.exit_code == 2 and "unknown difference code(s): nonsense" in unknown.output
+    both = runner.invoke(app, ["diff", str(base), str(base), "--json", "--format", "markdown"])
+    assert both.exit_code == 2
+
+
+def test_every_difference_code_is_documented() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for code, (severity, _) in DIFFERENCE_CODES.items():
+        # finding-new takes the severity of the finding it reports.
+        shown = "(the finding's)" if code == "finding-new" else severity
+        assert f"| `{code}` | {shown} |" in readme, code
