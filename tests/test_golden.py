@@ -194,8 +194,8 @@ def test_every_number_in_the_diff_golden_files_is_true(golden: str, tmp_path: Pa
     write_refused_tie(tmp_path / "refused")
     write_tied_base(tmp_path / "base")
     truths = [
-        _truth_numbers(transformers.LlamaForCausalLM.from_pretrained(tmp_path / side), tmp_path / side)
-        for side in ("base", "refused")
+        _truth_numbers(transformers.LlamaForCausalLM.from_pretrained(folder), folder)
+        for folder in (tmp_path / "base", tmp_path / "refused")
     ]
     values = {int(n) for truth in truths for n in truth if n.isdigit()}
     allowed = set().union(*truths) | {str(abs(a - b)) for a in values for b in values}

@@ -10,12 +10,23 @@ from rich.console import Console
 import gpt2tie
 from gpt2tie.checks import Expectations, run_checks
 from gpt2tie.explain import explain
-from gpt2tie.render import OUTPUT_FORMATS, RESULT_TYPES, render, table_renderers
-from gpt2tie.results import BuiltinList, CountReport, ExplainReport, InspectReport
+from gpt2tie.render import (
+    CI_RESULT_TYPES,
+    OUTPUT_FORMATS,
+    RESULT_TYPES,
+    render,
+    table_renderers,
+    text_renderers,
+)
+from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
 from gpt2tie.sources import builtin
 
 
 def sample_results() -> list[object]:
+    from gpt2tie.inspection.diff import diff_models
+    from gpt2tie.inspection.options import InspectOptions
+    from gpt2tie.sources import SourceOptions
+
     report = gpt2tie.inspect("gpt2", offline=True)
     return [
         report,
@@ -23,11 +34,13 @@ def sample_results() -> list[object]:
         run_checks(report, Expectations(tied=("lm_head",))),
         builtin.listing(),
         explain(report, "lm_head"),
+        diff_models("gpt2", "distilgpt2", SourceOptions(offline=True), InspectOptions()),
     ]
 
 
 def test_mapping_is_exhaustive() -> None:
     assert set(table_renderers()) == set(RESULT_TYPES)
+    assert set(text_renderers("github")) == set(text_renderers("markdown")) == set(CI_RESULT_TYPES)
     assert {type(r) for r in sample_results()} == set(RESULT_TYPES)
 
 
@@ -47,6 +60,8 @@ def gpt2_truth() -> tuple[int, int]:
 def test_every_result_renders(output_format: str) -> None:
     unique, per_name = gpt2_truth()
     for result in sample_results():
+        if output_format in ("github", "markdown") and not isinstance(result, CI_RESULT_TYPES):
+            continue  # --format github|markdown exists on inspect, check and diff only
         rendered = render(result, output_format)  # type: ignore[arg-type]
         if output_format == "json":
             assert isinstance(rendered, str)
@@ -55,6 +70,12 @@ def test_every_result_renders(output_format: str) -> None:
             counts = data.get("parameters") or data.get("report", {}).get("parameters")
             if counts is not None:
                 assert (counts["unique"], counts["with_duplicates"]) == (unique, per_name)
+        elif output_format in ("github", "markdown"):
+            assert isinstance(rendered, str) and rendered.endswith("\n")
+            if isinstance(result, (InspectReport, CheckReport)):
+                assert f"{unique:,}" in rendered or output_format == "github"
+            if output_format == "github":
+                assert all(line.startswith("::") for line in rendered.splitlines())
         else:
             console = Console(width=100, record=True, color_system=None)
             console.print(rendered)

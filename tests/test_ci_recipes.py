@@ -1,0 +1,147 @@
+"""The README's four CI recipes, run for real: the GitHub Action's command line, the pre-commit
+hook, the plain shell recipe with jq, and a saved baseline."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file, save_file
+from tiny_models import CASES_BY_ID, make_model
+
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def env_with_scripts() -> dict[str, str]:
+    """The test environment, with this interpreter's console scripts on PATH."""
+    scripts = str(Path(sys.executable).parent)
+    path = scripts + os.pathsep + os.environ.get("PATH", "")
+    return {**os.environ, "PATH": path, "NO_COLOR": "1"}
+
+
+def readme_block(heading: str, language: str) -> str:
+    """The first code block of `language` after `heading` in the README."""
+    start = README.index(heading)
+    match = re.compile(rf"```{language}\n(.*?)```", re.S).search(README, start)
+    assert match is not None, heading
+    return match.group(1)
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> dict[str, Path]:
+    """A tied model, an identical copy, and a fine-tune whose stored head breaks the tie."""
+    base = tmp_path / "base"
+    make_model(CASES_BY_ID["llama-tied"]).save_pretrained(base)
+    same = tmp_path / "same"
+    shutil.copytree(base, same)
+    refused = tmp_path / "refused"
+    shutil.copytree(base, refused)
+    tensors = load_file(refused / "model.safetensors")
+    tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"] + 1.0
+    save_file(tensors, refused / "model.safetensors", metadata={"format": "pt"})
+    return {"base": base, "same": same, "refused": refused}
+
+
+def test_action_runs_its_own_command_line(models: dict[str, Path], tmp_path: Path) -> None:
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    assert set(action["inputs"]) == {"model", "baseline", "fail-on", "args"}
+    assert action["runs"]["using"] == "composite"
+    install, check = action["runs"]["steps"]
+    assert "pip install" in install["run"] and "download.pytorch.org/whl/cpu" in install["run"]
+    # The README's example passes only inputs the action declares.
+    example = yaml.safe_load(readme_block("**GitHub Action**", "yaml"))
+    assert set(example[0]["with"]) <= set(action["inputs"])
+    saved = tmp_path / "model-structure.json"
+    saved.write_text(
+        subprocess.run(
+            [sys.executable, "-m", "gpt2tie", "inspect", str(models["base"]), "--json"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )
+
+    def run_step(model: Path, baseline: str, args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **env_with_scripts(),
+            "GPT2TIE_MODEL": str(model),
+            "GPT2TIE_BASELINE": baseline,
+            "GPT2TIE_FAIL_ON": "error",
+            "GPT2TIE_ARGS": args,
+        }
+        return subprocess.run(
+            ["bash", "-c", check["run"]], capture_output=True, text=True, env=env, timeout=300
+        )
+
+    good = run_step(models["same"], str(saved), "--expect-tied lm_head")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "::notice title=gpt2tie check::" in good.stdout
+    bad = run_step(models["refused"], "", "--expect-tied lm_head")
+    assert bad.returncode == 1
+    assert "::error title=gpt2tie check tied%3Alm_head::" in bad.stdout
+    gated = run_step(models["refused"], str(saved), "")
+    assert gated.returncode == 1 and "title=gpt2tie check baseline::" in gated.stdout
+
+
+def test_pre_commit_hook(models: dict[str, Path]) -> None:
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    scripts = pyproject[pyproject.index("[project.scripts]") :].split("\n\n")[0]
+    assert f'\n{hook["entry"]} = "' in scripts and hook["language"] == "python"
+    pattern = re.compile(hook["files"])
+    assert all(pattern.search(n) for n in ("m/config.json", "m/model.safetensors", "x.gguf"))
+    assert not any(pattern.search(n) for n in ("README.md", "m/tokenizer.json", "notconfig.json"))
+    example = yaml.safe_load(readme_block("**pre-commit**", "yaml"))
+    assert example["repos"][0]["hooks"][0]["id"] == hook["id"]
+
+    def run_hook(*files: Path) -> subprocess.CompletedProcess[str]:
+        argv = [hook["entry"], *hook["args"], *map(str, files)]
+        return subprocess.run(argv, capture_output=True, text=True, env=env_with_scripts())
+
+    good = run_hook(models["same"] / "config.json", models["same"] / "model.safetensors")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.count("All checks passed.") == 1  # one check per folder
+    bad = run_hook(models["same"] / "config.json", models["refused"] / "model.safetensors")
+    assert bad.returncode == 1
+    assert "tie-refused-values-differ" in bad.stdout
+    assert run_hook(ROOT / "README.md").returncode == 0  # nothing to check
+
+
+def test_plain_shell_recipe_with_jq(models: dict[str, Path]) -> None:
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed")
+    script = readme_block("**Plain shell with `jq`**", "bash")
+
+    def run(model: Path) -> subprocess.CompletedProcess[str]:
+        env = {**env_with_scripts(), "MODEL": str(model)}
+        return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+
+    good = run(models["same"])
+    assert good.returncode == 0, good.stdout + good.stderr
+    model = make_model(CASES_BY_ID["llama-tied"])
+    unique = sum(p.numel() for p in model.parameters())
+    assert good.stdout.strip() == f"{unique} unique parameters"
+    bad = run(models["refused"])
+    assert bad.returncode == 1 and "a head is not tied" in bad.stdout
+
+
+def test_saved_baseline_recipe(models: dict[str, Path], tmp_path: Path) -> None:
+    script = readme_block("**A saved baseline**", "bash")
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(models["base"], work / "base")
+    for out, expected in (("same", 0), ("refused", 1)):
+        shutil.rmtree(work / "out", ignore_errors=True)
+        shutil.copytree(models[out], work / "out")
+        done = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, env=env_with_scripts(),
+            cwd=work,
+        )
+        assert done.returncode == expected, done.stdout + done.stderr
+        assert (work / "model-structure.json").is_file()
+    assert "::error title=gpt2tie check baseline::" in done.stdout
