@@ -235,3 +235,20 @@ def test_every_difference_code_is_documented() -> None:
         # finding-new takes the severity of the finding it reports.
         shown = "(the finding's)" if code == "finding-new" else severity
         assert f"| `{code}` | {shown} |" in readme, code
+
+
+def test_hugging_face_model_beside_its_gguf_conversion(tmp_path: Path) -> None:
+    import gguf_models
+
+    tied = gguf_models.save_hf("llama", tmp_path / "hf-tied", tied=True)
+    converted = gguf_models.convert(tied, tmp_path / "tied.gguf")
+    status, report = diff(str(tied), str(converted))
+    assert (status, report["differences"]) == (0, [])  # same tie, same counts
+    gpt2 = gguf_models.save_hf("gpt2", tmp_path / "hf-gpt2", tied=True)
+    copied = gguf_models.convert(gpt2, tmp_path / "gpt2.gguf", copy_tied_output=True)
+    status, report = diff(str(gpt2), str(copied))
+    truth = gguf_models.hf_truth(gpt2)
+    assert truth["head_tied"]
+    assert status == 1 and {"tie-broken", "count-changed"} == codes(report)
+    unique = next(row for row in report["counts"] if row["name"] == "unique")
+    assert unique["b"] - unique["a"] == truth["embedding_numel"]  # the stored copy of the head

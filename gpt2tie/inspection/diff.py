@@ -72,10 +72,20 @@ def diff_sides(
 ) -> DiffReport:
     found: list[Difference] = []
     notes: list[str] = []
-    found += _config_changes(a, b)
-    found += _tie_and_head_changes(a.report, b.report)
+    if _is_gguf(a.report) != _is_gguf(b.report):
+        # A Hugging Face model beside its GGUF conversion: names and configs differ by design.
+        notes.append(
+            "Hugging Face model vs GGUF file: the LM heads are compared by role, and no config "
+            "or tensor names"
+        )
+        found += _tie_and_head_changes(_lm_heads_by_role(a.report), _lm_heads_by_role(b.report))
+    else:
+        found += _config_changes(a, b)
+        found += _tie_and_head_changes(a.report, b.report)
     found += _count_changes(a.report, b.report)
     a_files, b_files = _checkpoint(a), _checkpoint(b)
+    if _is_gguf(a.report) or _is_gguf(b.report):
+        a_files = b_files = None
     values: tuple[ValueChange, ...] = ()
     bytes_read = 0
     if a_files is not None and b_files is not None:
@@ -111,6 +121,21 @@ def diff_sides(
         gpt2tie_version=__version__,
         notes=tuple(notes),
     )
+
+
+def _is_gguf(report: InspectReport) -> bool:
+    return report.checkpoint is not None and report.checkpoint.format == "gguf"
+
+
+def _lm_heads_by_role(report: InspectReport) -> InspectReport:
+    """The report with its LM head named by role, so that `lm_head.weight` (transformers) and
+    `output.weight` (GGUF) compare; alias groups are left out (their names differ too)."""
+    heads = tuple(
+        replace(head, parameter="(LM head)", tied_to="(input embedding)" if head.tied else None)
+        for head in report.heads
+        if head.kind == "lm"
+    )[:1]
+    return replace(report, heads=heads, alias_groups=())
 
 
 def load_saved_report(path: Path) -> InspectReport:
