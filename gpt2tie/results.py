@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gpt2tie.results_memory import MemoryEstimate
+from gpt2tie.results_quantization import QuantizationSummary
 
 SCHEMA_VERSION = 1
 
@@ -231,6 +232,7 @@ class InspectReport:
     heads: tuple[Head, ...]
     checkpoint: CheckpointSummary | None
     findings: tuple[Finding, ...]
+    quantization: QuantizationSummary | None = None  # a quantized checkpoint
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +276,7 @@ class CountReport:
     # The same findings as `inspect`: a CI job counting parameters cannot miss a refused tie.
     findings: tuple[Finding, ...] = ()
     memory: MemoryEstimate | None = None  # with --memory
+    quantization: QuantizationSummary | None = None  # a quantized checkpoint: its 3 counts
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

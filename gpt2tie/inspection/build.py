@@ -12,6 +12,11 @@ from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 from gpt2tie.inspection.findings import FindingInputs, IdenticalUntiedHead, collect_findings
 from gpt2tie.inspection.memory_report import memory_estimate
 from gpt2tie.inspection.options import InspectOptions, MemoryOptions
+from gpt2tie.inspection.quantized import (
+    quantization_findings,
+    quantization_summary,
+    quantized_checkpoint,
+)
 from gpt2tie.loading.prediction import LoadPrediction, predict_load, untie
 from gpt2tie.loading.values import stored_values_equal
 from gpt2tie.model.aliases import ParameterTable, alias_groups, parameter_table
@@ -39,6 +44,7 @@ from gpt2tie.results import (
     ModelInfo,
     TieOnLoad,
 )
+from gpt2tie.results_quantization import QuantizationSummary
 from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.version import __version__
 
@@ -84,6 +90,7 @@ class _Analysis:
     checkpoint: CheckpointSummary | None
     findings: tuple[Finding, ...]
     redundant_bytes: int = 0
+    quantization: QuantizationSummary | None = None
 
 
 def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
@@ -91,6 +98,7 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     declared_ties = dict(getattr(skeleton.model, "all_tied_weights_keys", None) or {})
     checkpoint = model_source.checkpoint
     model = skeleton.model
+    quantized = quantized_checkpoint(model_source.config, checkpoint)
     prediction: LoadPrediction | None = None
     log_lines: tuple[str, ...] = ()
     if checkpoint is not None and options.load:
@@ -110,7 +118,12 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
         load_dtype = _load_dtype(skeleton, checkpoint)
         with quiet_transformers():
             prediction = predict_load(
-                model, checkpoint, load_dtype, options.check_values, options.progress
+                model,
+                checkpoint,
+                load_dtype,
+                options.check_values,
+                options.progress,
+                quantized[2] if quantized else None,
             )
         for tie in prediction.ties:
             if not tie.tied:
@@ -134,11 +147,20 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
         )
     summary = None
     if checkpoint is not None and prediction is not None:
+        companions = quantized[2].companions if quantized and quantized[2] else ()
         summary = _checkpoint_summary(
-            checkpoint, table, prediction, options, log_lines, head_bytes_read
+            checkpoint, table, prediction, options, log_lines, head_bytes_read, companions
         )
     info = _model_info(model_source, skeleton)
     redundant = _redundant_copy_bytes(checkpoint, prediction)
+    quantization, extra = None, []
+    if quantized:
+        quant, scheme, layout = quantized
+        stored = prediction.stored_by_model_key if prediction is not None else {}
+        quantization = quantization_summary(
+            model, table, checkpoint, quant, scheme, layout, stored
+        )
+        extra = quantization_findings(quant, scheme, heads, bool(declared_ties))
     findings = collect_findings(
         FindingInputs(
             class_name=skeleton.class_name,
@@ -154,10 +176,20 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
             identical_untied_heads=identical,
             transformers_log=log_lines,
             tie_flag_in_file=_flag_in_file(model_source.config),
+            extra=tuple(extra),
         )
     )
     return _Analysis(
-        skeleton, model, table, info, groups, heads, summary, findings, sum(redundant.values())
+        skeleton,
+        model,
+        table,
+        info,
+        groups,
+        heads,
+        summary,
+        findings,
+        sum(redundant.values()),
+        quantization,
     )
 
 
@@ -172,6 +204,7 @@ def build_inspect_report(model_source: ModelSource, options: InspectOptions) -> 
         heads=analysis.heads,
         checkpoint=analysis.checkpoint,
         findings=analysis.findings,
+        quantization=analysis.quantization,
     )
 
 
@@ -207,6 +240,7 @@ def build_count_report(
         by_dtype_source="checkpoint" if checkpoint is not None else "config",
         findings=analysis.findings,
         memory=estimate,
+        quantization=analysis.quantization,
     )
 
 
@@ -329,10 +363,12 @@ def _checkpoint_summary(
     options: InspectOptions,
     log_lines: tuple[str, ...],
     head_bytes_read: int,
+    companions: tuple[str, ...] = (),
 ) -> CheckpointSummary:
     stored = prediction.stored_by_model_key
     parameter_names = set(table.object_id_by_name())
-    used = {source for key, source in stored.items() if key in parameter_names}
+    # A quantized weight's scales and zero points load with it.
+    used = {source for key, source in stored.items() if key in parameter_names} | set(companions)
     not_stored = [
         names[0]
         for names in table.names_by_object.values()

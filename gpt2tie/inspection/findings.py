@@ -30,6 +30,7 @@ class FindingInputs:
     identical_untied_heads: tuple[IdenticalUntiedHead, ...]
     transformers_log: tuple[str, ...] = ()
     tie_flag_in_file: bool | None = None  # tie_word_embeddings as config.json states it
+    extra: tuple[Finding, ...] = ()  # found elsewhere (a quantized checkpoint's failures)
 
 
 def collect_findings(facts: FindingInputs) -> tuple[Finding, ...]:
@@ -52,6 +53,7 @@ def collect_findings(facts: FindingInputs) -> tuple[Finding, ...]:
         Finding("transformers-log", "info", f"transformers logged: {line}")
         for line in facts.transformers_log
     ]
+    findings += facts.extra
     return tuple(sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code)))
 
 

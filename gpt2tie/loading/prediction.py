@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 from gpt2tie.loading.keys import KeyCollision, map_stored_keys
+from gpt2tie.loading.quantization import QuantizedLayout
 from gpt2tie.loading.values import stored_values_equal
 
 if TYPE_CHECKING:
@@ -74,32 +75,49 @@ def predict_load(
     load_dtype: torch.dtype,
     check_values: bool,
     progress: ValueProgress | None = None,
+    layout: QuantizedLayout | None = None,
 ) -> LoadPrediction:
     """What loading `checkpoint` into `model` (a fresh skeleton) will produce. Reads no data
-    unless `check_values`, and then only the tensors of ties whose both sides are stored."""
-    mapping = map_stored_keys(model, checkpoint.tensor_names)
+    unless `check_values`, and then only the tensors of ties whose both sides are stored.
+
+    With a quantized `layout`, each quantized weight is seen by its logical name: its scales
+    and zero points belong to it (never "unexpected"), and its packed shape is no mismatch.
+    """
+    names = checkpoint.tensor_names if layout is None else layout.logical_names(
+        checkpoint.tensor_names
+    )
+    mapping = map_stored_keys(model, names)
+    quantized = frozenset() if layout is None else layout.quantized
+    stored = {
+        key: layout.stored_for(name) if layout is not None else name
+        for key, name in mapping.stored_by_model_key.items()
+    }
     model_state = model.state_dict()
-    missing = set(model_state) - set(mapping.stored_by_model_key)
+    missing = set(model_state) - set(stored)
     mismatched = tuple(
-        ShapeMismatch(key, stored, checkpoint.tensor(stored).shape, tuple(model_state[key].shape))
-        for key, stored in mapping.stored_by_model_key.items()
-        if checkpoint.tensor(stored).shape != tuple(model_state[key].shape)
+        ShapeMismatch(key, name, checkpoint.tensor(name).shape, tuple(model_state[key].shape))
+        for key, name in stored.items()
+        if mapping.stored_by_model_key[key] not in quantized
+        and checkpoint.tensor(name).shape != tuple(model_state[key].shape)
     )
     declared = dict(getattr(model, "all_tied_weights_keys", None) or {})
     reader = ValueReader(checkpoint, progress)
-    stored = mapping.stored_by_model_key
+    # Quantized values are not the logical weights: a tie between them is not judged by bytes.
+    comparable = {
+        key for key, name in mapping.stored_by_model_key.items() if name not in quantized
+    }
     if check_values:
         reader.plan(
             [
                 checkpoint.tensor(stored[name])
                 for pair in declared.items()
-                if all(name in stored for name in pair)
+                if all(name in comparable for name in pair)
                 for name in pair
             ]
         )
 
     def equal(target: str, source: str) -> bool | None:
-        if not check_values:
+        if not check_values or not {target, source} <= comparable:
             return None
         return stored_values_equal(
             reader,
@@ -113,7 +131,7 @@ def predict_load(
     unexpected = set(mapping.unmatched.values())
     reported_missing, reported_unexpected = _apply_ignore_patterns(model, missing, unexpected)
     return LoadPrediction(
-        stored_by_model_key=mapping.stored_by_model_key,
+        stored_by_model_key=stored,
         missing=tuple(sorted(reported_missing)),
         unexpected=tuple(sorted(reported_unexpected)),
         ignored_unexpected=tuple(sorted(unexpected - reported_unexpected)),

@@ -22,7 +22,6 @@ from gpt2tie.results import (
     ParameterCounts,
     Source,
 )
-from gpt2tie.results_memory import MemoryEstimate
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _ALIAS_KIND_LABEL = {"same_parameter": "same object", "shared_storage": "shared storage"}
@@ -46,6 +45,10 @@ def render_report(report: InspectReport) -> RenderableType:
         "",
         _counts_table(report.parameters),
     ]
+    if report.quantization is not None:
+        from gpt2tie.render.rich_quantization import quantization_table
+
+        parts += ["", quantization_table(report.quantization)]
     if report.checkpoint is not None and report.checkpoint.gguf is not None:
         parts += ["", _gguf_table(report.checkpoint, report.checkpoint.gguf)]
     elif report.checkpoint is not None:
@@ -81,7 +84,15 @@ def render_counts(report: CountReport) -> RenderableType:
         dtypes.add_row(
             entry.dtype, f"{entry.tensors:,}", f"{entry.parameters:,}", f"{entry.bytes:,}"
         )
-    memory = ["", _memory_table(report.memory)] if report.memory is not None else []
+    memory: list[RenderableType] = []
+    if report.memory is not None:
+        from gpt2tie.render.rich_memory import memory_table
+
+        memory = ["", memory_table(report.memory)]
+    if report.quantization is not None:
+        from gpt2tie.render.rich_quantization import quantization_table
+
+        memory = ["", quantization_table(report.quantization), *memory]
     return Group(
         _title(report.source, report.model),
         "",
@@ -94,62 +105,6 @@ def render_counts(report: CountReport) -> RenderableType:
         "",
         _findings(report.findings),
     )
-
-
-def _memory_table(memory: MemoryEstimate) -> RenderableType:
-    table = Table(title="Memory (a tied pair counted once)", title_justify="left")
-    table.add_column("what", overflow="fold")
-    table.add_column("bytes", justify="right", no_wrap=True)
-    for weights in memory.weights_as_loaded:
-        label = "weights as loaded" if weights.dtype == memory.load_dtype else "weights"
-        table.add_row(f"{label} ({weights.dtype})", _size(weights.bytes))
-    if memory.stored_bytes is not None:
-        table.add_row("stored in the files", _size(memory.stored_bytes))
-    if memory.redundant_stored_bytes:
-        table.add_row("  of which redundant tied copies", _size(memory.redundant_stored_bytes))
-    if memory.largest_block is not None:
-        block = memory.largest_block
-        table.add_row(f"largest block: {block.name} ({block.class_name})", _size(block.bytes))
-    cache = memory.kv_cache
-    if cache is not None:
-        shape = f"{cache.batch:,} × {cache.context:,} tokens, {cache.dtype}"
-        table.add_row(f"KV cache ({shape})", _size(cache.self_attention_bytes))
-        table.add_row("  per token of one sequence", f"{cache.per_token_bytes:,} B")
-        if cache.sliding_window_layers:
-            table.add_row(
-                f"  {cache.sliding_window_layers} sliding-window layers keep "
-                f"{cache.sliding_window:,} tokens",
-                "",
-            )
-        if cache.cross_attention_bytes:
-            table.add_row("  cross-attention (encoder tokens)", _size(cache.cross_attention_bytes))
-        weights_bytes = memory.weights_as_loaded[0].bytes
-        table.add_row("inference: weights + KV cache", _size(weights_bytes + cache.total_bytes))
-    for run in memory.training:
-        scenario = "full" if run.scenario == "full" else "embedding frozen"
-        table.add_row(
-            f"training, {scenario}: AdamW mixed precision, weights "
-            f"{_size(run.weights_bytes)} + gradients {_size(run.gradient_bytes)} + fp32 master "
-            f"{_size(run.master_weights_bytes)} + moments {_size(run.optimizer_state_bytes)}",
-            _size(run.total_bytes),
-        )
-    if memory.moe is not None:
-        moe = memory.moe
-        table.add_row(
-            f"MoE: {moe.experts_per_token} of {moe.experts} experts per token in "
-            f"{moe.moe_layers} layers: active parameters of {moe.total_parameters:,}",
-            f"{moe.active_parameters:,}",
-        )
-    table.add_row("not counted: " + "; ".join(memory.not_counted), "")
-    return table
-
-
-def _size(count: int) -> str:
-    # A no-break space: a size is never split across two lines.
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if count >= scale:
-            return f"{count / scale:,.2f}\u00a0{unit}"
-    return f"{count:,}\u00a0B"
 
 
 def _title(source: Source, model: ModelInfo) -> Text:

@@ -1,0 +1,231 @@
+"""Quantized checkpoints: no false "unexpected"/"missing"/shape findings, the tie judged on the
+logical weights, three labelled counts — each compared with a real `from_pretrained` where the
+scheme loads on this CPU (bitsandbytes, fp8 via accelerate, compressed-tensors)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import quantized_models as qm
+import torch
+from safetensors import safe_open
+from typer.testing import CliRunner
+
+from gpt2tie.cli import app
+
+runner = CliRunner()
+SCHEMA = json.loads(
+    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
+)
+REAL = {
+    "bnb-nf4": lambda s, f: qm.with_bitsandbytes(
+        s, f, load_in_4bit=True, bnb_4bit_quant_type="nf4"
+    ),
+    "bnb-fp4-double": lambda s, f: qm.with_bitsandbytes(
+        s, f, load_in_4bit=True, bnb_4bit_quant_type="fp4", bnb_4bit_use_double_quant=True
+    ),
+    "bnb-8bit": lambda s, f: qm.with_bitsandbytes(s, f, load_in_8bit=True),
+    "fp8": qm.fp8,
+    "ct-fp8": qm.ct_fp8,
+    "ct-int4": qm.ct_int4,
+    "ct-nvfp4": qm.ct_nvfp4,
+    "torchao-int8": qm.with_torchao,
+}
+BY_HAND = {
+    "gptq": qm.gptq,
+    "awq": qm.awq,
+    "torchao-by-hand": qm.torchao_by_hand,  # no torchao needed to read it
+}
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
+    root = tmp_path_factory.mktemp("quantized")
+    return {tied: qm.base(root / f"base-{tied}", tied) for tied in (True, False)}
+
+
+def inspect(folder: Path) -> dict[str, Any]:
+    result = runner.invoke(app, ["inspect", str(folder), "--json", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    report: dict[str, Any] = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
+    return report
+
+
+def stored_names(folder: Path) -> list[str]:
+    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
+        return list(handle.keys())
+
+
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("scheme", sorted(REAL))
+def test_real_load_agrees(scheme: str, tied: bool, bases: dict[bool, Path], tmp_path: Path) -> None:
+    folder = REAL[scheme](bases[tied], tmp_path / scheme)
+    truth = qm.real_load(folder)
+    report = inspect(folder)
+    checkpoint, quant = report["checkpoint"], report["quantization"]
+    assert (checkpoint["missing"], checkpoint["unexpected"]) == (
+        truth["missing"],
+        truth["unexpected"],
+    )
+    assert checkpoint["mismatched"] == []
+    (head,) = report["heads"]
+    assert head["tied"] == truth["tied"] == tied
+    assert [f for f in report["findings"] if f["severity"] != "info"] == []
+    logical, _ = qm.logical_truth(tied)
+    counts = quant["counts"]
+    assert counts["logical"] == report["parameters"]["unique"] == logical
+    assert counts["after_load"] == truth["after_load"]
+    assert counts["num_parameters_after_load"] == truth["num_parameters"]
+    names = stored_names(folder)
+    assert counts["stored"] == sum(t.numel() for t in _tensors(folder, names))
+    # The published companions of each scheme (scales, quant maps, quant states…).
+    suffixes = {
+        "bnb-nf4": (".absmax", ".quant_map", ".quant_state.bitsandbytes__nf4"),
+        "bnb-fp4-double": (".absmax", ".quant_map", "__fp4", ".nested_absmax", ".nested_quant_map"),
+        "bnb-8bit": (".SCB", ".weight_format"),
+        "fp8": (".weight_scale_inv",),
+        "ct-fp8": (".weight_scale",),
+        "ct-int4": (".weight_scale", ".weight_shape"),
+        "ct-nvfp4": (".weight_scale", "_global_scale"),
+        "torchao-int8": ("._weight_scale", "._weight_zero_point"),
+    }[scheme]
+    assert quant["companion_tensors"] == sum(1 for n in names if n.endswith(suffixes)) > 0
+    assert len(quant["quantized_weights"]) == 14  # every Linear but the head
+    roles = {w["name"]: w["role"] for w in quant["kept_weights"]}
+    assert roles["model.embed_tokens.weight"] == "embedding"
+    assert roles["lm_head.weight"] == "head"  # kept: tied, it is the embedding itself
+
+
+def _tensors(folder: Path, names: list[str]) -> list[torch.Tensor]:
+    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
+        return [handle.get_tensor(n) for n in names]
+
+
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("scheme", sorted(BY_HAND))
+def test_published_layouts_need_no_backend(
+    scheme: str, tied: bool, bases: dict[bool, Path], tmp_path: Path
+) -> None:
+    folder = BY_HAND[scheme](bases[tied], tmp_path / scheme)
+    report = inspect(folder)
+    checkpoint, quant = report["checkpoint"], report["quantization"]
+    assert (checkpoint["missing"], checkpoint["unexpected"], checkpoint["mismatched"]) == (
+        [],
+        [],
+        [],
+    )
+    assert [f for f in report["findings"] if f["severity"] != "info"] == []
+    (head,) = report["heads"]
+    assert head["tied"] == tied
+    logical, linears = qm.logical_truth(tied)
+    assert quant["counts"]["logical"] == logical
+    assert len(quant["quantized_weights"]) == 14
+    stored = _tensors(folder, stored_names(folder))
+    companions = [
+        n
+        for n in stored_names(folder)
+        if not n.endswith((".weight", ".qweight", ".weight_packed", "._weight_qdata"))
+    ]
+    assert quant["companion_tensors"] == len(companions)
+    if scheme in ("gptq", "awq"):
+        # The quantized tensors become buffers: only the rest are parameters.
+        assert quant["counts"]["after_load"] == logical - linears
+    assert quant["counts"]["stored"] == sum(t.numel() for t in stored)
+
+
+def test_hqq_is_reported_as_not_loaded(bases: dict[bool, Path], tmp_path: Path) -> None:
+    folder = qm.hqq(bases[True], tmp_path / "hqq")
+    report = inspect(folder)
+    names = stored_names(folder)
+    quantized_modules = sorted({n.rsplit(".", 1)[0] for n in names if n.endswith(".W_q")})
+    assert report["checkpoint"]["missing"] == sorted(f"{m}.weight" for m in quantized_modules)
+    assert len(report["checkpoint"]["unexpected"]) == sum(
+        1 for n in names if n.rsplit(".", 1)[0] in quantized_modules
+    )
+    codes = {f["code"]: f["severity"] for f in report["findings"]}
+    assert codes["quantized-weights-not-loaded"] == "error"
+
+
+def test_tied_head_findings(bases: dict[bool, Path], tmp_path: Path) -> None:
+    # compressed-tensors quantizing a tied head: from_pretrained cannot load it intact.
+    folder = qm.ct_fp8(bases[True], tmp_path / "ct-tied-head", ignore=[])
+    truth = qm.real_load(folder)
+    assert truth["missing"] == ["lm_head.weight_scale"]
+    codes = {f["code"] for f in inspect(folder)["findings"]}
+    assert "quantized-tied-head-crash" in codes
+    assert "quantized-tied-head-crash" not in {
+        f["code"] for f in inspect(qm.ct_fp8(bases[True], tmp_path / "ct-ok"))["findings"]
+    }
+    # bitsandbytes with an empty skip list on a tied model: loads 0/0, the forward fails.
+    folder = qm.with_bitsandbytes(
+        bases[True], tmp_path / "bnb-noskip", load_in_4bit=True, llm_int8_skip_modules=[]
+    )
+    truth = qm.real_load(folder)
+    assert (truth["missing"], truth["unexpected"]) == ([], [])
+    with pytest.raises(AssertionError):
+        truth["model"](torch.tensor([[1, 2, 3]]))
+    codes = {f["code"] for f in inspect(folder)["findings"]}
+    assert "quantized-tied-head-unusable" in codes
+
+
+def test_asymmetric_int4_and_missing_backend(bases: dict[bool, Path], tmp_path: Path) -> None:
+    folder = qm.ct_int4(bases[False], tmp_path / "asym", symmetric=False)
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        qm.real_load(folder)
+    assert "quantized-load-shape-mismatch" in {f["code"] for f in inspect(folder)["findings"]}
+    gptq = inspect(qm.gptq(bases[False], tmp_path / "gptq"))
+    import importlib.util
+
+    missing = {f["code"] for f in gptq["findings"]}
+    installed = importlib.util.find_spec("optimum") is not None
+    assert ("quantized-backend-missing" in missing) is not installed
+    assert gptq["quantization"]["backend_installed"] is installed
+
+
+def test_header_only_for_quantized(bases: dict[bool, Path], tmp_path: Path) -> None:
+    folder = qm.gptq(bases[True], tmp_path / "gptq-headers")
+    report = runner.invoke(app, ["inspect", str(folder), "--json", "--no-values"])
+    assert json.loads(report.stdout)["checkpoint"]["values_bytes_read"] == 0
+
+
+def test_unquantized_checkpoint_has_no_quantization_section(bases: dict[bool, Path]) -> None:
+    assert inspect(bases[True])["quantization"] is None
+
+
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+def test_mxfp4_experts_against_a_real_load(tied: bool, tmp_path: Path) -> None:
+    folder = qm.mxfp4_gpt_oss(tmp_path / "mxfp4", tied)
+    truth = qm.real_load(folder)
+    report = inspect(folder)
+    checkpoint, quant = report["checkpoint"], report["quantization"]
+    assert (checkpoint["missing"], checkpoint["unexpected"]) == (
+        truth["missing"],
+        truth["unexpected"],
+    )
+    assert checkpoint["mismatched"] == [] and report["heads"][0]["tied"] == truth["tied"] == tied
+    assert [f for f in report["findings"] if f["severity"] != "info"] == []
+    # Dequantized on the CPU: the loaded model counts its logical experts.
+    assert quant["counts"]["logical"] == quant["counts"]["after_load"] == truth["after_load"]
+    blocks = [n for n in stored_names(folder) if n.endswith("_blocks")]
+    assert len(quant["quantized_weights"]) == len(blocks) == 4
+    assert quant["companion_tensors"] == sum(
+        1 for n in stored_names(folder) if n.endswith("_scales")
+    )
+
+
+def test_count_params_carries_the_same_quantization(
+    bases: dict[bool, Path], tmp_path: Path
+) -> None:
+    folder = qm.with_bitsandbytes(bases[True], tmp_path / "bnb", load_in_4bit=True)
+    counted = runner.invoke(app, ["count-params", str(folder), "--json", "--no-cache"])
+    data = json.loads(counted.stdout)
+    jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert data["quantization"] == inspect(folder)["quantization"]
+    human = runner.invoke(app, ["count-params", str(folder)], env={"COLUMNS": "100"})
+    assert "Quantization" in human.stdout and "after load" in human.stdout
