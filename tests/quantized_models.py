@@ -254,7 +254,25 @@ def hqq(source: Path, folder: Path) -> Path:
             tensors[f"{module}.{key}"] = torch.tensor([1])
         return tensors
 
-    config = {"quant_method": "hqq", "nbits": 4, "group_size": 64}
+    # HqqConfig(nbits=4, group_size=64).to_dict(), as transformers 5.24 writes it.
+    config = {
+        "quant_config": {
+            "weight_quant_params": {
+                "nbits": 4,
+                "channel_wise": True,
+                "group_size": 64,
+                "optimize": True,
+                "round_zero": True,
+                "axis": 1,
+                "view_as_float": False,
+            },
+            "scale_quant_params": None,
+            "zero_quant_params": None,
+            "offload_meta": False,
+        },
+        "quant_method": "hqq",
+        "skip_modules": ["lm_head"],
+    }
     return rewrite(source, folder, config, store)
 
 

@@ -152,6 +152,16 @@ def test_hqq_is_reported_as_not_loaded(bases: dict[bool, Path], tmp_path: Path) 
     assert codes["quantized-weights-not-loaded"] == "error"
 
 
+def test_hqq_against_a_real_load(bases: dict[bool, Path], tmp_path: Path) -> None:
+    """transformers 5.24 needs hqq to parse the config, then loads nothing into the weights."""
+    pytest.importorskip("hqq", reason="hqq is not in the test extras (an sdist with extra deps)")
+    folder = qm.hqq(bases[True], tmp_path / "hqq")
+    truth = qm.real_load(folder)
+    report = inspect(folder)
+    assert report["checkpoint"]["missing"] == truth["missing"]
+    assert report["checkpoint"]["unexpected"] == truth["unexpected"]
+
+
 def test_tied_head_findings(bases: dict[bool, Path], tmp_path: Path) -> None:
     # compressed-tensors quantizing a tied head: from_pretrained cannot load it intact.
     folder = qm.ct_fp8(bases[True], tmp_path / "ct-tied-head", ignore=[])
