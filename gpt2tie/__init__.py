@@ -40,13 +40,15 @@ def inspect(
     timeout: float | None = None,
     gguf_file: str | None = None,
     hf: str | None = None,
+    base: str | None = None,
 ) -> InspectReport:
     """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON).
 
     `check_values`: compare the stored values a tie decision needs (default: on for local
     files, off for the Hub); `load=True` runs a real `from_pretrained` instead of predicting;
     `timeout`: seconds for all Hub traffic (default 120, or GPT2TIE_TIMEOUT); `gguf_file`
-    picks one GGUF file of a folder or repo, `hf` the Hugging Face model to compare it with.
+    picks one GGUF file of a folder or repo, `hf` the Hugging Face model to compare it with;
+    `base`: a PEFT adapter's base model (default: its adapter_config.json's).
     """
     from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.inspection.run import inspect_model
@@ -54,7 +56,9 @@ def inspect(
     hub = _hub_options(
         revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
     )
-    options = InspectOptions(class_name, trust_remote_code, load=load, hf_reference=hf)
+    options = InspectOptions(
+        class_name, trust_remote_code, load=load, hf_reference=hf, base_model=base
+    )
     return inspect_model(model_spec, hub, options, check_values)
 
 

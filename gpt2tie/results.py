@@ -8,6 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gpt2tie.results_adapter import AdapterSummary
 from gpt2tie.results_memory import MemoryEstimate
 from gpt2tie.results_quantization import QuantizationSummary
 
@@ -233,6 +234,7 @@ class InspectReport:
     checkpoint: CheckpointSummary | None
     findings: tuple[Finding, ...]
     quantization: QuantizationSummary | None = None  # a quantized checkpoint
+    adapter: AdapterSummary | None = None  # a PEFT adapter, merged over its base
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

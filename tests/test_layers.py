@@ -17,6 +17,7 @@ LAYERS = {
     "gpt2tie.results_memory": 0,
     "gpt2tie.results_diff": 0,
     "gpt2tie.results_quantization": 0,
+    "gpt2tie.results_adapter": 0,
     "gpt2tie.formats": 1,
     "gpt2tie.cache": 2,
     "gpt2tie.model": 2,

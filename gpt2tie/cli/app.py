@@ -11,6 +11,7 @@ from gpt2tie.cli.help_text import COMMANDS
 from gpt2tie.cli.options import (
     AllowOption,
     BaselineOption,
+    BaseOption,
     BatchOption,
     CacheDirOption,
     ClassOption,
@@ -122,6 +123,7 @@ def inspect(
     ] = False,
     gguf_file: GgufFileOption = None,
     hf: HfOption = None,
+    base: BaseOption = None,
     output_format: FormatOption = None,
 ) -> None:
     """`gpt2tie inspect` (its help text: `help_text.COMMANDS`)."""
@@ -129,7 +131,9 @@ def inspect(
     hub = hub_options(
         revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
     )
-    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules, load, hf)
+    options = run.inspect_options(
+        class_name, trust_remote_code, no_cache, max_modules, load, hf, base
+    )
     report = run.inspect_on_terminal(model, hub, options, values)
     terminal.emit(report, json_output, output_format and output_format.value)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
@@ -238,6 +242,7 @@ def check(
     hf: HfOption = None,
     baseline: BaselineOption = None,
     allow: AllowOption = None,
+    base: BaseOption = None,
     output_format: FormatOption = None,
 ) -> None:
     """`gpt2tie check` (its help text: `help_text.COMMANDS`)."""
@@ -254,7 +259,7 @@ def check(
         revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
     )
     options = run.inspect_options(
-        class_name, trust_remote_code, no_cache, max_modules, hf_reference=hf
+        class_name, trust_remote_code, no_cache, max_modules, hf_reference=hf, base_model=base
     )
     report = run.inspect_on_terminal(model, hub, options, values)
     compared = None

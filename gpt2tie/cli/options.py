@@ -190,6 +190,18 @@ HfOption = Annotated[
 ]
 
 
+BaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--base",
+        metavar="MODEL",
+        help="For a PEFT adapter folder: its base model (default: the adapter config's "
+        "base_model_name_or_path).",
+        show_default=False,
+    ),
+]
+
+
 def hub_options(
     revision: str | None,
     token: str | None,

@@ -39,6 +39,7 @@ def inspect_options(
     max_modules: int | None,
     load: bool = False,
     hf_reference: str | None = None,
+    base_model: str | None = None,
 ) -> InspectOptions:
     from gpt2tie.inspection.options import InspectOptions
 
@@ -49,6 +50,7 @@ def inspect_options(
         use_cache=not no_cache,
         max_modules=max_modules,
         hf_reference=hf_reference,
+        base_model=base_model,
     )
 
 

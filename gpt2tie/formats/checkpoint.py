@@ -69,6 +69,11 @@ def find_checkpoint(access: FileAccess) -> Checkpoint | None:
     return None
 
 
+def read_checkpoint_file(access: FileAccess, name: str, fmt: CheckpointFormat) -> Checkpoint:
+    """One weights file under any name (an adapter's `adapter_model.safetensors`)."""
+    return _read_files(access, fmt, {"": name}, name)
+
+
 def _read_files(
     access: FileAccess, fmt: CheckpointFormat, weight_map: dict[str, str], index_name: str
 ) -> Checkpoint:

@@ -93,7 +93,7 @@ class _Analysis:
     quantization: QuantizationSummary | None = None
 
 
-def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
+def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     skeleton = _skeleton(model_source, options)
     declared_ties = dict(getattr(skeleton.model, "all_tied_weights_keys", None) or {})
     checkpoint = model_source.checkpoint
@@ -194,7 +194,7 @@ def _analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
 
 
 def build_inspect_report(model_source: ModelSource, options: InspectOptions) -> InspectReport:
-    analysis = _analyze(model_source, options)
+    analysis = analyze(model_source, options)
     return InspectReport(
         gpt2tie_version=__version__,
         source=model_source.source,
@@ -214,7 +214,7 @@ def build_count_report(
     options: InspectOptions,
     memory: MemoryOptions | None = None,
 ) -> CountReport:
-    analysis = _analyze(model_source, options)
+    analysis = analyze(model_source, options)
     estimate = None
     if memory is not None:
         estimate = memory_estimate(

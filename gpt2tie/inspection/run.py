@@ -55,6 +55,40 @@ def count_model(
     return count_source(model_source, depth, chosen, source_options, memory)
 
 
+def adapter_report(
+    model_source: ModelSource, options: InspectOptions, source_options: SourceOptions
+) -> InspectReport:
+    """A PEFT adapter laid over its base: `--base`, else the config's base_model_name_or_path."""
+    from gpt2tie.inspection.adapter import build_adapter_report
+
+    assert model_source.adapter_config is not None
+    if options.base_model is not None:
+        spec, found_by = options.base_model, "--base"
+    else:
+        named = model_source.adapter_config.get("base_model_name_or_path")
+        if not isinstance(named, str) or not named:
+            raise InputError(
+                f"{model_source.source.spec}: adapter_config.json names no base model "
+                "(base_model_name_or_path): give --base MODEL"
+            )
+        spec, found_by = named, "base_model_name_or_path"
+    base_options = dataclasses.replace(source_options, gguf_file=None, subfolder="")
+    try:
+        base_source, chosen = prepare(
+            spec,
+            base_options,
+            dataclasses.replace(options, base_model=None),
+            options.check_values,
+            None,
+            None,
+        )
+    except Gpt2tieError as exc:
+        raise InputError(f"base model {spec} ({found_by}): {exc}") from None
+    if base_source.adapter_config is not None or base_source.gguf is not None:
+        raise InputError(f"base model {spec} ({found_by}): not a Hugging Face model folder")
+    return build_adapter_report(model_source, base_source, chosen, spec, found_by)
+
+
 def gguf_reference(
     model_source: ModelSource, options: InspectOptions, source_options: SourceOptions
 ) -> ReferenceLookup | None:
@@ -117,6 +151,8 @@ def inspect_source(
     """The inspect report of `model_source` (from the cache when `options.use_cache`);
     `source_options` reach a GGUF's reference model."""
     chosen = options or InspectOptions()
+    if model_source.adapter_config is not None:
+        return adapter_report(model_source, chosen, source_options or SourceOptions())
     if model_source.gguf is not None:
         from gpt2tie.inspection.gguf_report import build_gguf_inspect_report
 
@@ -140,6 +176,11 @@ def count_source(
 ) -> CountReport:
     """The count-params report of `model_source`."""
     chosen = options or InspectOptions()
+    if model_source.adapter_config is not None:
+        raise InputError(
+            "count-params counts models; for an adapter, `gpt2tie inspect ADAPTER` reports its "
+            "counts (adapter.counts) and the merged model's"
+        )
     if model_source.gguf is not None and memory is not None:
         raise InputError("--memory needs a Hugging Face model (config.json), not a GGUF file")
     if model_source.gguf is not None:

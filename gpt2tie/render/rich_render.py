@@ -45,6 +45,10 @@ def render_report(report: InspectReport) -> RenderableType:
         "",
         _counts_table(report.parameters),
     ]
+    if report.adapter is not None:
+        from gpt2tie.render.rich_adapter import adapter_table
+
+        parts += ["", adapter_table(report.adapter)]
     if report.quantization is not None:
         from gpt2tie.render.rich_quantization import quantization_table
 

@@ -25,6 +25,9 @@ class ModelSource:
     config_file: Path | None = None
     # A GGUF model (llama.cpp): no config.json, no transformers class; `config` is empty.
     gguf: GgufCheckpoint | None = None
+    # A PEFT adapter: its adapter_config.json and weights; the base is resolved when inspected.
+    adapter_config: dict[str, Any] | None = None
+    adapter_files: Checkpoint | None = None
 
     def values_checked_by_default(self, requested: bool | None) -> bool:
         """`--values`/`--no-values` as given, else on for local files, off for the network."""

@@ -1,0 +1,46 @@
+"""Result types of a PEFT adapter (the `adapter` section of the inspect report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+AdapterTensorKind = Literal[
+    "lora", "lora-embedding", "modules-to-save", "trainable-tokens", "base-copy", "other"
+]
+
+
+@dataclass(frozen=True)
+class AdaptedModule:
+    """A base module the adapter changes, and the other names its weight has in the base."""
+
+    module: str
+    kinds: tuple[AdapterTensorKind, ...]
+    parameters: int  # adapter tensors stored for it (a base-layer copy not included)
+    tied_with: tuple[str, ...]  # other names of the module's weight in the base (a tie)
+
+
+@dataclass(frozen=True)
+class AdapterCounts:
+    base_unique: int
+    adapter_parameters: int  # stored adapter tensors, base-layer copies left out
+    trainable: int  # each trained tensor once (a shared EWT LoRA counted once)
+    trainable_claimed: int  # what PEFT's print_trainable_parameters sums (per Parameter object)
+    merged_unique: int
+    merged_with_duplicates: int
+
+
+@dataclass(frozen=True)
+class AdapterSummary:
+    peft_type: str
+    rank: int | None
+    alpha: float | None
+    target_modules: Any  # a list of names, or a regex string, as adapter_config.json has it
+    modules_to_save: tuple[str, ...]
+    trainable_token_indices: Any
+    ensure_weight_tying: bool
+    base: str  # the base model read (what --base or base_model_name_or_path named)
+    base_found_by: str  # "--base" or "base_model_name_or_path"
+    files: tuple[str, ...]
+    modules: tuple[AdaptedModule, ...]
+    counts: AdapterCounts

@@ -1,0 +1,323 @@
+"""PEFT adapters on tied models, each row of the README's table: a real adapter trained for
+five steps, really merged, and gpt2tie's findings and counts checked against what the merge did."""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import torch
+import transformers
+from typer.testing import CliRunner
+
+import gpt2tie
+from gpt2tie.cli import app
+from gpt2tie.formats.file_access import LocalFiles
+
+peft = pytest.importorskip("peft")
+runner = CliRunner()
+SCHEMA = json.loads(
+    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
+)
+ERRORS_AND_WARNINGS = ("error", "warning")
+
+
+def base_model(kind: str, tied: bool = True) -> Any:
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        config = transformers.GPT2Config(
+            vocab_size=64,
+            n_embd=32,
+            n_layer=1,
+            n_head=4,
+            bos_token_id=0,
+            eos_token_id=0,
+            tie_word_embeddings=tied,
+        )
+        return transformers.GPT2LMHeadModel(config)
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=tied,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+ROWS: dict[str, tuple[str, bool, dict[str, Any], set[str]]] = {
+    # name: (base, tied, LoraConfig arguments, the error/warning findings expected)
+    "attention-only": ("llama", True, {"target_modules": ["q_proj", "v_proj"]}, set()),
+    "lora-on-tied-head": (
+        "llama",
+        True,
+        {"target_modules": ["lm_head"]},
+        {"adapter-merge-changes-tied-partner"},
+    ),
+    "lora-on-embedding": (
+        "llama",
+        True,
+        {"target_modules": ["embed_tokens"]},
+        {"adapter-merge-changes-tied-partner"},
+    ),
+    "lora-on-both": (
+        "llama",
+        True,
+        {"target_modules": ["embed_tokens", "lm_head"]},
+        {"adapter-merge-changes-tied-partner"},
+    ),
+    "modules-to-save-head": (
+        "llama",
+        True,
+        {"target_modules": ["q_proj"], "modules_to_save": ["lm_head"]},
+        set(),
+    ),
+    "ensure-weight-tying": (
+        "llama",
+        True,
+        {"target_modules": ["lm_head"], "ensure_weight_tying": True},
+        {"adapter-delta-applied-twice"},
+    ),
+    "trainable-tokens": (
+        "llama",
+        True,
+        {
+            "target_modules": ["q_proj"],
+            "trainable_token_indices": {"embed_tokens": [1, 2], "lm_head": [3]},
+        },
+        {"adapter-merge-changes-tied-partner"},
+    ),
+    "gpt2-wte": (
+        "gpt2",
+        True,
+        {"target_modules": ["wte"]},
+        {"adapter-merge-changes-tied-partner", "adapter-tie-not-recognised"},
+    ),
+    "gpt2-ensure-weight-tying": (
+        "gpt2",
+        True,
+        {"target_modules": ["lm_head"], "ensure_weight_tying": True},
+        {
+            "adapter-keys-dropped-on-load",
+            "adapter-merge-changes-tied-partner",
+            "adapter-tie-not-recognised",
+        },
+    ),
+    "untied-control": ("llama", False, {"target_modules": ["lm_head", "embed_tokens"]}, set()),
+}
+
+
+def train_adapter(base_folder: Path, kind: str, arguments: dict[str, Any], out: Path) -> Any:
+    model = transformers.AutoModelForCausalLM.from_pretrained(base_folder)
+    config = peft.LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, **arguments)
+    peft_model = peft.get_peft_model(model, config)
+    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=0.05)
+    torch.manual_seed(1)
+    for _ in range(5):
+        ids = torch.randint(0, 64, (2, 8))
+        peft_model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    peft_model.save_pretrained(out)
+    return peft_model
+
+
+def merge_truth(base_folder: Path, adapter_folder: Path, trained: Any) -> dict[str, Any]:
+    """What PEFT really does with the saved adapter: reload, merge, compare."""
+    from safetensors.torch import load_file
+
+    base = transformers.AutoModelForCausalLM.from_pretrained(base_folder).eval()
+    reloaded = peft.PeftModel.from_pretrained(
+        transformers.AutoModelForCausalLM.from_pretrained(base_folder), adapter_folder
+    ).eval()
+    fresh = copy.deepcopy(reloaded)
+    result = peft.set_peft_model_state_dict(
+        fresh, load_file(str(adapter_folder / "adapter_model.safetensors"))
+    )
+    wrappers = (
+        peft.tuners.lora.LoraLayer,
+        peft.utils.other.ModulesToSaveWrapper,
+        peft.utils.other.TrainableTokensWrapper,
+    )
+    wrapped = sorted(
+        name.removeprefix("base_model.model.")
+        for name, module in reloaded.named_modules()
+        if isinstance(module, wrappers)
+    )
+    ids = torch.randint(0, 64, (1, 8))
+    with torch.no_grad():
+        adapter_logits = reloaded(ids).logits
+    delta = None
+    embedding = reloaded.get_input_embeddings()
+    if isinstance(embedding, peft.tuners.lora.LoraLayer):
+        delta = embedding.get_delta_weight("default").detach()
+    merged = reloaded.merge_and_unload()
+    with torch.no_grad():
+        merged_logits = merged(ids).logits
+    unique = {id(p): p for p in merged.parameters()}
+    per_name = sum(p.numel() for _, p in merged.named_parameters(remove_duplicate=False))
+    return {
+        "embedding_changed": not torch.equal(
+            merged.get_input_embeddings().weight, base.get_input_embeddings().weight
+        ),
+        "embedding_delta": merged.get_input_embeddings().weight.detach()
+        - base.get_input_embeddings().weight.detach(),
+        "single_delta": delta,
+        "tied_after_merge": merged.get_output_embeddings().weight
+        is merged.get_input_embeddings().weight,
+        "config_tie": merged.config.tie_word_embeddings,
+        "delta_logits": float((merged_logits - adapter_logits).abs().max()),
+        "dropped_on_reload": sorted(result.unexpected_keys),
+        "wrapped": wrapped,
+        "claimed_trainable": trained.get_nb_trainable_parameters()[0],
+        "merged_unique": sum(p.numel() for p in unique.values()),
+        "merged_per_name": per_name,
+    }
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], Path]:
+    root = tmp_path_factory.mktemp("adapter-bases")
+    folders = {}
+    for kind in ("llama", "gpt2"):
+        for tied in (True, False):
+            folder = root / f"{kind}-{tied}"
+            base_model(kind, tied).save_pretrained(folder)
+            folders[(kind, tied)] = folder
+    return folders
+
+
+def inspect_json(*args: str) -> dict[str, Any]:
+    result = runner.invoke(app, ["inspect", *args, "--json", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    report: dict[str, Any] = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
+    return report
+
+
+@pytest.mark.parametrize("row", sorted(ROWS))
+def test_adapter_rows_against_the_real_merge(
+    row: str, bases: dict[tuple[str, bool], Path], tmp_path: Path
+) -> None:
+    kind, tied, arguments, expected = ROWS[row]
+    base_folder = bases[(kind, tied)]
+    adapter = tmp_path / "adapter"
+    trained = train_adapter(base_folder, kind, arguments, adapter)
+    truth = merge_truth(base_folder, adapter, trained)
+    report = inspect_json(str(adapter))
+    section = report["adapter"]
+    found = {f["code"] for f in report["findings"] if f["severity"] in ERRORS_AND_WARNINGS}
+    assert found == expected
+    # The base modules gpt2tie maps the stored keys to are the ones PEFT wraps on reload,
+    # but for the keys PEFT drops.
+    adapted = {m["module"] for m in section["modules"]}
+    dropped = {
+        key.removeprefix("base_model.model.").split(".lora_")[0]
+        for key in truth["dropped_on_reload"]
+    }
+    assert adapted - dropped == set(truth["wrapped"])
+    # A delta on one side of a tie: the merge really changes the other side too.
+    changes_partner = bool(
+        expected & {"adapter-merge-changes-tied-partner", "adapter-delta-applied-twice"}
+    )
+    if tied:  # the head is the embedding: a change to one is a change to the other
+        assert truth["embedding_changed"] == (changes_partner or row == "gpt2-ensure-weight-tying")
+    if changes_partner:
+        assert truth["delta_logits"] > 1e-3
+    if row == "ensure-weight-tying":
+        assert truth["single_delta"] is not None
+        assert torch.allclose(truth["embedding_delta"], 2 * truth["single_delta"], atol=1e-5)
+    if row == "gpt2-ensure-weight-tying":
+        dropped = next(f for f in report["findings"] if f["code"] == "adapter-keys-dropped-on-load")
+        assert sorted(dropped["names"]) == truth["dropped_on_reload"] != []
+    else:
+        assert truth["dropped_on_reload"] == []
+    if row == "modules-to-save-head":
+        codes = {f["code"] for f in report["findings"]}
+        assert "adapter-unties-on-merge" in codes
+        assert not truth["tied_after_merge"] and truth["config_tie"] is False
+        head = next(h for h in report["heads"] if h["module"] == "lm_head")
+        assert head["tied"] is False  # the merged model's head
+    else:
+        assert truth["tied_after_merge"] == tied
+    counts = section["counts"]
+    assert counts["trainable_claimed"] == truth["claimed_trainable"]
+    assert counts["merged_unique"] == truth["merged_unique"] == report["parameters"]["unique"]
+    assert counts["merged_with_duplicates"] == truth["merged_per_name"]
+    base_unique = sum(
+        p.numel()
+        for p in transformers.AutoModelForCausalLM.from_pretrained(base_folder).parameters()
+    )
+    assert counts["base_unique"] == base_unique
+
+
+def test_check_judges_the_merged_model(bases: dict[tuple[str, bool], Path], tmp_path: Path) -> None:
+    adapter = tmp_path / "mts"
+    train_adapter(
+        bases[("llama", True)],
+        "llama",
+        {"target_modules": ["q_proj"], "modules_to_save": ["lm_head"]},
+        adapter,
+    )
+    failed = runner.invoke(app, ["check", str(adapter), "--expect-tied", "lm_head"])
+    assert failed.exit_code == 1 and "lm_head.weight is untied" in failed.stdout
+    attention = tmp_path / "attention"
+    train_adapter(bases[("llama", True)], "llama", {"target_modules": ["q_proj"]}, attention)
+    assert runner.invoke(app, ["check", str(attention), "--expect-tied", "lm_head"]).exit_code == 0
+
+
+def test_base_override_and_missing_base(
+    bases: dict[tuple[str, bool], Path], tmp_path: Path
+) -> None:
+    adapter = tmp_path / "adapter"
+    train_adapter(bases[("llama", True)], "llama", {"target_modules": ["lm_head"]}, adapter)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(bases[("llama", True)])
+    config["base_model_name_or_path"] = str(tmp_path / "gone")
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    missing = runner.invoke(app, ["inspect", str(adapter)])
+    assert missing.exit_code == 2 and missing.output.startswith("Error: base model")
+    report = inspect_json(str(adapter), "--base", str(bases[("llama", True)]))
+    assert report["adapter"]["base_found_by"] == "--base"
+
+
+def test_adapter_is_read_header_only(
+    bases: dict[tuple[str, bool], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = tmp_path / "adapter"
+    train_adapter(bases[("llama", True)], "llama", {"target_modules": ["lm_head"]}, adapter)
+    read: dict[str, int] = {}
+    original = LocalFiles.read_into
+
+    def counting(self: LocalFiles, name: str, offset: int, buffer: memoryview) -> None:
+        read[name] = read.get(name, 0) + len(buffer)
+        original(self, name, offset, buffer)
+
+    monkeypatch.setattr(LocalFiles, "read_into", counting)
+    report = gpt2tie.inspect(str(adapter), check_values=False)
+    assert report.adapter is not None
+    size = (adapter / "adapter_model.safetensors").stat().st_size
+    header = 8 + int.from_bytes((adapter / "adapter_model.safetensors").read_bytes()[:8], "little")
+    assert read["adapter_model.safetensors"] == header < size
+    assert (
+        read.get("model.safetensors", 0)
+        < (bases[("llama", True)] / "model.safetensors").stat().st_size
+    )
+
+
+def test_human_output_shows_the_adapter(
+    bases: dict[tuple[str, bool], Path], tmp_path: Path
+) -> None:
+    adapter = tmp_path / "adapter"
+    trained = train_adapter(bases[("gpt2", True)], "gpt2", {"target_modules": ["wte"]}, adapter)
+    shown = runner.invoke(app, ["inspect", str(adapter)], env={"COLUMNS": "100"})
+    assert shown.exit_code == 0, shown.output
+    assert "Adapter (LORA)" in shown.stdout and "transformer.wte" in shown.stdout
+    assert f"trainable {trained.get_nb_trainable_parameters()[0]:,}" in shown.stdout
