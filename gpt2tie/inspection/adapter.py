@@ -118,11 +118,13 @@ def analyze_adapter(
     )
     shared = 0
     if ewt:
-        # ensure_weight_tying: the head's LoRA shares storage with the embedding's (transposed).
+        # ensure_weight_tying: the head's LoRA shares storage with the embedding's (transposed),
+        # in the model that was trained, whatever PEFT does on reload.
+        adapted = {m.module for m in modules if set(m.kinds) & set(DELTAS)}
         shared = sum(
             m.parameters
             for m in modules
-            if "lora" in m.kinds and any(_leaf(t) == "embed_tokens" for t in m.tied_with)
+            if "lora" in m.kinds and _leaf(m.module) == "lm_head" and set(m.tied_with) & adapted
         )
     adapter_parameters = sum(m.parameters for m in modules)
     summary = AdapterSummary(
