@@ -23,6 +23,15 @@ def explain(report: InspectReport, name: str | None = None) -> ExplainReport:
             "explain describes what a tie means for a transformers model (training, saving, "
             "loading); for a GGUF file run `gpt2tie inspect FILE --hf MODEL`"
         )
+    if report.adapter is not None and name is None:
+        from gpt2tie.explain_adapter import adapter_explanations
+
+        return ExplainReport(
+            source=report.source,
+            model=report.model,
+            parameters=report.parameters,
+            explanations=tuple(adapter_explanations(report)),
+        )
     if name is None:
         subjects = [(head.module, head.parameter) for head in report.heads if head.tied]
         if not subjects:

@@ -79,6 +79,12 @@ ROWS: dict[str, tuple[str, bool, dict[str, Any], set[str]]] = {
         {"target_modules": ["q_proj"], "modules_to_save": ["lm_head"]},
         set(),
     ),
+    "modules-to-save-embedding": (
+        "llama",
+        True,
+        {"target_modules": ["q_proj"], "modules_to_save": ["embed_tokens"]},
+        set(),
+    ),
     "ensure-weight-tying": (
         "llama",
         True,
@@ -235,7 +241,8 @@ def test_adapter_rows_against_the_real_merge(
     changes_partner = bool(
         expected & {"adapter-merge-changes-tied-partner", "adapter-delta-applied-twice"}
     )
-    if tied:  # the head is the embedding: a change to one is a change to the other
+    if tied and not row.startswith("modules-to-save"):
+        # The head is the embedding: a change to one is a change to the other.
         assert truth["embedding_changed"] == (changes_partner or row == "gpt2-ensure-weight-tying")
     if changes_partner:
         assert truth["delta_logits"] > 1e-3
@@ -247,7 +254,7 @@ def test_adapter_rows_against_the_real_merge(
         assert sorted(dropped["names"]) == truth["dropped_on_reload"] != []
     else:
         assert truth["dropped_on_reload"] == []
-    if row == "modules-to-save-head":
+    if row.startswith("modules-to-save"):
         codes = {f["code"] for f in report["findings"]}
         assert "adapter-unties-on-merge" in codes
         assert not truth["tied_after_merge"] and truth["config_tie"] is False
@@ -328,3 +335,92 @@ def test_human_output_shows_the_adapter(
     assert shown.exit_code == 0, shown.output
     assert "Adapter (LORA)" in shown.stdout and "transformer.wte" in shown.stdout
     assert f"trainable {trained.get_nb_trainable_parameters()[0]:,}" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "attention-only",
+        "lora-on-tied-head",
+        "lora-on-embedding",
+        "modules-to-save-head",
+        "ensure-weight-tying",
+        "trainable-tokens",
+        "gpt2-wte",
+        "untied-control",
+    ],
+)
+def test_live_peft_model_gets_the_same_findings(
+    row: str, bases: dict[tuple[str, bool], Path], tmp_path: Path
+) -> None:
+    kind, tied, arguments, _ = ROWS[row]
+    trained = train_adapter(bases[(kind, tied)], kind, arguments, tmp_path / "adapter")
+    live = gpt2tie.inspect_module(trained)
+    saved = inspect_json(str(tmp_path / "adapter"))
+    adapter_codes = {f["code"] for f in saved["findings"] if f["code"].startswith("adapter-")}
+    adapter_codes.discard("adapter-base-copy-stored")  # about the saved files
+    assert {f.code for f in live.findings if f.code.startswith("adapter-")} == adapter_codes
+
+
+def test_adapter_repo_on_the_hub_header_only(
+    bases: dict[tuple[str, bool], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_hub import RunningHub
+
+    adapter = tmp_path / "adapter"
+    train_adapter(bases[("llama", True)], "llama", {"target_modules": ["lm_head"]}, adapter)
+    local = inspect_json(str(adapter))
+    monkeypatch.setenv("GPT2TIE_CACHE_DIR", str(tmp_path / "gpt2tie-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with RunningHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.add_repo("org/tiny-lora", adapter)
+        result = runner.invoke(
+            app, ["inspect", "org/tiny-lora", "--json", "--cache-dir", str(tmp_path / "hf")]
+        )
+        assert result.exit_code == 0, result.output
+        remote = json.loads(result.stdout)
+        header = 8 + int.from_bytes(
+            (adapter / "adapter_model.safetensors").read_bytes()[:8], "little"
+        )
+        assert hub.sent("org/tiny-lora", "adapter_model.safetensors") == header
+    assert remote["source"]["kind"] == "hub"
+    for key in ("adapter", "heads", "parameters", "findings"):
+        assert remote[key] == local[key], key
+
+
+def test_explain_an_adapter_and_its_ways_forward(
+    bases: dict[tuple[str, bool], Path], tmp_path: Path
+) -> None:
+    base = bases[("llama", True)]
+    on_head = tmp_path / "on-head"
+    train_adapter(base, "llama", {"target_modules": ["lm_head"]}, on_head)
+    shown = runner.invoke(app, ["explain", str(on_head)], env={"COLUMNS": "100"})
+    assert shown.exit_code == 0, shown.output
+    for way in ("train the tie as one", "untie first", "keep LoRA off the tied pair"):
+        assert way in shown.stdout
+    assert "merge_and_unload writes the delta" in " ".join(shown.stdout.split())
+    attention = tmp_path / "attention"
+    train_adapter(base, "llama", {"target_modules": ["q_proj"]}, attention)
+    calm = runner.invoke(app, ["explain", str(attention)], env={"COLUMNS": "100"})
+    assert "merging it leaves every tie as it was" in " ".join(calm.stdout.split())
+
+    # Way forward "untie first": the same LoRA on an untied copy leaves the embedding alone.
+    untied = tmp_path / "untied"
+    assert runner.invoke(app, ["untie", str(base), "--out", str(untied)]).exit_code == 0
+    adapter = tmp_path / "on-untied-head"
+    trained = train_adapter(untied, "llama", {"target_modules": ["lm_head"]}, adapter)
+    truth = merge_truth(untied, adapter, trained)
+    assert not truth["embedding_changed"] and not truth["tied_after_merge"]
+    report = inspect_json(str(adapter))
+    assert not [f for f in report["findings"] if f["code"].startswith("adapter-")]
+
+    # Way forward "train the tie as one" (modules_to_save of the embedding): the merged model
+    # computes what the trained adapter computed.
+    as_one = tmp_path / "as-one"
+    trained = train_adapter(
+        base, "llama", {"target_modules": ["q_proj"], "modules_to_save": ["embed_tokens"]}, as_one
+    )
+    truth = merge_truth(base, as_one, trained)
+    assert truth["delta_logits"] < 1e-4 and truth["config_tie"] is False
+    assert not [f for f in inspect_json(str(as_one))["findings"] if f["severity"] == "error"]

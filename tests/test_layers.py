@@ -26,6 +26,7 @@ LAYERS = {
     "gpt2tie.inspection": 4,
     "gpt2tie.rewrite": 5,
     "gpt2tie.explain": 5,
+    "gpt2tie.explain_adapter": 5,
     "gpt2tie.checks": 5,
     "gpt2tie.render": 5,
     "gpt2tie.cli": 6,

@@ -331,12 +331,15 @@ def explain(
     timeout: TimeoutOption = None,
     no_cache: NoCacheOption = False,
     max_modules: MaxModulesOption = None,
+    base: BaseOption = None,
 ) -> None:
     """`gpt2tie explain` (its help text: `help_text.COMMANDS`)."""
     from gpt2tie.explain import explain as explain_report
 
     hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
+    options = run.inspect_options(
+        class_name, trust_remote_code, no_cache, max_modules, base_model=base
+    )
     report = run.inspect_on_terminal(model, hub, options, None)
     terminal.emit(explain_report(report, name), json_output)
 

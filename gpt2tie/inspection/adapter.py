@@ -96,8 +96,14 @@ def analyze_adapter(
         kinds = tuple(sorted({kind for kind, _ in entries}))
         own = sum(n for kind, n in entries if kind != "base-copy")
         modules.append(AdaptedModule(module, kinds, own, tied_with))
-    findings = _findings(modules, ewt, files)
-    untied_on_merge = {m.module for m in modules if "modules-to-save" in m.kinds and m.tied_with}
+    findings = adapter_findings(modules, ewt, files)
+    # A modules_to_save copy of either side of a tie: the merged model holds two tensors.
+    untied_on_merge = {
+        name
+        for m in modules
+        if "modules-to-save" in m.kinds and m.tied_with
+        for name in (m.module, *m.tied_with)
+    }
     merged_heads = tuple(
         replace(head, tied=False, tied_to=None, stored_in_checkpoint=True)
         if head.module in untied_on_merge and head.tied
@@ -151,7 +157,11 @@ def analyze_adapter(
     return AdapterAnalysis(summary, tuple(findings), merged_heads, merged_groups, merged)
 
 
-def _findings(modules: list[AdaptedModule], ewt: bool, files: Checkpoint) -> list[Finding]:
+def adapter_findings(
+    modules: list[AdaptedModule], ewt: bool, files: Checkpoint | None
+) -> list[Finding]:
+    """The findings of an adapter's modules; `files`: the saved adapter (None: a live model,
+    where reload and stored copies do not apply)."""
     found: list[Finding] = []
     adapted = {m.module: m for m in modules}
     for module in modules:
@@ -178,7 +188,7 @@ def _findings(modules: list[AdaptedModule], ewt: bool, files: Checkpoint) -> lis
                     names,
                 )
             )
-        elif ewt_pair and not recognised and leaf == "lm_head":
+        elif ewt_pair and not recognised and leaf == "lm_head" and files is not None:
             found.append(
                 Finding(
                     "adapter-keys-dropped-on-load",
@@ -232,7 +242,8 @@ def _findings(modules: list[AdaptedModule], ewt: bool, files: Checkpoint) -> lis
                 )
             )
         copy_name = module.module + ".base_layer.weight"
-        copies = [t for t in files.tensors if t.name.removeprefix(PREFIX) == copy_name]
+        stored = files.tensors if files is not None else ()
+        copies = [t for t in stored if t.name.removeprefix(PREFIX) == copy_name]
         if copies:
             found.append(
                 Finding(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.inspection.findings import FindingInputs, collect_findings
+from gpt2tie.inspection.live_adapter import live_adapter_findings
 from gpt2tie.model.aliases import alias_groups, parameter_table
 from gpt2tie.model.counts import parameter_counts
 from gpt2tie.model.heads import find_heads
@@ -77,6 +78,7 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
         )
     )
     notes = _wrapper_notes(names)
+    notes += live_adapter_findings(module)  # a PeftModel: what merging will do to its ties
     return InspectReport(
         gpt2tie_version=__version__,
         source=Source(spec=type(module).__name__, kind="module", path=None),

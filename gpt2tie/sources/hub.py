@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from gpt2tie.errors import CheckpointFormatError, InputError
@@ -19,10 +20,17 @@ from gpt2tie.formats.checkpoint import (
     SAFETENSORS_INDEX,
     Checkpoint,
     find_checkpoint,
+    read_checkpoint_file,
 )
 from gpt2tie.formats.file_access import FileAccess, LayeredFiles, LocalFiles
 from gpt2tie.formats.regular_files import read_limited
 from gpt2tie.results import Source
+from gpt2tie.sources.adapter import (
+    ADAPTER_CONFIG,
+    is_adapter_folder,
+    load_adapter,
+    read_adapter_config,
+)
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.gguf_files import gguf_source, has_gguf
 from gpt2tie.sources.header_cache import HeaderCache, header_complete, still_in_header
@@ -52,7 +60,7 @@ def load_from_cache(spec: str, options: SourceOptions) -> ModelSource | None:
             spec, config_name, cache_dir=options.cache_dir, revision=options.revision or "main"
         )
     if options.gguf_file is not None or not isinstance(found, str):
-        return _gguf_in_cache(spec, options)
+        return _gguf_in_cache(spec, options) or _adapter_in_cache(spec, options)
     config_path = Path(found)
     folder = config_path.parent
     snapshot = (
@@ -106,6 +114,8 @@ def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
     names = _names_under(siblings, options.subfolder)
     if options.gguf_file is not None or ("config.json" not in names and has_gguf(names)):
         return _gguf_on_hub(spec, commit, options, names)
+    if "config.json" not in names and ADAPTER_CONFIG in names:
+        return _adapter_on_hub(spec, commit, options, names)
     with hub_errors(spec, options):
         if "config.json" not in names:
             raise InputError(
@@ -153,6 +163,66 @@ def _gguf_on_hub(spec: str, commit: str, options: SourceOptions, names: set[str]
         found = gguf_source(source, names, options.gguf_file, remote, remote.known_size, True)
     remote.persist()
     return found
+
+
+def _adapter_on_hub(spec: str, commit: str, options: SourceOptions, names: set[str]) -> ModelSource:
+    """A PEFT adapter repo: adapter_config.json (a cached download) and its weights' header."""
+    from huggingface_hub import hf_hub_download
+
+    if "adapter_model.safetensors" not in names:
+        raise InputError(f"{spec}: an adapter repo without adapter_model.safetensors")
+    with hub_errors(spec, options):
+        config_path = Path(
+            hf_hub_download(
+                spec,
+                ADAPTER_CONFIG,
+                subfolder=options.subfolder or None,
+                revision=commit,
+                cache_dir=options.cache_dir,
+                token=options.token_value,
+                endpoint=options.endpoint,
+                etag_timeout=request_timeout("metadata"),
+            )
+        )
+    remote = RemoteFiles(spec, commit, options, names, HeaderCache(spec, commit, options.subfolder))
+    with hub_errors(spec, options):
+        files = read_checkpoint_file(remote, "adapter_model.safetensors", "safetensors")
+    remote.persist()
+    return ModelSource(
+        source=Source(spec=spec, kind="hub", path=None, repo_id=spec, revision=commit),
+        config={},
+        checkpoint=None,
+        values_are_remote=True,
+        adapter_config=read_adapter_config(config_path, spec),
+        adapter_files=files,
+    )
+
+
+def _adapter_in_cache(spec: str, options: SourceOptions) -> ModelSource | None:
+    """A PEFT adapter downloaded into the HF cache (its files on disk), or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    with hub_errors(spec, options):
+        found = try_to_load_from_cache(
+            spec,
+            f"{options.subfolder.strip('/')}/{ADAPTER_CONFIG}"
+            if options.subfolder
+            else ADAPTER_CONFIG,
+            cache_dir=options.cache_dir,
+            revision=options.revision or "main",
+        )
+    if not isinstance(found, str) or not is_adapter_folder(Path(found).parent):
+        return None
+    folder = Path(found).parent
+    if not (folder / "adapter_model.safetensors").exists():
+        return None
+    loaded = load_adapter(spec, folder)
+    return replace(
+        loaded,
+        source=Source(
+            spec=spec, kind="cache", path=str(folder), repo_id=spec, revision=folder.name
+        ),
+    )
 
 
 def _gguf_in_cache(spec: str, options: SourceOptions) -> ModelSource | None:
@@ -345,5 +415,3 @@ class RemoteFiles:
         with self._lock:
             self._sizes.setdefault(name, total)
         return data
-
-
