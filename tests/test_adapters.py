@@ -424,3 +424,18 @@ def test_explain_an_adapter_and_its_ways_forward(
     truth = merge_truth(base, as_one, trained)
     assert truth["delta_logits"] < 1e-4 and truth["config_tie"] is False
     assert not [f for f in inspect_json(str(as_one))["findings"] if f["severity"] == "error"]
+
+
+def test_adapter_saved_as_bin_reads_the_same(
+    bases: dict[tuple[str, bool], Path], tmp_path: Path
+) -> None:
+    base = bases[("gpt2", True)]
+    model = transformers.AutoModelForCausalLM.from_pretrained(base)
+    adapted = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=["wte"]))
+    adapted.save_pretrained(tmp_path / "st")
+    adapted.save_pretrained(tmp_path / "bin", safe_serialization=False)
+    assert (tmp_path / "bin" / "adapter_model.bin").is_file()
+    from_bin, from_st = inspect_json(str(tmp_path / "bin")), inspect_json(str(tmp_path / "st"))
+    for key in ("findings", "heads", "parameters"):
+        assert from_bin[key] == from_st[key], key
+    assert from_bin["adapter"]["modules"] == from_st["adapter"]["modules"]
