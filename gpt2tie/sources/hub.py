@@ -106,7 +106,6 @@ def load_from_cache(spec: str, options: SourceOptions) -> ModelSource | None:
 
 def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
     """config.json (a cached download) and the safetensors headers (range requests)."""
-    from huggingface_hub import hf_hub_download
 
     revision = options.revision or "main"
     checked_subfolder(options.subfolder)
@@ -116,24 +115,12 @@ def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
         return _gguf_on_hub(spec, commit, options, names)
     if "config.json" not in names and ADAPTER_CONFIG in names:
         return _adapter_on_hub(spec, commit, options, names)
-    with hub_errors(spec, options):
-        if "config.json" not in names:
-            raise InputError(
-                f"{spec}: the repo has no {_in_subfolder(options.subfolder, 'config.json')}"
-            )
-        # By branch or tag name, so that the HF cache records the ref for offline runs.
-        config_path = Path(
-            hf_hub_download(
-                spec,
-                "config.json",
-                subfolder=options.subfolder or None,
-                revision=revision,
-                cache_dir=options.cache_dir,
-                token=options.token_value,
-                endpoint=options.endpoint,
-                etag_timeout=request_timeout("metadata"),
-            )
+    if "config.json" not in names:
+        raise InputError(
+            f"{spec}: the repo has no {_in_subfolder(options.subfolder, 'config.json')}"
         )
+    # By branch or tag name, so that the HF cache records the ref for offline runs.
+    config_path = _download(spec, "config.json", revision, options)
     if options.fetch_code:
         _fetch_code_files(spec, commit, options, names)
     recorded = HeaderCache(spec, commit, options.subfolder)
@@ -167,23 +154,9 @@ def _gguf_on_hub(spec: str, commit: str, options: SourceOptions, names: set[str]
 
 def _adapter_on_hub(spec: str, commit: str, options: SourceOptions, names: set[str]) -> ModelSource:
     """A PEFT adapter repo: adapter_config.json (a cached download) and its weights' header."""
-    from huggingface_hub import hf_hub_download
-
     if "adapter_model.safetensors" not in names:
         raise InputError(f"{spec}: an adapter repo without adapter_model.safetensors")
-    with hub_errors(spec, options):
-        config_path = Path(
-            hf_hub_download(
-                spec,
-                ADAPTER_CONFIG,
-                subfolder=options.subfolder or None,
-                revision=commit,
-                cache_dir=options.cache_dir,
-                token=options.token_value,
-                endpoint=options.endpoint,
-                etag_timeout=request_timeout("metadata"),
-            )
-        )
+    config_path = _download(spec, ADAPTER_CONFIG, commit, options)
     remote = RemoteFiles(spec, commit, options, names, HeaderCache(spec, commit, options.subfolder))
     with hub_errors(spec, options):
         files = read_checkpoint_file(remote, "adapter_model.safetensors", "safetensors")
@@ -252,22 +225,30 @@ def _gguf_in_cache(spec: str, options: SourceOptions) -> ModelSource | None:
     return gguf_source(source, names, options.gguf_file, LocalFiles(folder), file_size(folder))
 
 
-def _fetch_code_files(spec: str, commit: str, options: SourceOptions, names: set[str]) -> None:
-    """The repo's Python files, into the snapshot beside config.json (small; never weights)."""
+def _download(spec: str, name: str, revision: str, options: SourceOptions) -> Path:
+    """One small file of the repo, through huggingface_hub's cache (config, adapter config,
+    code): never weights."""
     from huggingface_hub import hf_hub_download
 
     with hub_errors(spec, options):
-        for name in sorted(n for n in names if n.endswith(".py")):
+        return Path(
             hf_hub_download(
                 spec,
                 name,
                 subfolder=options.subfolder or None,
-                revision=commit,
+                revision=revision,
                 cache_dir=options.cache_dir,
                 token=options.token_value,
                 endpoint=options.endpoint,
                 etag_timeout=request_timeout("metadata"),
             )
+        )
+
+
+def _fetch_code_files(spec: str, commit: str, options: SourceOptions, names: set[str]) -> None:
+    """The repo's Python files, into the snapshot beside config.json (small; never weights)."""
+    for name in sorted(n for n in names if n.endswith(".py")):
+        _download(spec, name, commit, options)
 
 
 def _complete_local_checkpoint(local: LocalFiles) -> Checkpoint | None:
