@@ -50,18 +50,14 @@ def quantization_summary(
     import torch
 
     quantized_stored = set(layout.representative.values()) if layout is not None else set()
-    logical_of_key = {
-        key: key for key, stored in stored_by_model_key.items() if stored in quantized_stored
-    }
-    quantized_logical = {
-        layout.logical_of.get(stored, stored)
-        for stored in quantized_stored
-        if layout is not None
+    # Model keys that load from a quantized weight.
+    quantized_keys = {
+        key for key, stored in stored_by_model_key.items() if stored in quantized_stored
     }
     by_name = {
         name: table.objects[oid] for oid, names in table.names_by_object.items() for name in names
     }
-    quantized_numel = sum(by_name[key].numel() for key in logical_of_key if key in by_name)
+    quantized_numel = sum(by_name[key].numel() for key in quantized_keys if key in by_name)
     unique = sum(p.numel() for p in table.objects.values())
     after = unique
     if scheme.after_load == "packed-parameters":
@@ -69,7 +65,8 @@ def quantization_summary(
     elif scheme.after_load == "buffers":
         after = unique - quantized_numel
     elif scheme.after_load == "stored-tensors" and layout is not None and checkpoint is not None:
-        held = [s for s, logical in layout.logical_of.items() if logical in quantized_logical]
+        # Every stored tensor of a quantized weight (packed weight and companions) is a parameter.
+        held = layout.logical_of
         after = unique - quantized_numel + sum(checkpoint.tensor(s).numel for s in held)
     companions = layout.companions if layout is not None and checkpoint is not None else ()
     kept = []
@@ -78,7 +75,7 @@ def quantization_summary(
     embedding = getter() if callable(getter) else None
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
-        if not isinstance(weight, torch.nn.Parameter) or f"{name}.weight" in logical_of_key:
+        if not isinstance(weight, torch.nn.Parameter) or f"{name}.weight" in quantized_keys:
             continue
         if isinstance(module, torch.nn.Embedding) or module is embedding:
             role = "embedding"
@@ -100,7 +97,7 @@ def quantization_summary(
         backend=scheme.backend,
         backend_installed=backend_installed(scheme),
         on_this_machine=scheme.on_cpu,
-        quantized_weights=tuple(sorted(logical_of_key)),
+        quantized_weights=tuple(sorted(quantized_keys)),
         kept_weights=tuple(kept),
         companion_tensors=len(companions),
         companion_bytes=sum(checkpoint.tensor(n).nbytes for n in companions) if checkpoint else 0,
