@@ -81,7 +81,8 @@ def convert(
     writer.add_block_count(blocks)
     writer.add_context_length(config.get("max_position_embeddings") or config["n_positions"])
     writer.add_embedding_length(HIDDEN)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    file_types = {Q.Q8_0: "MOSTLY_Q8_0", Q.Q4_K: "MOSTLY_Q4_K_M", Q.Q4_0: "MOSTLY_Q4_0"}
+    writer.add_file_type(gguf.LlamaFileType[file_types.get(matrix_type, "ALL_F32")])
     writer.add_token_list([f"token-{i:08d}" for i in range(token_count or config["vocab_size"])])
     for key, value in (metadata or {}).items():
         writer.add_string(key, value)

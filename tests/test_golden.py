@@ -51,6 +51,8 @@ CASES = [
     ("inspect-refused-tie", ["inspect", "refused"]),
     ("check-refused-tie", ["check", "refused", "--expect-tied", "lm_head"]),
     ("explain-gpt2-lm-head", ["explain", "gpt2", "lm_head"]),
+    ("count-params-gpt2-memory", ["count-params", "gpt2", "--memory", "--context", "1024"]),
+    ("inspect-gguf-untied", ["inspect", "untied-Q4_K_M.gguf"]),
     ("diff-refused-tie", ["diff", "base", "refused"]),
     ("diff-refused-tie-github", ["diff", "base", "refused", "--format", "github"]),
     ("diff-refused-tie-markdown", ["diff", "base", "refused", "--format", "markdown"]),
@@ -82,6 +84,15 @@ def test_golden(
 ) -> None:  # type: ignore[no-untyped-def]
     if len(argv) > 1 and argv[1] in ("bert-mlm", "musicgen"):
         shutil.copytree(checkpoint_dir(argv[1]), tmp_path / argv[1])
+        monkeypatch.chdir(tmp_path)
+    if len(argv) > 1 and argv[1].endswith(".gguf"):
+        import gguf_models
+        from gguf import GGMLQuantizationType as Q
+
+        hf = gguf_models.save_hf("llama", tmp_path / "hf", tied=False)
+        gguf_models.convert(
+            hf, tmp_path / argv[1], matrix_type=Q.Q4_K, types={"output.weight": Q.Q6_K}
+        )
         monkeypatch.chdir(tmp_path)
     if "refused" in argv[1:3]:
         write_refused_tie(tmp_path / "refused")
@@ -178,10 +189,13 @@ def _golden_truth(name: str, tmp_path: Path, checkpoint_dir: Any) -> tuple[Any, 
     return model, folder
 
 
+# Memory figures are checked one by one against real allocations in test_memory.py, and the
+# GGUF ones against llama.cpp's reader in test_gguf.py: here, the tables' shape.
 REPORT_GOLDENS = sorted(
     p.stem
     for p in GOLDEN.glob("*.out")
-    if not p.stem.startswith(("help-", "list-builtin", "diff-"))
+    if not p.stem.startswith(("help-", "list-builtin", "diff-", "inspect-gguf"))
+    and "-memory-" not in p.stem
 )
 DIFF_GOLDENS = sorted(p.stem for p in GOLDEN.glob("diff-*.out"))
 

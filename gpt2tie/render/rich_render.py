@@ -273,7 +273,8 @@ def _gguf_table(checkpoint: CheckpointSummary, gguf: GgufSummary) -> Table:
     for row in gguf.by_type:
         table.add_row(
             f"  {row.type}",
-            f"{row.tensors:,} tensors, {row.parameters:,} parameters, {row.bytes:,} bytes",
+            f"{row.tensors:,} tensor{'' if row.tensors == 1 else 's'}, "
+            f"{row.parameters:,} parameters, {row.bytes:,} bytes",
         )
     if gguf.reference is not None:
         tied = {True: "tied", False: "untied", None: "no LM head"}[gguf.reference.head_tied]
