@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fake_hub import FakeHub, RunningHub
 from tiny_models import CASES_BY_ID, make_config, make_model
 
 # No test may reach the real Hub: point huggingface_hub at a closed local port (fails at once),
@@ -124,3 +125,13 @@ def no_internal_error(
     yield
     if request.node.get_closest_marker("internal_error_expected") is None:
         assert not seen, f"internal error(s) in the CLI: {seen}"
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
+    """A fake Hub on 127.0.0.1 as HF_ENDPOINT, online, with a private gpt2tie cache."""
+    monkeypatch.setenv("GPT2TIE_CACHE_DIR", str(tmp_path / "gpt2tie-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with RunningHub() as running:
+        monkeypatch.setenv("HF_ENDPOINT", running.url)
+        yield running

@@ -363,27 +363,21 @@ def test_live_peft_model_gets_the_same_findings(
 
 
 def test_adapter_repo_on_the_hub_header_only(
-    bases: dict[tuple[str, bool], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bases: dict[tuple[str, bool], Path], tmp_path: Path, hub: Any
 ) -> None:
-    from fake_hub import RunningHub
-
     adapter = tmp_path / "adapter"
     train_adapter(bases[("llama", True)], "llama", {"target_modules": ["lm_head"]}, adapter)
     local = inspect_json(str(adapter))
-    monkeypatch.setenv("GPT2TIE_CACHE_DIR", str(tmp_path / "gpt2tie-cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with RunningHub() as hub:
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        hub.add_repo("org/tiny-lora", adapter)
-        result = runner.invoke(
-            app, ["inspect", "org/tiny-lora", "--json", "--cache-dir", str(tmp_path / "hf")]
-        )
-        assert result.exit_code == 0, result.output
-        remote = json.loads(result.stdout)
-        header = 8 + int.from_bytes(
-            (adapter / "adapter_model.safetensors").read_bytes()[:8], "little"
-        )
-        assert hub.sent("org/tiny-lora", "adapter_model.safetensors") == header
+    hub.add_repo("org/tiny-lora", adapter)
+    result = runner.invoke(
+        app, ["inspect", "org/tiny-lora", "--json", "--cache-dir", str(tmp_path / "hf")]
+    )
+    assert result.exit_code == 0, result.output
+    remote = json.loads(result.stdout)
+    data = (adapter / "adapter_model.safetensors").read_bytes()
+    assert hub.sent("org/tiny-lora", "adapter_model.safetensors") == 8 + int.from_bytes(
+        data[:8], "little"
+    )
     assert remote["source"]["kind"] == "hub"
     for key in ("adapter", "heads", "parameters", "findings"):
         assert remote[key] == local[key], key

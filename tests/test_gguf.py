@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import gguf
 import gguf_models
 import jsonschema
 import pytest
-from fake_hub import FakeHub, RunningHub
+from fake_hub import FakeHub
 from gguf import GGMLQuantizationType as Q
 from typer.testing import CliRunner
 
@@ -339,15 +338,6 @@ def test_gguf_path_imports_neither_torch_nor_transformers(built: dict[str, Path]
 
 
 # --- the Hub and the HF cache -----------------------------------------------------------------
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
-    monkeypatch.setenv("GPT2TIE_CACHE_DIR", str(tmp_path / "gpt2tie-cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with RunningHub() as running:
-        monkeypatch.setenv("HF_ENDPOINT", running.url)
-        yield running
 
 
 def hub_report(tmp_path: Path, *args: str) -> Any:

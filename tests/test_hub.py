@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_hub import FakeHub, RunningHub
+from fake_hub import FakeHub
 from tiny_models import CASES_BY_ID, make_model
 from typer.testing import CliRunner
 
@@ -20,15 +19,6 @@ from gpt2tie.formats.safetensors_header import read_header
 
 runner = CliRunner()
 SAME_FIELDS = ("model", "parameters", "alias_groups", "heads", "findings")
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
-    monkeypatch.setenv("GPT2TIE_CACHE_DIR", str(tmp_path / "gpt2tie-cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with RunningHub() as running:
-        monkeypatch.setenv("HF_ENDPOINT", running.url)
-        yield running
 
 
 def invoke(tmp_path: Path, *args: str, **env: str) -> Any:
