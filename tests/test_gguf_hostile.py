@@ -221,3 +221,66 @@ def test_fuzzed_headers_are_refused_cleanly_or_read_as_the_reference(
         assert [(t.name, t.dims, t.ggml_type.name) for t in ours.tensors] == [
             (t.name, tuple(int(d) for d in t.shape), t.tensor_type.name) for t in reader.tensors
         ]
+
+
+# --- edges a mutation run showed untested ----------------------------------------------------
+
+
+def test_smallest_valid_file_and_offsets_past_the_end(tmp_path: Path) -> None:
+    empty = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)  # magic, version, two counts: no more
+    (tmp_path / "empty.gguf").write_bytes(empty)
+    header = read_gguf_header(LocalFiles(tmp_path), "empty.gguf")
+    assert (header.tensors, header.metadata) == ((), {})
+    assert len(gguf.GGUFReader(tmp_path / "empty.gguf").tensors) == 0
+    # The second tensor starts inside the file but its offset carries it past the end.
+    late = gguf_bytes(infos=[info("a", (8,), 0, 0), info("b", (8,), 0, 64)], data=b"\0" * 64)
+    (tmp_path / "late.gguf").write_bytes(late)
+    with pytest.raises(CheckpointFormatError, match="'b': its data runs past the end"):
+        read_gguf_header(LocalFiles(tmp_path), "late.gguf")
+
+
+def test_metadata_arrays_and_typed_accessors_match_the_reference(tmp_path: Path) -> None:
+    path = _small_real_file(tmp_path)
+    ours = read_gguf_header(LocalFiles(tmp_path), path.name)
+    reader = gguf.GGUFReader(path)
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or field.types[0] != gguf.GGUFValueType.ARRAY:
+            continue
+        value = ours.metadata[key]
+        assert value.item_type == field.types[-1].name
+        assert value.length == len(field.data)
+        if value.items is not None:
+            assert list(value.items) == field.contents()
+    assert ours.metadata["llama.some_list"].items == (1, 2, 3)
+    assert ours.integer("llama.block_count") == 1 and ours.string("llama.block_count") is None
+    assert ours.string("general.architecture") == "llama"
+    assert ours.integer("general.architecture") is None
+
+
+def test_split_sets_of_one_part_and_a_wrong_split_count(tmp_path: Path) -> None:
+    from gpt2tie.formats.gguf import read_gguf_checkpoint
+
+    single = tmp_path / "one"
+    single.mkdir()
+    name = "m-00001-of-00001.gguf"  # a "split" set of one part is a whole model
+    (single / name).write_bytes(_small_real_file(tmp_path).read_bytes())
+    read = read_gguf_checkpoint(LocalFiles(single), (name,))
+    assert [t.name for t in read.tensors] == ["token_embd.weight", "blk.0.attn_q.weight"]
+
+    three = tmp_path / "three"
+    three.mkdir()
+    writer = gguf.GGUFWriter(three / "m.gguf", "llama", split_max_tensors=1)
+    for index in range(3):
+        writer.add_tensor(f"blk.{index}.attn_q.weight", np.ones((4, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    two = tmp_path / "two"
+    two.mkdir()
+    for number in (1, 2):  # two parts of a set of three, renamed as a set of two
+        source = three / f"m-{number:05d}-of-00003.gguf"
+        (two / f"m-{number:05d}-of-00002.gguf").write_bytes(source.read_bytes())
+    files = tuple(sorted(p.name for p in two.iterdir()))
+    with pytest.raises(CheckpointFormatError, match=r"split\.count=3, but the set has 2 files"):
+        read_gguf_checkpoint(LocalFiles(two), files)
