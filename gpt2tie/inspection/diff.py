@@ -326,29 +326,19 @@ def _tensor_changes(a: Checkpoint, b: Checkpoint) -> list[Difference]:
         )
     if added:
         found.append(difference("tensor-added", _listed(added, "stored on B only"), tuple(added)))
-    reshaped, redtyped = [], []
+    changed: dict[str, list[tuple[str, str]]] = {"tensor-reshaped": [], "dtype-changed": []}
     for name in sorted(a_names & b_names):
         left, right = a.tensor(name), b.tensor(name)
         if left.shape != right.shape:
-            reshaped.append(f"{name} {_shape(left.shape)} → {_shape(right.shape)}")
+            shapes = f"{_shape(left.shape)} → {_shape(right.shape)}"
+            changed["tensor-reshaped"].append((name, f"{name} {shapes}"))
         if left.dtype != right.dtype:
-            redtyped.append(f"{name} {left.torch_dtype} → {right.torch_dtype}")
-    if reshaped:
-        found.append(
-            difference(
-                "tensor-reshaped",
-                _listed(reshaped, "changed shape"),
-                tuple(r.split(" ", 1)[0] for r in reshaped),
-            )
-        )
-    if redtyped:
-        found.append(
-            difference(
-                "dtype-changed",
-                _listed(redtyped, "changed dtype"),
-                tuple(r.split(" ", 1)[0] for r in redtyped),
-            )
-        )
+            dtypes = f"{left.torch_dtype} → {right.torch_dtype}"
+            changed["dtype-changed"].append((name, f"{name} {dtypes}"))
+    for code, what in (("tensor-reshaped", "changed shape"), ("dtype-changed", "changed dtype")):
+        if changed[code]:
+            names, lines = zip(*changed[code], strict=True)
+            found.append(difference(code, _listed(list(lines), what), tuple(names)))
     return found
 
 

@@ -353,21 +353,9 @@ class RemoteFiles:
         buffer[:] = self.read(name, offset, len(buffer))
 
     def read_text(self, name: str) -> str:
-        from huggingface_hub import hf_hub_download
-
         if name not in self._texts:
-            with hub_errors(self.repo_id, self.options):
-                path = hf_hub_download(
-                    self.repo_id,
-                    name,
-                    subfolder=self.options.subfolder or None,
-                    revision=self.commit,
-                    cache_dir=self.options.cache_dir,
-                    token=self.options.token_value,
-                    endpoint=self.options.endpoint,
-                    etag_timeout=request_timeout("metadata"),
-                )
-            self._texts[name] = LocalFiles(Path(path).parent).read_text(Path(path).name)
+            path = _download(self.repo_id, name, self.commit, self.options)
+            self._texts[name] = LocalFiles(path.parent).read_text(path.name)
         return self._texts[name]
 
     def local_path(self, name: str) -> Path | None:
