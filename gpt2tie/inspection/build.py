@@ -26,6 +26,7 @@ from gpt2tie.model.counts import (
     module_counts,
     parameter_counts,
 )
+from gpt2tie.model.declared_ties import declared_ties
 from gpt2tie.model.heads import find_heads
 from gpt2tie.model.skeleton import (
     Skeleton,
@@ -34,6 +35,7 @@ from gpt2tie.model.skeleton import (
     quiet_transformers,
     tie_flags,
 )
+from gpt2tie.model.transformers_version import installed_major
 from gpt2tie.results import (
     AliasGroup,
     CheckpointSummary,
@@ -95,7 +97,7 @@ class _Analysis:
 
 def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     skeleton = _skeleton(model_source, options)
-    declared_ties = dict(getattr(skeleton.model, "all_tied_weights_keys", None) or {})
+    declared = declared_ties(skeleton.model)
     checkpoint = model_source.checkpoint
     model = skeleton.model
     quantized = quantized_checkpoint(model_source.config, checkpoint)
@@ -111,7 +113,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
             skeleton.model_class,
             folder,
             checkpoint,
-            declared_ties,
+            declared,
             options.trust_remote_code,
         )
     elif checkpoint is not None:
@@ -138,7 +140,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     def is_stored(parameter_name: str) -> bool | None:
         return None if prediction is None else parameter_name in prediction.stored_by_model_key
 
-    heads = tuple(find_heads(model, table, declared_ties, is_stored))
+    heads = tuple(find_heads(model, table, declared, is_stored))
     identical: tuple[IdenticalUntiedHead, ...] = ()
     head_bytes_read = 0
     if checkpoint is not None and prediction is not None and options.check_values:
@@ -160,14 +162,14 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
         quantization = quantization_summary(
             model, table, checkpoint, quant, scheme, layout, stored
         )
-        extra = quantization_findings(quant, scheme, heads, bool(declared_ties))
+        extra = quantization_findings(quant, scheme, heads, bool(declared))
     findings = collect_findings(
         FindingInputs(
             class_name=skeleton.class_name,
             source_kind=model_source.source.kind,
             structural_only=checkpoint is None,
             custom_code_ignored=skeleton.custom_code_ignored,
-            declared_ties=declared_ties,
+            declared_ties=declared,
             alias_groups=groups,
             heads=heads,
             prediction=prediction,
@@ -251,7 +253,12 @@ def _flag_in_file(config: dict[str, Any]) -> bool | None:
 
 
 def _config_dtype(skeleton: Skeleton) -> torch.dtype | None:
+    """The dtype `from_pretrained` gives the model when no file says otherwise: transformers 5
+    defaults to `dtype="auto"` (the config's), transformers 4 to float32."""
     import torch
+
+    if installed_major() < 5:
+        return torch.float32
 
     value = getattr(skeleton.config, "dtype", None)
     if isinstance(value, str):
@@ -260,8 +267,8 @@ def _config_dtype(skeleton: Skeleton) -> torch.dtype | None:
 
 
 def _load_dtype(skeleton: Skeleton, checkpoint: Checkpoint) -> torch.dtype:
-    """`dtype="auto"`, the from_pretrained default: the config's dtype, else the first
-    floating-point tensor stored."""
+    """The from_pretrained default: under transformers 5 `dtype="auto"`, the config's dtype,
+    else the first floating-point tensor stored; under transformers 4 float32."""
     import torch
 
     configured = _config_dtype(skeleton)

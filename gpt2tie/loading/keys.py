@@ -1,10 +1,16 @@
-"""Map stored checkpoint keys to model keys the way transformers does when loading."""
+"""Map stored checkpoint keys to model keys the way the installed transformers does when loading.
+
+Both majors' own functions do the renaming; what differs is the order of loading (which of two
+stored keys for one parameter wins) and the prefix rules around them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
+
+from gpt2tie.model.transformers_version import installed_major
 
 if TYPE_CHECKING:
     import torch
@@ -25,10 +31,17 @@ class KeyMapping:
     stored_by_model_key: dict[str, str]
     unmatched: dict[str, str]  # stored key -> its renamed key, which matches nothing in the model
     collisions: tuple[KeyCollision, ...]
+    # transformers 4 only: every stored key renamed (in load order), and whether the base-model
+    # prefix was added to all keys (a base checkpoint into a task model) or stripped from them.
+    renamed: tuple[str, ...] = ()
+    prefix_added: bool = False
+    prefix_stripped: bool = False
 
 
 def map_stored_keys(model: torch.nn.Module, stored_names: Iterable[str]) -> KeyMapping:
     """Rename each stored key with transformers' rules, in the order transformers loads them."""
+    if installed_major() < 5:
+        return _map_stored_keys_v4(model, list(stored_names))
     from transformers.conversion_mapping import get_model_conversion_mapping
     from transformers.core_model_loading import (
         WeightConverter,
@@ -57,3 +70,42 @@ def map_stored_keys(model: torch.nn.Module, stored_names: Iterable[str]) -> KeyM
         else:
             loaded[model_key] = stored
     return KeyMapping(loaded, unmatched, tuple(collisions))
+
+
+def _map_stored_keys_v4(model: torch.nn.Module, stored_names: list[str]) -> KeyMapping:
+    """transformers 4's `_load_pretrained_model` renaming: the class's legacy fixes and
+    `_checkpoint_conversion_mapping`, then one prefix level added or stripped for the whole
+    checkpoint. Of two keys landing on one parameter, the later one loads."""
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    has_prefix_module = bool(prefix) and any(n.startswith(prefix) for n in stored_names)
+    expects_prefix_module = bool(prefix) and hasattr(model, prefix)
+    task_from_base = not has_prefix_module and expects_prefix_module
+    base_from_task = has_prefix_module and not expects_prefix_module
+    key_mapping = getattr(type(model), "_checkpoint_conversion_mapping", None) or None
+    renamed: dict[str, str] = model._get_key_renaming_mapping(  # type: ignore[operator]
+        stored_names, key_mapping, base_from_task, task_from_base
+    )
+    model_keys = model.state_dict()
+    loaded: dict[str, str] = {}
+    unmatched: dict[str, str] = {}
+    collisions: list[KeyCollision] = []
+    for stored in stored_names:
+        if stored not in renamed:  # a task head's key, dropped with a base-model load
+            unmatched[stored] = stored
+            continue
+        model_key = renamed[stored]
+        if model_key not in model_keys:
+            unmatched[stored] = model_key
+        elif model_key in loaded:
+            collisions.append(KeyCollision(model_key, stored, loaded[model_key]))
+            loaded[model_key] = stored
+        else:
+            loaded[model_key] = stored
+    return KeyMapping(
+        loaded,
+        unmatched,
+        tuple(collisions),
+        renamed=tuple(renamed.values()),
+        prefix_added=task_from_base,
+        prefix_stripped=base_from_task,
+    )

@@ -1,12 +1,15 @@
 """Predict, from tensor names and shapes, what `from_pretrained` will do with a checkpoint.
 
-Key renaming, prefix handling and the ignore patterns are transformers' own code. The tie
-decisions follow `PreTrainedModel.tie_weights` as measured on transformers 5.x; the one it makes
-from values (both sides stored) is answered by reading just those two tensors.
+Key renaming, prefix handling and the ignore patterns are the installed transformers' own code.
+Under transformers 5 the tie decisions follow `PreTrainedModel.tie_weights` as measured; the one
+it makes from values (both sides stored) is answered by reading just those two tensors. Under
+transformers 4 every declared tie holds, and which stored tensor a tied group keeps is decided
+by replaying its load on stand-in tensors (`transformers4`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -16,7 +19,10 @@ from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 from gpt2tie.loading.keys import KeyCollision, map_stored_keys
 from gpt2tie.loading.quantization import QuantizedLayout
+from gpt2tie.loading.transformers4 import RANDOM, loaded_parameters, reported_keys
 from gpt2tie.loading.values import stored_values_equal
+from gpt2tie.model.declared_ties import declared_ties
+from gpt2tie.model.transformers_version import installed_major
 
 if TYPE_CHECKING:
     import torch
@@ -26,7 +32,7 @@ TieOutcome = Literal[
     "source-filled",  # only the target stored: transformers 5 swaps the roles and ties
     "backup-filled",  # both absent, another target of the same source stored
     "values-equal",  # both stored with equal values: tied, the copy is redundant
-    "values-differ",  # both stored, values differ: transformers 5 refuses the tie
+    "values-differ",  # both stored, values differ: 5 refuses the tie, 4 discards the target
     "values-unchecked",  # both stored, values not read (--no-values): assumed equal
     "both-missing",  # neither stored: tied, but both randomly initialised
 ]
@@ -42,10 +48,9 @@ class TieDecision:
     # None: not settled by this tie (a source still to be filled), or nothing at all (missing).
     target_values_from: str | None
     source_values_from: str | None
-
-    @property
-    def tied(self) -> bool:
-        return self.outcome != "values-differ"
+    tied: bool = True
+    # transformers 4: the tied pair is left on the meta device, neither loaded nor initialised.
+    uninitialised: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ def predict_load(
         if mapping.stored_by_model_key[key] not in quantized
         and checkpoint.tensor(name).shape != tuple(model_state[key].shape)
     )
-    declared = dict(getattr(model, "all_tied_weights_keys", None) or {})
+    declared = declared_ties(model)
     reader = ValueReader(checkpoint, progress)
     # Quantized values are not the logical weights: a tie between them is not judged by bytes.
     comparable = {
@@ -126,10 +131,18 @@ def predict_load(
             load_dtype,
         )
 
-    ties = decide_ties(declared, missing, equal)
+    if installed_major() >= 5:
+        ties = decide_ties(declared, missing, equal)
+        unexpected = set(mapping.unmatched.values())
+        reported_missing, reported_unexpected = _apply_ignore_patterns(model, missing, unexpected)
+    else:
+        reported = reported_keys(model, list(names), mapping)
+        loaded = loaded_parameters(model, stored, reported.missing)
+        ties = decide_ties_transformers4(declared, set(stored), loaded.origin, equal)
+        ties = [_with_tied(t, loaded.object_number) for t in ties]
+        unexpected = set(reported.unexpected_before_patterns)
+        reported_missing, reported_unexpected = set(reported.missing), set(reported.unexpected)
     bytes_read = reader.bytes_read
-    unexpected = set(mapping.unmatched.values())
-    reported_missing, reported_unexpected = _apply_ignore_patterns(model, missing, unexpected)
     return LoadPrediction(
         stored_by_model_key=stored,
         missing=tuple(sorted(reported_missing)),
@@ -173,7 +186,11 @@ def decide_ties(
             )
             if equal is not False:
                 values_from[target] = target_origin = source_origin
-            decisions.append(TieDecision(target, source, outcome, target_origin, source_origin))
+            decisions.append(
+                TieDecision(
+                    target, source, outcome, target_origin, source_origin, equal is not False
+                )
+            )
             continue
         if target_there:
             outcome, origin = "source-filled", target_origin
@@ -202,6 +219,49 @@ def decide_ties(
         source_holds = None if outcome == "backup-filled" else origin
         decisions.append(TieDecision(target, source, outcome, origin, source_holds))
     return decisions
+
+
+def decide_ties_transformers4(
+    declared: dict[str, str],
+    stored: set[str],
+    origin: dict[str, str | None],
+    values_equal: EqualCheck,
+) -> list[TieDecision]:
+    """transformers 4 ties every declared pair after loading; the outcome names what the files
+    held, `origin` (from the replayed load) what the pair holds now."""
+    decisions = []
+    for target, source in declared.items():
+        target_there, source_there = target in stored, source in stored
+        outcome: TieOutcome
+        if target_there and source_there:
+            equal = values_equal(target, source)
+            outcome = "values-unchecked" if equal is None else "values-equal"
+            if equal is False:
+                outcome = "values-differ"
+        elif source_there:
+            outcome = "target-filled"
+        elif target_there:
+            outcome = "source-filled"
+        elif origin.get(target) not in (None, RANDOM):
+            outcome = "backup-filled"
+        else:
+            outcome = "both-missing"
+        decisions.append(
+            TieDecision(
+                target,
+                source,
+                outcome,
+                origin.get(target) or None,
+                origin.get(source) or None,
+                uninitialised=origin.get(target, RANDOM) is None,
+            )
+        )
+    return decisions
+
+
+def _with_tied(tie: TieDecision, object_number: dict[str, int]) -> TieDecision:
+    together = object_number.get(tie.target) == object_number.get(tie.source)
+    return dataclasses.replace(tie, tied=together)
 
 
 def _apply_ignore_patterns(

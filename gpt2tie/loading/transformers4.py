@@ -1,0 +1,125 @@
+"""What transformers 4's `from_pretrained` decides, run with its own code on stand-in tensors.
+
+transformers 4 loads every stored tensor into its parameter (replacing the Parameter object),
+initialises the missing ones, then calls `model.tie_weights()` again: a declared tie always
+holds, and the values of a tied group are whichever object the class's tie code keeps (some
+classes look at which side is still on the meta device). gpt2tie replays exactly that on the
+meta skeleton with fake tensors (shapes and devices, no memory), so the class's own code decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gpt2tie.loading.keys import KeyMapping
+
+if TYPE_CHECKING:
+    import torch
+
+RANDOM = ""  # an origin: initialised randomly by from_pretrained (a reported missing key)
+
+
+@dataclass(frozen=True)
+class ReportedKeys:
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    unexpected_before_patterns: tuple[str, ...]
+
+
+def reported_keys(
+    model: torch.nn.Module, stored_names: list[str], mapping: KeyMapping
+) -> ReportedKeys:
+    """The missing and unexpected keys transformers 4 reports: a tied group missing only some
+    of its names is not missing, and the class's ignore patterns apply."""
+    from transformers.modeling_utils import _find_missing_and_unexpected_keys
+
+    missing, unexpected = _find_missing_and_unexpected_keys(
+        model, stored_names, list(mapping.renamed), mapping.prefix_stripped, None
+    )
+    adjust = model._adjust_missing_and_unexpected_keys
+    kept_missing, kept_unexpected = adjust(list(missing), list(unexpected), mapping.prefix_added)
+    if mapping.prefix_added:  # as transformers 4 reports them: with the prefix taken off again
+        unexpected = [k.removeprefix(f"{model.base_model_prefix}.") for k in unexpected]
+    return ReportedKeys(
+        tuple(sorted(kept_missing)), tuple(sorted(kept_unexpected)), tuple(sorted(unexpected))
+    )
+
+
+@dataclass(frozen=True)
+class LoadedParameters:
+    """Each parameter name after loading: the stored model key whose values it holds (RANDOM:
+    initialised randomly; None: left on the meta device, uninitialised), and which names share
+    one Parameter (equal numbers)."""
+
+    origin: dict[str, str | None]
+    object_number: dict[str, int]
+
+
+def loaded_parameters(
+    model: torch.nn.Module, stored: Iterable[str], initialised: Iterable[str]
+) -> LoadedParameters:
+    """Replay the load on `model`: `stored` model keys filled from the files, `initialised`
+    ones randomly, then the class's `tie_weights()`. Every Parameter is put back afterwards."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    originals = _parameter_slots(model)
+    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    origin_of_object: dict[int, str] = {}
+
+    def stand_in(like: torch.nn.Parameter, device: str) -> torch.nn.Parameter:
+        with fake_mode:
+            empty = torch.empty(like.shape, dtype=like.dtype, device=device)
+        return torch.nn.Parameter(empty, requires_grad=like.requires_grad)
+
+    filled = dict.fromkeys(initialised, RANDOM) | {name: name for name in stored}
+    try:
+        # Loading replaces the Parameter of the one module it loads into; what is not loaded
+        # stays on meta (as one fake object per Parameter, so that the class's tie code can
+        # assign across them).
+        unfilled: dict[int, torch.nn.Parameter] = {}
+        for (module, attribute), parameter in originals.items():
+            unfilled.setdefault(id(parameter), stand_in(parameter, "meta"))
+            setattr(module, attribute, unfilled[id(parameter)])
+        for name, origin in filled.items():
+            parent, _, attribute = name.rpartition(".")
+            module = model.get_submodule(parent)
+            if (module, attribute) not in originals:  # a buffer: never part of a tie
+                continue
+            replacement = stand_in(originals[(module, attribute)], "cpu")
+            origin_of_object[id(replacement)] = origin
+            setattr(module, attribute, replacement)
+        with fake_mode, _quiet():
+            model.tie_weights()  # type: ignore[operator]
+        after = list(model.named_parameters(remove_duplicate=False))
+        numbers: dict[int, int] = {}
+        return LoadedParameters(
+            origin={name: origin_of_object.get(id(p)) for name, p in after},
+            object_number={name: numbers.setdefault(id(p), len(numbers)) for name, p in after},
+        )
+    finally:
+        for (module, attribute), parameter in originals.items():
+            setattr(module, attribute, parameter)
+
+
+Slots = dict[tuple["torch.nn.Module", str], "torch.nn.Parameter"]
+
+
+def _parameter_slots(model: torch.nn.Module) -> Slots:
+    slots: Slots = {}
+    for module in model.modules():
+        for attribute, parameter in module._parameters.items():
+            if parameter is not None:
+                slots[(module, attribute)] = parameter
+    return slots
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    from gpt2tie.model.skeleton import quiet_transformers
+
+    with quiet_transformers():
+        yield

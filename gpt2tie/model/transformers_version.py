@@ -1,0 +1,37 @@
+"""Which transformers is installed: load decisions, tie rules and head names differ by major."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import metadata
+
+
+@cache
+def installed_version() -> str:
+    """The installed transformers' version, read without importing it."""
+    try:
+        return metadata.version("transformers")
+    except metadata.PackageNotFoundError:  # a source checkout on sys.path
+        import transformers
+
+        return str(transformers.__version__)
+
+
+def installed_major() -> int:
+    major, _, _ = installed_version().partition(".")
+    return int(major) if major.isdigit() else 5
+
+
+def refuses_differing_ties() -> bool:
+    """transformers 5 refuses a declared tie whose stored sides differ; 4.x applies it and
+    discards the stored target."""
+    return installed_major() >= 5
+
+
+def described() -> str:
+    """"transformers 4.57.6": how messages name the version they speak for."""
+    return f"transformers {installed_version()}"
+
+
+def other_major() -> str:
+    return "transformers 4" if refuses_differing_ties() else "transformers 5"
