@@ -151,6 +151,8 @@ class TieOnLoad:
     # filled by a later tie of the same source).
     target_loaded_from: str | None = None
     source_loaded_from: str | None = None
+    # transformers 4: the tied pair is left on the meta device (neither loaded nor initialised)
+    uninitialised: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,8 @@ class InspectReport:
     findings: tuple[Finding, ...]
     quantization: QuantizationSummary | None = None  # a quantized checkpoint
     adapter: AdapterSummary | None = None  # a PEFT adapter, merged over its base
+    # The transformers whose from_pretrained the report predicts (None: none involved, GGUF).
+    transformers_version: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,6 +283,7 @@ class CountReport:
     findings: tuple[Finding, ...] = ()
     memory: MemoryEstimate | None = None  # with --memory
     quantization: QuantizationSummary | None = None  # a quantized checkpoint: its 3 counts
+    transformers_version: str | None = None  # as in InspectReport
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -204,6 +204,7 @@ def test_shipped_answers_match_a_fresh_computation() -> None:
     from gpt2tie.inspection.build import build_count_report, build_inspect_report
     from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.inspection.result_cache import SHIPPED_ANSWERS, answer_key
+    from gpt2tie.model import transformers_version
     from gpt2tie.results import CountReport, InspectReport
     from gpt2tie.sources import builtin
 
@@ -217,11 +218,20 @@ def test_shipped_answers_match_a_fresh_computation() -> None:
         fresh[inspect_key] = build_inspect_report(model_source, options).to_dict()
         fresh[count_key] = build_count_report(model_source, 1, options).to_dict()
     path = resources.files("gpt2tie.builtin_configs").joinpath(SHIPPED_ANSWERS)
-    if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
-        Path(str(path)).write_text(json.dumps(fresh, sort_keys=True) + "\n")
     shipped = json.loads(path.read_text())
-    assert set(shipped) == set(fresh), (
-        "the shipped answers were computed with other versions (or configs): regenerate them "
-        "with GPT2TIE_UPDATE_GOLDEN=1 python3 -m pytest tests/test_builtin.py"
+    if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
+        # Each transformers major the package supports ships its own answers: keep the others'.
+        installed = transformers_version.installed_version()
+        kept = {
+            key: entry
+            for key, entry in shipped.items()
+            if entry.get("transformers_version") not in (installed, None)
+        }
+        shipped = {**kept, **json.loads(json.dumps(fresh))}
+        Path(str(path)).write_text(json.dumps(shipped, sort_keys=True) + "\n")
+    assert set(fresh) <= set(shipped), (
+        "no shipped answers for these versions (or configs): regenerate them under each "
+        "supported transformers with GPT2TIE_UPDATE_GOLDEN=1 python3 -m pytest "
+        "tests/test_builtin.py"
     )
-    assert shipped == json.loads(json.dumps(fresh))
+    assert {key: shipped[key] for key in fresh} == json.loads(json.dumps(fresh))

@@ -16,6 +16,7 @@ from typing import Any
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.inspection.options import InspectOptions
 from gpt2tie.model.aliases import ParameterTable
+from gpt2tie.model.transformers_version import installed_version
 from gpt2tie.results import (
     SEVERITY_RANK,
     AliasGroup,
@@ -307,4 +308,5 @@ def build_adapter_report(
             )
         ),
         adapter=result.summary,
+        transformers_version=installed_version(),
     )

@@ -35,7 +35,7 @@ from gpt2tie.model.skeleton import (
     quiet_transformers,
     tie_flags,
 )
-from gpt2tie.model.transformers_version import installed_major
+from gpt2tie.model.transformers_version import installed_major, installed_version
 from gpt2tie.results import (
     AliasGroup,
     CheckpointSummary,
@@ -207,6 +207,7 @@ def build_inspect_report(model_source: ModelSource, options: InspectOptions) -> 
         checkpoint=analysis.checkpoint,
         findings=analysis.findings,
         quantization=analysis.quantization,
+        transformers_version=installed_version(),
     )
 
 
@@ -243,6 +244,7 @@ def build_count_report(
         findings=analysis.findings,
         memory=estimate,
         quantization=analysis.quantization,
+        transformers_version=installed_version(),
     )
 
 
@@ -402,6 +404,7 @@ def _checkpoint_summary(
                 tie.tied,
                 stored.get(tie.target_values_from or ""),
                 stored.get(tie.source_values_from or ""),
+                tie.uninitialised,
             )
             for tie in prediction.ties
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpt2tie.loading.prediction import LoadPrediction
+from gpt2tie.model.transformers_version import described, refuses_differing_ties
 from gpt2tie.results import SEVERITY_RANK, AliasGroup, Finding, Head
 
 
@@ -112,10 +113,14 @@ def _structural(facts: FindingInputs) -> list[Finding]:
 
 def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Finding]:
     findings = []
+    installed = described()
     for tie in prediction.ties:
         pair = (tie.target, tie.source)
-        if tie.outcome == "values-differ":
-            findings.append(_refused_tie(facts, tie.target, tie.source))
+        if tie.uninitialised and tie.outcome != "both-missing":
+            findings.append(_left_uninitialised(tie.target, tie.source, installed))
+        elif tie.outcome == "values-differ":
+            refused = _refused_tie if not tie.tied else _discarding_tie
+            findings.append(refused(facts, tie.target, tie.source))
         elif tie.outcome == "values-equal" and tie.target in facts.redundant_copy_bytes:
             findings.append(
                 Finding(
@@ -130,13 +135,18 @@ def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Find
         elif tie.outcome == "values-unchecked":
             # config.json asking for no tie makes "equal" the unlikely guess (madlad-style T5).
             doubtful = facts.tie_flag_in_file is False
+            rule = (
+                f"{installed} ties them only if they are equal; this report assumes they are"
+                if refuses_differing_ties()
+                else f"{installed} ties them whatever the values, and if they differ the "
+                f"stored {tie.target} is discarded"
+            )
             findings.append(
                 Finding(
                     "values-not-checked",
                     "warning" if doubtful else "info",
                     f"{tie.target} and {tie.source} are both stored and their values were not "
-                    "compared (--no-values): transformers 5 ties them only if they are equal; "
-                    "this report assumes they are"
+                    f"compared (--no-values): {rule}"
                     + (
                         ", although config.json says tie_word_embeddings: false: rerun with "
                         "--values to know"
@@ -146,18 +156,58 @@ def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Find
                     pair,
                 )
             )
+        elif tie.outcome == "source-filled" and tie.target_values_from not in (None, tie.target):
+            findings.append(
+                Finding(
+                    "tie-discards-stored-values",
+                    "error",
+                    f"the files store {tie.target} but not {tie.source}: {installed} ties "
+                    f"them and gives both the values of {tie.target_values_from}, silently "
+                    f"discarding the stored {tie.target} (transformers 5 refuses such a tie "
+                    "when the stored values differ). Fix: store the weights as save_pretrained "
+                    "writes them, or drop the copy that should not count",
+                    pair,
+                )
+            )
         elif tie.outcome == "source-filled":
             findings.append(
                 Finding(
                     "tie-source-swapped",
                     "warning",
-                    f"the files store {tie.target} but not {tie.source}: transformers 5 fills "
-                    f"{tie.source} from it and ties them, silently; transformers 4 leaves both on "
-                    "the meta device. Re-save with save_pretrained to store the embedding",
+                    f"the files store {tie.target} but not {tie.source}: {installed} fills "
+                    f"{tie.source} from {tie.target_values_from or tie.target} and ties them, "
+                    "silently. Re-save with save_pretrained to store the embedding",
                     pair,
                 )
             )
     return findings
+
+
+def _left_uninitialised(target: str, source: str, installed: str) -> Finding:
+    return Finding(
+        "tie-left-uninitialised",
+        "error",
+        f"{source} is not in the files, so {installed} leaves the tied {target} and {source} "
+        "on the meta device: neither loaded nor initialised, not reported as missing, and the "
+        "model fails on first use (any stored copy of the pair is discarded; transformers 5 "
+        f"would fill {source} from a stored side). Fix: re-save with save_pretrained so that "
+        f"{source} is stored",
+        (target, source),
+    )
+
+
+def _discarding_tie(facts: FindingInputs, target: str, source: str) -> Finding:
+    return Finding(
+        "tie-discards-stored-values",
+        "error",
+        f"the model ties {target} to {source}, but the files store both with different "
+        f"values: {described()} ties them anyway and silently discards the stored {target} "
+        f"(it holds {source}'s values once loaded); transformers 5 would refuse the tie and "
+        f"keep both. Fix: if the head was trained on its own, set tie_word_embeddings: false "
+        f"in config.json (if {facts.class_name} declares the tie whatever the flag, load it "
+        "with transformers 5); otherwise drop the head from the files",
+        (target, source),
+    )
 
 
 def _refused_tie(facts: FindingInputs, target: str, source: str) -> Finding:
@@ -178,7 +228,7 @@ def _refused_tie(facts: FindingInputs, target: str, source: str) -> Finding:
         "tie-refused-values-differ",
         "error",
         f"the model ties {target} to {source}, but the files store both with different "
-        "values. transformers 5 loads them untied with one warning, while the model still "
+        f"values. {described()} loads them untied with one warning, while the model still "
         "declares the tie, so the next tie_weights() (e.g. in resize_token_embeddings) "
         f"overwrites {target}; transformers 4 ties them and silently discards the stored "
         f"{target}. {fix}",

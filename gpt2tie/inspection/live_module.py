@@ -8,8 +8,10 @@ from gpt2tie.inspection.findings import FindingInputs, collect_findings
 from gpt2tie.inspection.live_adapter import live_adapter_findings
 from gpt2tie.model.aliases import alias_groups, parameter_table
 from gpt2tie.model.counts import parameter_counts
+from gpt2tie.model.declared_ties import live_ties
 from gpt2tie.model.heads import find_heads
 from gpt2tie.model.skeleton import tie_flags
+from gpt2tie.model.transformers_version import installed_version
 from gpt2tie.results import (
     SEVERITY_RANK,
     AliasGroup,
@@ -42,13 +44,9 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
     heads: tuple[Head, ...] = ()
     info = ModelInfo(model_type="", class_name=type(module).__name__, tie_word_embeddings=None)
     if inner is not None:
-        inner_declared = dict(getattr(inner, "all_tied_weights_keys", None) or {})
+        inner_declared, refused = live_ties(inner)
         declared = {prefix + t: prefix + s for t, s in inner_declared.items()}
-        reapplied = {
-            prefix + t: prefix + s
-            for t, s in _ties_from_config(inner).items()
-            if t not in inner_declared
-        }
+        reapplied = {prefix + t: prefix + s for t, s in refused.items()}
         inner_heads = find_heads(inner, parameter_table(inner), inner_declared, lambda _: None)
         heads = tuple(_prefixed(head, prefix) for head in inner_heads)
         config = getattr(inner, "config", None)
@@ -81,6 +79,7 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
     notes += live_adapter_findings(module)  # a PeftModel: what merging will do to its ties
     return InspectReport(
         gpt2tie_version=__version__,
+        transformers_version=installed_version() if inner is not None else None,
         source=Source(spec=type(module).__name__, kind="module", path=None),
         model=info,
         parameters=parameter_counts(module, table),
@@ -182,17 +181,6 @@ def _broken_declared_ties(
             )
         )
     return findings
-
-
-def _ties_from_config(model: Any) -> dict[str, str]:
-    """The ties the next `tie_weights()` applies: the config's, whatever loading decided."""
-    expand = getattr(model, "get_expanded_tied_weights_keys", None)
-    if expand is None:
-        return {}
-    try:
-        return dict(expand(all_submodels=True) or {})
-    except Exception:  # custom models may not support it; then nothing is known
-        return {}
 
 
 def _ties_refused_on_load(

@@ -34,13 +34,17 @@ def reported_keys(
 ) -> ReportedKeys:
     """The missing and unexpected keys transformers 4 reports: a tied group missing only some
     of its names is not missing, and the class's ignore patterns apply."""
-    from transformers.modeling_utils import _find_missing_and_unexpected_keys
+    from transformers.modeling_utils import (  # type: ignore[attr-defined]
+        _find_missing_and_unexpected_keys,
+    )
 
     missing, unexpected = _find_missing_and_unexpected_keys(
         model, stored_names, list(mapping.renamed), mapping.prefix_stripped, None
     )
     adjust = model._adjust_missing_and_unexpected_keys
-    kept_missing, kept_unexpected = adjust(list(missing), list(unexpected), mapping.prefix_added)
+    kept_missing, kept_unexpected = adjust(  # type: ignore[operator]
+        list(missing), list(unexpected), mapping.prefix_added
+    )
     if mapping.prefix_added:  # as transformers 4 reports them: with the prefix taken off again
         unexpected = [k.removeprefix(f"{model.base_model_prefix}.") for k in unexpected]
     return ReportedKeys(

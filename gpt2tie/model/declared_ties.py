@@ -24,6 +24,16 @@ def declared_ties(model: torch.nn.Module) -> dict[str, str]:
     return _ties_by_identity(model)
 
 
+def live_ties(model: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """A model in memory: the ties its class declares, and those of them `from_pretrained`
+    refused (transformers 5 only; transformers 4 never refuses one)."""
+    if installed_major() >= 5:
+        declared = declared_ties(model)
+        refused = {t: s for t, s in config_ties(model).items() if t not in declared}
+        return declared, refused
+    return config_ties(model), {}
+
+
 def config_ties(model: Any) -> dict[str, str]:
     """The ties the next `tie_weights()` applies, whatever loading or user code did since."""
     if installed_major() >= 5:

@@ -9,9 +9,10 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gpt2tie.errors import CheckpointFormatError, InputError
 
@@ -201,14 +202,9 @@ def get_range(
 ) -> tuple[bytearray, int]:
     """Bytes `first..last` of a file and the file's total size, from a 206 reply with a valid
     Content-Range; never more than asked for, whatever the server sends."""
-    from huggingface_hub import get_session
-
     wanted = last - first + 1
-    timeout = request_timeout()
     request_headers = {**headers, "Range": f"bytes={first}-{last}"}
-    with get_session().stream(
-        "GET", url, headers=request_headers, follow_redirects=True, timeout=timeout
-    ) as response:
+    with _streamed_get(url, request_headers, request_timeout()) as response:
         status = response.status_code
         if status == 416:
             return bytearray(), 0
@@ -220,11 +216,38 @@ def get_range(
                 name, "the Hub ignored the byte range asked for (no valid Content-Range)"
             )
         data = bytearray()
-        for chunk in response.iter_bytes():
+        for chunk in response.chunks:
             data.extend(chunk[: wanted - len(data)])
             if len(data) >= wanted:
                 break
     return data, int(match.group(3))
+
+
+@dataclass(frozen=True)
+class _Streamed:
+    status_code: int
+    headers: Mapping[str, str]
+    chunks: Iterator[bytes]
+
+
+@contextlib.contextmanager
+def _streamed_get(url: str, headers: dict[str, str], timeout: float) -> Iterator[_Streamed]:
+    """A streamed GET through huggingface_hub's own session, whichever client it is: httpx
+    (huggingface_hub 1.x) or requests (0.x, which transformers 4 needs)."""
+    from huggingface_hub import get_session
+
+    session: Any = get_session()
+    if hasattr(session, "stream"):
+        with session.stream(
+            "GET", url, headers=headers, follow_redirects=True, timeout=timeout
+        ) as response:
+            yield _Streamed(response.status_code, response.headers, response.iter_bytes())
+        return
+    response = session.get(url, headers=headers, stream=True, timeout=timeout)
+    try:
+        yield _Streamed(response.status_code, response.headers, response.iter_content(65536))
+    finally:
+        response.close()
 
 
 class _HttpStatus(Exception):
