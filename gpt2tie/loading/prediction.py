@@ -91,6 +91,14 @@ def predict_load(
     names = checkpoint.tensor_names if layout is None else layout.logical_names(
         checkpoint.tensor_names
     )
+    if installed_major() < 5:
+        # transformers 4 loads file by file, each in sorted key order: where several keys
+        # fill one Parameter (T5's embeddings are one module), the last one's values stay.
+        def load_order(name: str) -> tuple[str, str]:
+            stored_name = layout.stored_for(name) if layout is not None else name
+            return checkpoint.tensor(stored_name).file, name
+
+        names = sorted(names, key=load_order)
     mapping = map_stored_keys(model, names)
     quantized = frozenset() if layout is None else layout.quantized
     stored = {

@@ -237,7 +237,7 @@ def _streamed_get(url: str, headers: dict[str, str], timeout: float) -> Iterator
     from huggingface_hub import get_session
 
     session: Any = get_session()
-    if hasattr(session, "stream"):
+    if callable(getattr(session, "stream", None)):  # requests' Session.stream is a flag
         with session.stream(
             "GET", url, headers=headers, follow_redirects=True, timeout=timeout
         ) as response:
