@@ -135,3 +135,30 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
     with RunningHub() as running:
         monkeypatch.setenv("HF_ENDPOINT", running.url)
         yield running
+
+
+def _transformers_major() -> int:
+    from importlib import metadata
+
+    return int(metadata.version("transformers").partition(".")[0])
+
+
+_FIVE_ONLY = Path(__file__).with_name("transformers5_only.txt")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under transformers 4, skip the tests listed as asserting transformers 5's answers."""
+    if _transformers_major() >= 5:
+        return
+    listed = {
+        line.strip()
+        for line in _FIVE_ONLY.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    skip = pytest.mark.skip(
+        reason="asserts transformers 5's answer; not yet ported to transformers 4 "
+        "(tests/transformers5_only.txt)"
+    )
+    for item in items:
+        if item.nodeid in listed:
+            item.add_marker(skip)

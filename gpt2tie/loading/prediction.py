@@ -250,10 +250,10 @@ def decide_ties_transformers4(
             outcome = "target-filled"
         elif target_there:
             outcome = "source-filled"
-        elif origin.get(target) not in (None, RANDOM):
-            outcome = "backup-filled"
-        else:
+        elif origin.get(target) == RANDOM:
             outcome = "both-missing"
+        else:  # another name of the group is stored: the class's tie code decides what stays
+            outcome = "backup-filled"
         decisions.append(
             TieDecision(
                 target,
