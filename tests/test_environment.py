@@ -53,7 +53,7 @@ def test_installing_changes_nothing_already_installed(tmp_path: Path) -> None:
 def test_model_argument_help_shows_under_the_installed_typer_and_click() -> None:
     result = CliRunner().invoke(app, ["inspect", "--help"], env={"COLUMNS": "100"})
     assert result.exit_code == 0
-    usage, _, rest = result.stdout.partition("\n")
+    _, _, rest = result.stdout.partition("\n")
     assert "MODEL" in result.stdout
     # MODEL's own help line, not only its name in the usage line (click 8.5 once hid it).
     assert "repo id (org/name)" in " ".join(rest.split()), result.stdout

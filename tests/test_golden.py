@@ -33,7 +33,7 @@ def _recorded_with() -> dict[str, str]:
 _INSTALLED = {name: metadata.version(name) for name in _recorded_with()}
 # Findings, head names (4.x: GPT-NeoX's embed_out) and help layout differ between releases.
 pytestmark = pytest.mark.skipif(
-    _INSTALLED != _recorded_with(),
+    _recorded_with() != _INSTALLED,
     reason=f"golden files are recorded with {_recorded_with()}; installed: {_INSTALLED}",
 )
 

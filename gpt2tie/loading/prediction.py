@@ -10,7 +10,7 @@ by replaying its load on stand-in tensors (`transformers4`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Literal
@@ -88,8 +88,10 @@ def predict_load(
     With a quantized `layout`, each quantized weight is seen by its logical name: its scales
     and zero points belong to it (never "unexpected"), and its packed shape is no mismatch.
     """
-    names = checkpoint.tensor_names if layout is None else layout.logical_names(
+    names: Iterable[str] = (
         checkpoint.tensor_names
+        if layout is None
+        else layout.logical_names(checkpoint.tensor_names)
     )
     if installed_major() < 5:
         # transformers 4 loads file by file, each in sorted key order: where several keys
