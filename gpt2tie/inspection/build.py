@@ -131,8 +131,8 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
             if not tie.tied:
                 untie(model, tie.target)
         cast_as_loaded(model, load_dtype)
-    elif (config_dtype := _config_dtype(skeleton)) is not None:
-        cast_as_loaded(model, config_dtype)
+    elif (default_dtype := _default_dtype(skeleton)) is not None:
+        cast_as_loaded(model, default_dtype)
 
     table = parameter_table(model)
     groups = tuple(alias_groups(table))
@@ -254,7 +254,7 @@ def _flag_in_file(config: dict[str, Any]) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _config_dtype(skeleton: Skeleton) -> torch.dtype | None:
+def _default_dtype(skeleton: Skeleton) -> torch.dtype | None:
     """The dtype `from_pretrained` gives the model when no file says otherwise: transformers 5
     defaults to `dtype="auto"` (the config's), transformers 4 to float32."""
     import torch
@@ -273,7 +273,7 @@ def _load_dtype(skeleton: Skeleton, checkpoint: Checkpoint) -> torch.dtype:
     else the first floating-point tensor stored; under transformers 4 float32."""
     import torch
 
-    configured = _config_dtype(skeleton)
+    configured = _default_dtype(skeleton)
     if configured is not None:
         return configured
     for tensor in checkpoint.tensors:

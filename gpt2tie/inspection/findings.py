@@ -119,8 +119,10 @@ def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Find
         if tie.uninitialised and tie.outcome != "both-missing":
             findings.append(_left_uninitialised(tie.target, tie.source, installed))
         elif tie.outcome == "values-differ":
-            refused = _refused_tie if not tie.tied else _discarding_tie
-            findings.append(refused(facts, tie.target, tie.source))
+            if tie.tied:
+                findings.append(_discarding_tie(facts, tie.target, tie.source, installed))
+            else:
+                findings.append(_refused_tie(facts, tie.target, tie.source))
         elif tie.outcome == "values-equal" and tie.target in facts.redundant_copy_bytes:
             findings.append(
                 Finding(
@@ -196,12 +198,12 @@ def _left_uninitialised(target: str, source: str, installed: str) -> Finding:
     )
 
 
-def _discarding_tie(facts: FindingInputs, target: str, source: str) -> Finding:
+def _discarding_tie(facts: FindingInputs, target: str, source: str, installed: str) -> Finding:
     return Finding(
         "tie-discards-stored-values",
         "error",
         f"the model ties {target} to {source}, but the files store both with different "
-        f"values: {described()} ties them anyway and silently discards the stored {target} "
+        f"values: {installed} ties them anyway and silently discards the stored {target} "
         f"(it holds {source}'s values once loaded); transformers 5 would refuse the tie and "
         f"keep both. Fix: if the head was trained on its own, set tie_word_embeddings: false "
         f"in config.json (if {facts.class_name} declares the tie whatever the flag, load it "

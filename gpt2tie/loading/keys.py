@@ -81,7 +81,7 @@ def _map_stored_keys_v4(model: torch.nn.Module, stored_names: list[str]) -> KeyM
     expects_prefix_module = bool(prefix) and hasattr(model, prefix)
     task_from_base = not has_prefix_module and expects_prefix_module
     base_from_task = has_prefix_module and not expects_prefix_module
-    key_mapping = getattr(type(model), "_checkpoint_conversion_mapping", None) or None
+    key_mapping = _conversion_mapping_v4(type(model))
     renamed: dict[str, str] = model._get_key_renaming_mapping(  # type: ignore[operator]
         stored_names, key_mapping, base_from_task, task_from_base
     )
@@ -109,3 +109,15 @@ def _map_stored_keys_v4(model: torch.nn.Module, stored_names: list[str]) -> KeyM
         prefix_added=task_from_base,
         prefix_stripped=base_from_task,
     )
+
+
+def _conversion_mapping_v4(cls: type) -> dict[str, str] | None:
+    """The class's `_checkpoint_conversion_mapping`, which transformers 4 applies only to the
+    vision-language classes it lists (by name, along the class's MRO)."""
+    from transformers.modeling_utils import VLMS  # type: ignore[attr-defined]
+
+    is_listed = any(
+        vlm in klass.__name__.lower() for klass in cls.__mro__[:-1] for vlm in VLMS
+    )
+    mapping = getattr(cls, "_checkpoint_conversion_mapping", None) if is_listed else None
+    return dict(mapping) if mapping else None

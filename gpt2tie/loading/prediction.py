@@ -9,7 +9,6 @@ by replaying its load on stand-in tensors (`transformers4`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -19,7 +18,12 @@ from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 from gpt2tie.loading.keys import KeyCollision, map_stored_keys
 from gpt2tie.loading.quantization import QuantizedLayout
-from gpt2tie.loading.transformers4 import RANDOM, loaded_parameters, reported_keys
+from gpt2tie.loading.transformers4 import (
+    RANDOM,
+    LoadedParameters,
+    loaded_parameters,
+    reported_keys,
+)
 from gpt2tie.loading.values import stored_values_equal
 from gpt2tie.model.declared_ties import declared_ties
 from gpt2tie.model.transformers_version import installed_major
@@ -148,8 +152,7 @@ def predict_load(
     else:
         reported = reported_keys(model, list(names), mapping)
         loaded = loaded_parameters(model, stored, reported.missing)
-        ties = decide_ties_transformers4(declared, set(stored), loaded.origin, equal)
-        ties = [_with_tied(t, loaded.object_number) for t in ties]
+        ties = decide_ties_transformers4(declared, set(stored), loaded, equal)
         unexpected = set(reported.unexpected_before_patterns)
         reported_missing, reported_unexpected = set(reported.missing), set(reported.unexpected)
     bytes_read = reader.bytes_read
@@ -234,11 +237,12 @@ def decide_ties(
 def decide_ties_transformers4(
     declared: dict[str, str],
     stored: set[str],
-    origin: dict[str, str | None],
+    loaded: LoadedParameters,
     values_equal: EqualCheck,
 ) -> list[TieDecision]:
-    """transformers 4 ties every declared pair after loading; the outcome names what the files
-    held, `origin` (from the replayed load) what the pair holds now."""
+    """transformers 4 re-ties every declared pair after loading; the outcome names what the
+    files held, `loaded` (the replayed load) what the pair holds now and whether it is tied."""
+    origin, number = loaded.origin, loaded.object_number
     decisions = []
     for target, source in declared.items():
         target_there, source_there = target in stored, source in stored
@@ -263,15 +267,11 @@ def decide_ties_transformers4(
                 outcome,
                 origin.get(target) or None,
                 origin.get(source) or None,
+                tied=number.get(target) == number.get(source),
                 uninitialised=origin.get(target, RANDOM) is None,
             )
         )
     return decisions
-
-
-def _with_tied(tie: TieDecision, object_number: dict[str, int]) -> TieDecision:
-    together = object_number.get(tie.target) == object_number.get(tie.source)
-    return dataclasses.replace(tie, tied=together)
 
 
 def _apply_ignore_patterns(

@@ -9,12 +9,12 @@ meta skeleton with fake tensors (shapes and devices, no memory), so the class's 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gpt2tie.loading.keys import KeyMapping
+from gpt2tie.model.skeleton import quiet_transformers
 
 if TYPE_CHECKING:
     import torch
@@ -96,7 +96,7 @@ def loaded_parameters(
             replacement = stand_in(originals[(module, attribute)], "cpu")
             origin_of_object[id(replacement)] = origin
             setattr(module, attribute, replacement)
-        with fake_mode, _quiet():
+        with fake_mode, quiet_transformers():
             model.tie_weights()  # type: ignore[operator]
         after = list(model.named_parameters(remove_duplicate=False))
         numbers: dict[int, int] = {}
@@ -119,11 +119,3 @@ def _parameter_slots(model: torch.nn.Module) -> Slots:
             if parameter is not None:
                 slots[(module, attribute)] = parameter
     return slots
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    from gpt2tie.model.skeleton import quiet_transformers
-
-    with quiet_transformers():
-        yield

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from gpt2tie.model.aliases import parameter_table
+from gpt2tie.model.skeleton import quiet_transformers
 from gpt2tie.model.transformers_version import installed_major
 
 if TYPE_CHECKING:
@@ -49,8 +51,6 @@ def config_ties(model: Any) -> dict[str, str]:
         return {}
     import torch
 
-    from gpt2tie.model.skeleton import quiet_transformers
-
     try:
         with quiet_transformers(), torch.device("meta"):
             fresh = type(model)(config)
@@ -65,11 +65,8 @@ def _ties_by_identity(model: torch.nn.Module) -> dict[str, str]:
     from transformers.modeling_utils import _get_tied_weight_keys
 
     declared = [_pattern(key) for key in _get_tied_weight_keys(model)]
-    names_by_object: dict[int, list[str]] = {}
-    for name, parameter in model.named_parameters(remove_duplicate=False):
-        names_by_object.setdefault(id(parameter), []).append(name)
     ties: dict[str, str] = {}
-    for names in names_by_object.values():
+    for names in parameter_table(model).names_by_object.values():
         if len(names) < 2:
             continue
         targets = [n for n in names if any(p.search(n) for p in declared)]

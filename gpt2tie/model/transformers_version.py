@@ -33,6 +33,3 @@ def described() -> str:
     `transformers_version` field has the exact release)."""
     return f"transformers {installed_major()}"
 
-
-def other_major() -> str:
-    return "transformers 4" if refuses_differing_ties() else "transformers 5"
