@@ -98,8 +98,8 @@ MaxModulesOption = Annotated[
         "--max-modules",
         metavar="N",
         callback=at_least_one,
-        help="Refuse configs that build more modules than this (default 20,000, or "
-        "GPT2TIE_MAX_MODULES).",
+        help="Refuse configs that build more modules than this (default 20,000; 100,000 "
+        "under transformers 4, which builds one module per MoE expert; or GPT2TIE_MAX_MODULES).",
         show_default=False,
     ),
 ]

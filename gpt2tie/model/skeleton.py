@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.errors import InputError, RemoteCodeRefused
+from gpt2tie.model.transformers_version import installed_major
 
 if TYPE_CHECKING:
     import torch
@@ -47,15 +48,20 @@ def quiet_transformers() -> Iterator[None]:
         hf_logging.set_verbosity(previous)
 
 
-DEFAULT_MAX_MODULES = 20_000  # the largest common models build under 2,000 (DeepSeek-V3: 1,215)
+# The largest common models build under 2,000 modules in transformers 5 (DeepSeek-V3: 1,215);
+# transformers 4 builds one module per MoE expert (DeepSeek-V3: 75,397; GLM-4-MoE: 29,540).
+DEFAULT_MAX_MODULES = 20_000
+DEFAULT_MAX_MODULES_TRANSFORMERS4 = 100_000
 
 
 def max_modules(requested: int | None = None) -> int:
-    """`--max-modules`, else `GPT2TIE_MAX_MODULES`, else the default."""
+    """`--max-modules`, else `GPT2TIE_MAX_MODULES`, else the installed major's default."""
     if requested is not None:
         return requested
     configured = os.environ.get("GPT2TIE_MAX_MODULES", "")
-    return int(configured) if configured.isdigit() else DEFAULT_MAX_MODULES
+    if configured.isdigit():
+        return int(configured)
+    return DEFAULT_MAX_MODULES if installed_major() >= 5 else DEFAULT_MAX_MODULES_TRANSFORMERS4
 
 
 @contextlib.contextmanager
