@@ -13,6 +13,11 @@ import gpt2tie
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
 
+def by_major(five: Any, four: Any) -> Any:
+    """The expectation for the installed transformers major (each measured on a real load)."""
+    return five if TRANSFORMERS_MAJOR >= 5 else four
+
+
 def real_load(folder: Path, class_name: str) -> tuple[torch.nn.Module, dict[str, Any]]:
     transformers.logging.set_verbosity_error()
     cls = getattr(transformers, class_name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -337,9 +338,10 @@ def test_a_broken_source_is_blamed_not_out(tmp_path: Path, checkpoint_dir) -> No
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["inspect", "-org/name"], "a model name that starts with '-' goes after '--'"),
-        (["inspect", "x", "--bogus"], "No such option '--bogus'"),
-        (["untie", "x"], "Missing option '--out'"),
+        (["inspect", "-org/name"], re.escape("a model name that starts with '-' goes after '--'")),
+        # click 8.4 quotes the option, 8.5 puts a colon before it
+        (["inspect", "x", "--bogus"], r"No such option:? '?--bogus'?"),
+        (["untie", "x"], re.escape("Missing option '--out'")),
     ],
 )
 def test_usage_errors_are_one_line(
@@ -353,7 +355,7 @@ def test_usage_errors_are_one_line(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("Error: ") and captured.err.count("\n") == 1
-    assert expected in captured.err and "╭" not in captured.err
+    assert re.search(expected, captured.err) and "╭" not in captured.err
 
 
 def test_no_model_means_the_current_folder(

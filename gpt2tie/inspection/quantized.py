@@ -17,6 +17,7 @@ from gpt2tie.loading.quantization import (
     read_quantization_config,
     scheme_for,
 )
+from gpt2tie.model.transformers_version import require_transformers5
 from gpt2tie.results import Finding, Head
 from gpt2tie.results_quantization import KeptWeight, QuantizationSummary, QuantizedCounts
 
@@ -33,6 +34,8 @@ def quantized_checkpoint(
     quant = read_quantization_config(config)
     if quant is None:
         return None
+    # The stored layouts are read from transformers 5's quantizers and measured against its loads.
+    require_transformers5("a quantized checkpoint")
     names = checkpoint.tensor_names if checkpoint is not None else frozenset()
     scheme = scheme_for(quant, names)
     return quant, scheme, quantized_layout(scheme, names)

@@ -14,6 +14,7 @@ from gpt2tie.errors import Gpt2tieError, InputError
 from gpt2tie.formats.tensor_values import ValueProgress
 from gpt2tie.inspection.options import InspectOptions, MemoryOptions
 from gpt2tie.inspection.result_cache import cached
+from gpt2tie.model.transformers_version import require_transformers5
 from gpt2tie.results import CountReport, InspectReport
 from gpt2tie.sources import SourceOptions, resolve
 from gpt2tie.sources.model_source import ModelSource
@@ -183,6 +184,8 @@ def count_source(
         )
     if model_source.gguf is not None and memory is not None:
         raise InputError("--memory needs a Hugging Face model (config.json), not a GGUF file")
+    if memory is not None:  # KV-cache layouts and MoE routing are measured on transformers 5
+        require_transformers5("--memory")
     if model_source.gguf is not None:
         from gpt2tie.inspection.gguf_report import build_gguf_count_report
 

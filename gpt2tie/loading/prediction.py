@@ -153,7 +153,7 @@ def predict_load(
         reported = reported_keys(model, list(names), mapping)
         loaded = loaded_parameters(model, stored, reported.missing)
         ties = decide_ties_transformers4(declared, set(stored), loaded, equal)
-        unexpected = set(reported.unexpected_before_patterns)
+        unexpected = set(reported.dropped)
         reported_missing, reported_unexpected = set(reported.missing), set(reported.unexpected)
     bytes_read = reader.bytes_read
     return LoadPrediction(

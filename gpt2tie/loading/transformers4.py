@@ -26,7 +26,7 @@ RANDOM = ""  # an origin: initialised randomly by from_pretrained (a reported mi
 class ReportedKeys:
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
-    unexpected_before_patterns: tuple[str, ...]
+    dropped: tuple[str, ...]  # every stored key that loads into nothing, reported or not
 
 
 def reported_keys(
@@ -45,10 +45,13 @@ def reported_keys(
     kept_missing, kept_unexpected = adjust(  # type: ignore[operator]
         list(missing), list(unexpected), mapping.prefix_added
     )
+    # Stored keys of non-persistent buffers (GPT-2's attention masks) are dropped as silently
+    # as the ignore patterns' ones: both are "stored, not used" to a reader of the files.
+    dropped = set(mapping.renamed) - set(model.state_dict())
     if mapping.prefix_added:  # as transformers 4 reports them: with the prefix taken off again
-        unexpected = [k.removeprefix(f"{model.base_model_prefix}.") for k in unexpected]
+        dropped = {k.removeprefix(f"{model.base_model_prefix}.") for k in dropped}
     return ReportedKeys(
-        tuple(sorted(kept_missing)), tuple(sorted(kept_unexpected)), tuple(sorted(unexpected))
+        tuple(sorted(kept_missing)), tuple(sorted(kept_unexpected)), tuple(sorted(dropped))
     )
 
 

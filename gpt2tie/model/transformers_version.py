@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cache
 from importlib import metadata
 
+from gpt2tie.errors import InputError
+
 
 @cache
 def installed_version() -> str:
@@ -33,3 +35,12 @@ def described() -> str:
     `transformers_version` field has the exact release)."""
     return f"transformers {installed_major()}"
 
+
+
+def require_transformers5(what: str) -> None:
+    """Refuse, in one line, a feature whose answers are measured on transformers 5 only."""
+    if installed_major() < 5:
+        raise InputError(
+            f"{what} needs transformers 5 (installed: transformers {installed_version()}); "
+            "inspect and count-params without it work with this version"
+        )

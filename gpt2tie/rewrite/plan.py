@@ -20,6 +20,7 @@ from gpt2tie.loading.keys import map_stored_keys
 from gpt2tie.loading.prediction import predict_load
 from gpt2tie.loading.values import stored_values_equal
 from gpt2tie.model.skeleton import build_skeleton, quiet_transformers
+from gpt2tie.model.transformers_version import require_transformers5
 from gpt2tie.results import Head, InspectReport
 from gpt2tie.sources.model_source import ModelSource
 
@@ -40,6 +41,7 @@ def plan_untie(
     model_source: ModelSource, report: InspectReport, heads: list[str] | None
 ) -> RewritePlan:
     """Give each tied head its own copy of the weight it shares; config says untied."""
+    require_transformers5("untie")
     checkpoint = _require_checkpoint(model_source)
     tied = [h for h in report.heads if h.tied and h.kind == "lm"]
     if not tied:
@@ -81,6 +83,7 @@ def plan_retie(
     """Tie each untied head to its embedding again, dropping the head's stored copy."""
     import torch
 
+    require_transformers5("retie")
     checkpoint = _require_checkpoint(model_source)
     untied = [h for h in report.heads if not h.tied and h.kind == "lm"]
     if not untied:
