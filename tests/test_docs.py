@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+from recorded_pins import only_with_recorded_versions
 from typer.testing import CliRunner
 
 from gpt2tie.cli import app
@@ -35,6 +36,7 @@ def command_reference() -> str:
     return "\n\n".join(sections)
 
 
+@only_with_recorded_versions
 def test_readme_reference_matches_every_commands_help() -> None:
     pattern = re.compile(r"(<!-- reference:start -->\n)(.*?)(\n<!-- reference:end -->)", re.S)
     quoted = pattern.search(README)

@@ -9,11 +9,11 @@ import json
 import os
 import re
 import shutil
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
+from recorded_pins import only_with_recorded_versions
 from typer.testing import CliRunner
 
 from gpt2tie.cli import app
@@ -21,21 +21,7 @@ from gpt2tie.cli import app
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def _recorded_with() -> dict[str, str]:
-    """The pins the golden files were recorded with (constraints/test.txt)."""
-    pins = (Path(__file__).parents[1] / "constraints" / "test.txt").read_text().splitlines()
-    wanted = {"transformers", "typer"}
-    return dict(
-        line.split("#")[0].strip().split("==") for line in pins if line.split("==")[0] in wanted
-    )
-
-
-_INSTALLED = {name: metadata.version(name) for name in _recorded_with()}
-# Findings, head names (4.x: GPT-NeoX's embed_out) and help layout differ between releases.
-pytestmark = pytest.mark.skipif(
-    _recorded_with() != _INSTALLED,
-    reason=f"golden files are recorded with {_recorded_with()}; installed: {_INSTALLED}",
-)
+pytestmark = only_with_recorded_versions
 
 
 def write_refused_tie(folder: Path) -> None:
