@@ -383,6 +383,7 @@ def test_adapter_repo_on_the_hub_header_only(
         assert remote[key] == local[key], key
 
 
+@pytest.mark.needs_transformers5
 def test_explain_an_adapter_and_its_ways_forward(
     bases: dict[tuple[str, bool], Path], tmp_path: Path
 ) -> None:

@@ -100,6 +100,7 @@ def test_fine_tune_whose_tie_is_refused_on_load(base: Path, tmp_path: Path) -> N
     assert (unique["a"], unique["b"]) == (unique_count(base), unique_count(tuned))
 
 
+@pytest.mark.needs_transformers5
 def test_untie_then_retie_written_by_gpt2tie(base: Path, tmp_path: Path) -> None:
     untied, retied = tmp_path / "untied", tmp_path / "retied"
     assert runner.invoke(app, ["untie", str(base), "--out", str(untied)]).exit_code == 0
@@ -157,6 +158,7 @@ def test_dtype_conversion(base: Path, tmp_path: Path) -> None:
     assert status == 0  # dtype changes are info
 
 
+@pytest.mark.needs_transformers5
 def test_quantized_copy(base: Path, tmp_path: Path) -> None:
     quantized = copy_of(base, tmp_path / "fp8")
     tensors = load_file(quantized / "model.safetensors")

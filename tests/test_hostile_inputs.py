@@ -237,6 +237,7 @@ def _plan_for(folder: Path) -> tuple[object, object]:
     ), model_source
 
 
+@pytest.mark.needs_transformers5
 def test_a_folder_appearing_at_out_is_never_replaced(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
     from gpt2tie.errors import InputError
     from gpt2tie.rewrite.write import write_checkpoint_folder
@@ -264,6 +265,7 @@ def test_a_folder_appearing_at_out_is_never_replaced(tmp_path: Path, checkpoint_
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.needs_transformers5
 def test_links_and_special_files_in_the_source_are_not_copied(
     tmp_path: Path, checkpoint_dir
 ) -> None:  # type: ignore[no-untyped-def]
@@ -288,6 +290,7 @@ def test_links_and_special_files_in_the_source_are_not_copied(
         assert f"not copied: {name}" in result.stderr
 
 
+@pytest.mark.needs_transformers5
 def test_force_onto_a_linked_out_leaves_nothing_behind(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
     source = gpt2_folder(tmp_path / "source", checkpoint_dir)
     real = tmp_path / "real"
@@ -302,6 +305,7 @@ def test_force_onto_a_linked_out_leaves_nothing_behind(tmp_path: Path, checkpoin
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.needs_transformers5
 def test_stale_staging_of_dead_runs_is_swept(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
     source = gpt2_folder(tmp_path / "source", checkpoint_dir)
     dead = subprocess.run(
@@ -318,6 +322,7 @@ def test_stale_staging_of_dead_runs_is_swept(tmp_path: Path, checkpoint_dir) -> 
     assert not stale.exists() and live.exists()
 
 
+@pytest.mark.needs_transformers5
 def test_a_broken_source_is_blamed_not_out(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
     from gpt2tie.rewrite.write import write_checkpoint_folder
 

@@ -18,6 +18,9 @@ from typer.testing import CliRunner
 
 from gpt2tie.cli import app
 
+# untie/retie, quantized checkpoints and --memory refuse under transformers 4.
+pytestmark = pytest.mark.needs_transformers5
+
 runner = CliRunner()
 SCHEMA = json.loads(
     resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 import transformers
-from load_oracle import assert_prediction_matches_reality, real_load
+from load_oracle import TRANSFORMERS_MAJOR, assert_prediction_matches_reality, by_major, real_load
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
@@ -83,9 +83,21 @@ def test_t5_without_shared_weight(tmp_path: Path) -> None:
     assert shared_from == {"encoder.embed_tokens.weight"}
     swapped = [f for f in report.findings if f.code == "tie-source-swapped"]
     assert [f.names for f in swapped] == [("encoder.embed_tokens.weight", "shared.weight")]
-    refused = [f for f in report.findings if f.code == "tie-refused-values-differ"]
-    assert {f.names[0] for f in refused} == {"decoder.embed_tokens.weight", "lm_head.weight"}
-    assert all("already says tie_word_embeddings: false" in f.message for f in refused)
+    if TRANSFORMERS_MAJOR >= 5:
+        refused = [f for f in report.findings if f.code == "tie-refused-values-differ"]
+        assert {f.names[0] for f in refused} == {"decoder.embed_tokens.weight", "lm_head.weight"}
+        assert all("already says tie_word_embeddings: false" in f.message for f in refused)
+    else:
+        # transformers 4 keeps the ties: every stored embedding the real model does not hold
+        # was discarded, and is named.
+        discarded = {
+            name
+            for name, tensor in stored.items()
+            if name in dict(model.named_parameters(remove_duplicate=False))
+            and not torch.equal(model.get_parameter(name), tensor)
+        }
+        named = [f for f in report.findings if f.code == "tie-discards-stored-values"]
+        assert discarded and {f.names[0] for f in named} == discarded
 
 
 def test_t5_without_shared_weight_no_values_never_crashes(tmp_path: Path) -> None:
@@ -94,10 +106,15 @@ def test_t5_without_shared_weight_no_values_never_crashes(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     ties = report["checkpoint"]["ties_on_load"]
-    assert [t["outcome"] for t in ties] == ["source-filled", "values-unchecked", "values-unchecked"]
+    # transformers 5 fills shared.weight from the encoder, then both other sides are stored;
+    # transformers 4 (the config's false leaves lm_head out) re-ties without comparing values.
+    assert [t["outcome"] for t in ties] == by_major(
+        ["source-filled", "values-unchecked", "values-unchecked"],
+        ["source-filled", "source-filled"],
+    )
     assert report["checkpoint"]["values_bytes_read"] == 0
     unchecked = [f for f in report["findings"] if f["code"] == "values-not-checked"]
-    assert [f["severity"] for f in unchecked] == ["warning", "warning"]
+    assert [f["severity"] for f in unchecked] == by_major(["warning", "warning"], [])
 
 
 def test_infinity_encoded_config(tmp_path: Path) -> None:
@@ -328,11 +345,19 @@ def test_t5_every_embedding_storage_combination(
     assert report.checkpoint is not None
     assert len(report.checkpoint.ties_on_load) == 3
     for tie in report.checkpoint.ties_on_load:
-        # Only nothing fills nothing; a backup fills the target now and the source later.
-        assert (tie.target_loaded_from is None) == (tie.outcome == "both-missing")
-        assert (tie.source_loaded_from is None) == (
-            tie.outcome in ("both-missing", "backup-filled")
-        )
+        if TRANSFORMERS_MAJOR >= 5:
+            # Only nothing fills nothing; a backup fills the target now and the source later.
+            assert (tie.target_loaded_from is None) == (tie.outcome == "both-missing")
+            assert (tie.source_loaded_from is None) == (
+                tie.outcome in ("both-missing", "backup-filled")
+            )
+        else:
+            # transformers 4 re-ties after loading: both sides hold the group's final values,
+            # or nothing (random, or left on the meta device, as the real model shows).
+            nothing = tie.outcome == "both-missing" or tie.uninitialised
+            assert (tie.target_loaded_from is None) == nothing
+            assert (tie.source_loaded_from is None) == nothing
+            assert loaded.get_parameter(tie.target).is_meta == tie.uninitialised
         for name, loaded_from in (
             (tie.target, tie.target_loaded_from),
             (tie.source, tie.source_loaded_from),

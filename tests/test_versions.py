@@ -103,3 +103,44 @@ def test_structural_answers_follow_the_installed_version() -> None:
     assert report.transformers_version == transformers.__version__
     (head,) = [h for h in report.heads if h.kind == "lm"]
     assert head.parameter == ("lm_head.weight" if TRANSFORMERS_MAJOR >= 5 else "embed_out.weight")
+
+
+def _quantized(tmp_path: Path) -> Path:
+    from quantized_models import base, ct_fp8
+
+    return ct_fp8(base(tmp_path / "base", tied=True), tmp_path / "ct-fp8")
+
+
+# Features whose answers are measured on transformers 5 only: under 4 each refuses in one line.
+FIVE_ONLY_FEATURES = {
+    "untie": lambda folder, tmp: ["untie", str(folder), "--out", str(tmp / "out")],
+    "retie": lambda folder, tmp: [
+        "retie", str(folder), "--out", str(tmp / "out"), "--prefer", "embedding"
+    ],
+    "--memory": lambda folder, tmp: ["count-params", str(folder), "--memory"],
+    "a quantized checkpoint": lambda folder, tmp: ["inspect", str(_quantized(tmp))],
+}
+
+
+@pytest.mark.parametrize("feature", sorted(FIVE_ONLY_FEATURES))
+def test_features_measured_on_transformers5_refuse_under_4(
+    tmp_path: Path, checkpoint_dir, feature: str
+) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from gpt2tie.cli import app
+
+    folder = checkpoint_dir("llama-untied" if feature == "retie" else "llama-tied")
+    argv = FIVE_ONLY_FEATURES[feature](folder, tmp_path)
+    result = CliRunner().invoke(app, argv)
+    refusal = f"{feature} needs transformers 5 (installed: transformers {transformers.__version__})"
+    if TRANSFORMERS_MAJOR >= 5:
+        assert result.exit_code == 0, result.output
+        assert "needs transformers 5" not in result.output
+    else:
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert result.stderr == (
+            f"Error: {refusal}; inspect and count-params without it work with this version\n"
+        )
+        assert not (tmp_path / "out").exists()
