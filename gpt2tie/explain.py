@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gpt2tie.errors import InputError
+from gpt2tie.model.transformers_version import where_rewrites_run
 from gpt2tie.results import (
     AliasGroup,
     ExplainReport,
@@ -198,9 +199,9 @@ def _untied(report: InspectReport, subject: str, parameter: str, head: Head | No
 def _rewrite_command(verb: str, report: InspectReport) -> str:
     """The command to suggest: untie and retie rewrite weights, so they need files on disk."""
     if report.source.kind in ("local", "cache") and report.checkpoint is not None:
-        return f"`gpt2tie {verb} {report.source.spec} --out DIR`"
+        return f"`gpt2tie {verb} {report.source.spec} --out DIR`{where_rewrites_run()}"
     return (
         f"on a folder that holds the weights, such as "
         f"`hf download {report.source.repo_id or report.source.spec} --local-dir FOLDER`, "
-        f"then `gpt2tie {verb} FOLDER --out DIR`"
+        f"then `gpt2tie {verb} FOLDER --out DIR`{where_rewrites_run()}"
     )

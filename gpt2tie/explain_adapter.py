@@ -3,6 +3,7 @@ inspect report of the adapter (its `adapter` section and findings)."""
 
 from __future__ import annotations
 
+from gpt2tie.model.transformers_version import where_rewrites_run
 from gpt2tie.results import ExplainTopic, Explanation, InspectReport
 
 _TOPIC = {
@@ -74,7 +75,8 @@ def adapter_explanations(report: InspectReport) -> list[Explanation]:
                     ),
                     ExplainTopic(
                         "untie first",
-                        f"`gpt2tie untie {base} --out UNTIED`, then train the adapter on "
+                        f"`gpt2tie untie {base} --out UNTIED`{where_rewrites_run()}, then "
+                        "train the adapter on "
                         "UNTIED: the head and the embedding are separate tensors, and a delta "
                         "on one leaves the other alone.",
                     ),

@@ -144,3 +144,15 @@ def test_features_measured_on_transformers5_refuse_under_4(
             f"Error: {refusal}; inspect and count-params without it work with this version\n"
         )
         assert not (tmp_path / "out").exists()
+
+
+def test_explain_suggests_untie_where_it_runs(checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from gpt2tie.cli import app
+
+    result = CliRunner().invoke(app, ["explain", str(checkpoint_dir("llama-tied")), "lm_head"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "gpt2tie untie" in text
+    assert ("in an environment with transformers 5" in text) == (TRANSFORMERS_MAJOR < 5)

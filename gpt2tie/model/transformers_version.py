@@ -37,6 +37,11 @@ def described() -> str:
 
 
 
+def where_rewrites_run() -> str:
+    """What to add to a suggested `gpt2tie untie`/`retie` command for the installed version."""
+    return "" if installed_major() >= 5 else " (in an environment with transformers 5)"
+
+
 def require_transformers5(what: str) -> None:
     """Refuse, in one line, a feature whose answers are measured on transformers 5 only."""
     if installed_major() < 5:
