@@ -156,3 +156,17 @@ def test_explain_suggests_untie_where_it_runs(checkpoint_dir) -> None:  # type: 
     text = " ".join(result.stdout.split())
     assert "gpt2tie untie" in text
     assert ("in an environment with transformers 5" in text) == (TRANSFORMERS_MAJOR < 5)
+
+
+def test_composite_config_saved_by_the_installed_version(tmp_path: Path) -> None:
+    """transformers 4.57 writes a Qwen2-VL config's `architectures` into text_config, not at the
+    top: the class is still found, and the counts equal a real instance's."""
+    cls = transformers.Qwen2VLForConditionalGeneration
+    config = cls.config_class()
+    config.architectures = [cls.__name__]
+    config.save_pretrained(tmp_path)
+    with torch.device("meta"):
+        truth = cls(cls.config_class.from_pretrained(str(tmp_path)))
+    report = gpt2tie.inspect(str(tmp_path))
+    assert report.model.class_name == cls.__name__
+    assert report.parameters.unique == sum(p.numel() for p in truth.parameters())

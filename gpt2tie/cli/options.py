@@ -98,7 +98,7 @@ MaxModulesOption = Annotated[
         "--max-modules",
         metavar="N",
         callback=at_least_one,
-        help="Refuse configs that build more modules than this (default 20,000; 100,000 "
+        help="Refuse configs that build more modules than this (default 20,000; 200,000 "
         "under transformers 4, which builds one module per MoE expert; or GPT2TIE_MAX_MODULES).",
         show_default=False,
     ),

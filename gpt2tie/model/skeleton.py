@@ -49,9 +49,9 @@ def quiet_transformers() -> Iterator[None]:
 
 
 # The largest common models build under 2,000 modules in transformers 5 (DeepSeek-V3: 1,215);
-# transformers 4 builds one module per MoE expert (DeepSeek-V3: 75,397; GLM-4-MoE: 29,540).
+# transformers 4 builds one module per MoE expert (Qwen3-Next: 123,799; DeepSeek-V3: 75,397).
 DEFAULT_MAX_MODULES = 20_000
-DEFAULT_MAX_MODULES_TRANSFORMERS4 = 100_000
+DEFAULT_MAX_MODULES_TRANSFORMERS4 = 200_000
 
 
 def max_modules(requested: int | None = None) -> int:
@@ -190,8 +190,8 @@ def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     if class_name is None:
-        architectures = config_dict.get("architectures")
-        if not isinstance(architectures, list) or not architectures:
+        architectures = _architectures(config_dict)
+        if not architectures:
             raise InputError(
                 "config.json names no architectures; pass --class (e.g. --class GPT2LMHeadModel)"
             )
@@ -220,6 +220,16 @@ def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
             "(e.g. GPT2LMHeadModel)"
         )
     return cls
+
+
+def _architectures(config_dict: dict[str, Any]) -> list[Any]:
+    """`architectures`, where transformers writes it: at the top, or (transformers 4.57 saving
+    a composite config such as Qwen2-VL's) in the sub-config that holds it."""
+    for where in (config_dict, *(v for v in config_dict.values() if isinstance(v, dict))):
+        found = where.get("architectures")
+        if isinstance(found, list) and found:
+            return found
+    return []
 
 
 def _remote_code_class(
