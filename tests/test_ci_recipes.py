@@ -149,3 +149,28 @@ def test_saved_baseline_recipe(models: dict[str, Path], tmp_path: Path) -> None:
         assert done.returncode == expected, done.stdout + done.stderr
         assert (work / "model-structure.json").is_file()
     assert "::error title=gpt2tie check baseline::" in done.stdout
+
+
+@pytest.mark.parametrize("with_separator", [True, False], ids=["hook-args", "own-args"])
+def test_pre_commit_paths_are_never_options(
+    models: dict[str, Path], tmp_path: Path, with_separator: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed file named like an option (`-x.gguf`, `--json.gguf`, `--help.gguf`) is a path:
+    it never swallows the next changed model as its value, and a folder named `-dash` is
+    checked like any other (reliability round three, N1)."""
+    from gpt2tie.cli.precommit import main
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("-x.gguf", "--json.gguf", "--help.gguf"):
+        (tmp_path / name).write_bytes(b"")  # added by the PR: not a valid GGUF file
+    dash = tmp_path / "-dash"
+    shutil.copytree(models["refused"], dash)
+    args = ["--fail-on", "error", *(["--"] if with_separator else [])]
+    changed = ["-x.gguf", str(models["refused"] / "model.safetensors"), "--json.gguf",
+               "--help.gguf", "-dash/model.safetensors"]  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        main([*args, *changed])
+    assert exited.value.code != 0
+    with pytest.raises(SystemExit) as only_dash:
+        main([*args, "-dash/config.json"])
+    assert only_dash.value.code == 1  # the folder's failing tie, found

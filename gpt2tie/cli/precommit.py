@@ -20,24 +20,45 @@ def models_of(files: list[str]) -> list[str]:
     return list(found)
 
 
-# `gpt2tie check` options that take no value: every other option takes the next argument.
-FLAGS = {"--json", "--offline", "--no-cache", "--trust-remote-code", "--values", "--no-values"}
+def check_options() -> dict[str, bool]:
+    """`gpt2tie check`'s option names, each mapped to whether it takes a value."""
+    import typer.main
+
+    from gpt2tie.cli.app import app
+
+    check = typer.main.get_command(app).commands["check"]  # type: ignore[attr-defined]
+    options: dict[str, bool] = {}
+    for parameter in check.params:
+        if parameter.param_type_name != "option":
+            continue
+        for name in (*parameter.opts, *parameter.secondary_opts):
+            options[name] = not parameter.is_flag
+    return options
 
 
 def split_arguments(args: list[str]) -> tuple[list[str], list[str]]:
-    """(changed files, options for check): pre-commit passes the hook's args, then files."""
+    """(changed files, options for check). pre-commit passes the hook's args, then the files,
+    with nothing between them: everything after a `--` (the hook's own args end with one) is a
+    path, and before it only `check`'s own options (and their values) are options, so that a
+    changed file named `-x.gguf` or `--json.gguf` is never read as one."""
+    if "--" in args:
+        cut = args.index("--")
+        return args[cut + 1 :], args[:cut]
+    known = check_options()
     files: list[str] = []
     options: list[str] = []
-    takes_value = False
-    for arg in args:
-        if takes_value:
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        name = arg.split("=", 1)[0]
+        if name in known and not files:
             options.append(arg)
-            takes_value = False
-        elif arg.startswith("-"):
-            options.append(arg)
-            takes_value = arg not in FLAGS and "=" not in arg
+            if known[name] and "=" not in arg and position + 1 < len(args):
+                position += 1
+                options.append(args[position])
         else:
             files.append(arg)
+        position += 1
     return files, options
 
 
@@ -49,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     worst = 0
     for model in models_of(files):
         try:
-            gpt2tie_main(["check", model, *options])
+            gpt2tie_main(["check", *options, "--", model])  # a path may start with "-"
         except SystemExit as exc:
             worst = max(worst, exc.code if isinstance(exc.code, int) else 1)
     sys.exit(worst)
