@@ -90,6 +90,13 @@ def test_action_runs_its_own_command_line(models: dict[str, Path], tmp_path: Pat
     assert f"::error title=gpt2tie check {failed_check}::" in bad.stdout
     gated = run_step(models["refused"], str(saved), "")
     assert gated.returncode == 1 and "title=gpt2tie check baseline::" in gated.stdout
+    # A YAML `args: |` block: every line's checks run, not only the first (round three, N3).
+    multi_line = run_step(models["same"], "", "--expect-tied lm_head\n--max-params 1\n")
+    assert multi_line.returncode == 1, multi_line.stdout + multi_line.stderr
+    assert "title=gpt2tie check max-params" in multi_line.stdout
+    # `model: --help` is a model named --help, not a request for help that passes.
+    named_like_help = run_step(Path("--help"), "", "")
+    assert named_like_help.returncode == 2 and "Usage" not in named_like_help.stdout
 
 
 def test_pre_commit_hook(models: dict[str, Path]) -> None:
