@@ -218,6 +218,10 @@ def test_bad_folder(case: str, command: str, tmp_path: Path, unchanged: list[Pat
         (["inspect", "gpt2", "--fail-on", "sometimes"], "--fail-on"),
         (["inspect", "gpt2", "--class", "NoSuchModel"], "no model class"),
         (["frobnicate"], "No such command"),
+        # nan and inf parse as floats (round three, N7)
+        (["inspect", "org/name", "--timeout", "nan"], "must be a finite number"),
+        (["inspect", "org/name", "--timeout", "inf"], "must be a finite number"),
+        (["inspect", "org/name", "--timeout", "-inf"], "must be a finite number"),
     ],
 )
 def test_bad_arguments(argv: list[str], expected: str) -> None:
@@ -225,6 +229,25 @@ def test_bad_arguments(argv: list[str], expected: str) -> None:
     assert result.exit_code == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0.0, -5.0])
+def test_api_timeout_must_be_finite_seconds(timeout: float) -> None:
+    import gpt2tie
+    from gpt2tie.errors import InputError
+
+    with pytest.raises(InputError, match="timeout must be a finite number of seconds"):
+        gpt2tie.inspect("org/name", timeout=timeout)
+
+
+@pytest.mark.parametrize("configured", ["nan", "inf", "-1", "0", "soon"])
+def test_environment_timeout_that_is_no_duration_means_the_default(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpt2tie.sources.hub_http import DEFAULT_TIMEOUT, SourceOptions
+
+    monkeypatch.setenv("GPT2TIE_TIMEOUT", configured)
+    assert SourceOptions().deadline_seconds == DEFAULT_TIMEOUT
 
 
 def test_file_instead_of_folder(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,9 +17,10 @@ MEMORY_PANEL = "Memory (--memory)"
 
 
 def at_least_one(value: float | None) -> float | None:
-    """Typer's own `min=` shows `[x>=1]` in help, which does not fit 80 columns."""
-    if value is not None and value < 1:
-        raise typer.BadParameter("must be at least 1")
+    """Typer's own `min=` shows `[x>=1]` in help, which does not fit 80 columns. `nan` and
+    `inf` parse as floats: neither is a number of seconds."""
+    if value is not None and not (math.isfinite(value) and value >= 1):
+        raise typer.BadParameter("must be a finite number, at least 1")
     return value
 
 

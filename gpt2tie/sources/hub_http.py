@@ -4,6 +4,7 @@ more than they asked for, and every failure as one line a user can act on (never
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import signal
@@ -44,6 +45,10 @@ class SourceOptions:
     gguf_file: str | None = None  # --gguf-file: this GGUF file of the folder or repo
     started: float = field(default_factory=time.monotonic, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise InputError(f"timeout must be a finite number of seconds, not {self.timeout}")
+
     @property
     def is_offline(self) -> bool:
         flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
@@ -62,11 +67,11 @@ class SourceOptions:
     def deadline_seconds(self) -> float:
         if self.timeout is not None:
             return self.timeout
-        configured = os.environ.get("GPT2TIE_TIMEOUT", "")
         try:
-            return float(configured) if configured else DEFAULT_TIMEOUT
+            configured = float(os.environ.get("GPT2TIE_TIMEOUT") or DEFAULT_TIMEOUT)
         except ValueError:
             return DEFAULT_TIMEOUT
+        return configured if math.isfinite(configured) and configured > 0 else DEFAULT_TIMEOUT
 
     def remaining(self) -> float:
         return self.started + self.deadline_seconds - time.monotonic()
