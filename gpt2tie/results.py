@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,12 @@ SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 
 def _json_name(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("json", f.name))
+
+
+# How a float that is no JSON number (an adapter's lora_alpha of 1e400, a difference that went
+# to infinity) is written: as the string JavaScript and JSON5 spell it, as the schemas say.
+NON_FINITE_NAMES = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
+NON_FINITE_VALUES = {name: float(spelled) for spelled, name in NON_FINITE_NAMES.items()}
 
 
 def from_json_value(cls: Any, data: Any) -> Any:
@@ -67,6 +74,8 @@ def from_json_value(cls: Any, data: Any) -> Any:
                 raise ValueError(f"{cls.__name__}: missing {key}")
             values[f.name] = from_json_value(hints[f.name], data[key])
         return cls(**values)
+    if cls is float and data in NON_FINITE_VALUES:
+        return NON_FINITE_VALUES[data]
     if cls in (int, str, bool, float) and not (cls is int and isinstance(data, bool)):
         if not isinstance(data, cls):
             raise ValueError(f"expected {cls.__name__}, got {type(data).__name__}")
@@ -82,6 +91,8 @@ def to_json_value(value: Any) -> Any:
         }
     if isinstance(value, (tuple, list)):
         return [to_json_value(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return NON_FINITE_NAMES[repr(value)]  # JSON has no such number
     return value
 
 

@@ -434,3 +434,38 @@ def test_adapter_saved_as_bin_reads_the_same(
     for key in ("findings", "heads", "parameters"):
         assert from_bin[key] == from_st[key], key
     assert from_bin["adapter"]["modules"] == from_st["adapter"]["modules"]
+
+
+@pytest.mark.parametrize(
+    "field, raw, expected",
+    [
+        ("modules_to_save", "5", "modules_to_save that is not a list of module names"),
+        ("modules_to_save", '["lm_head", 3]', "modules_to_save that is not a list"),
+        ("lora_alpha", "1" + "0" * 400, "lora_alpha that is not a finite number"),
+        ("lora_alpha", "NaN", "lora_alpha that is not a finite number"),
+        ("lora_alpha", "Infinity", "lora_alpha that is not a finite number"),
+        ("lora_alpha", "1e400", "lora_alpha that is not a finite number"),
+        ("lora_alpha", "true", "lora_alpha that is not a finite number"),
+        ("r", "4.5", "r that is not a whole number"),
+        ("target_modules", "{}", "target_modules that is not a name or a list of names"),
+        ("base_model_name_or_path", "[]", "base_model_name_or_path that is not a string"),
+        ("ensure_weight_tying", '"yes"', "ensure_weight_tying that is not true or false"),
+    ],
+)
+def test_adapter_config_values_are_checked_where_read(
+    bases: dict[tuple[str, bool], Path], tmp_path: Path, field: str, raw: str, expected: str
+) -> None:
+    """Values gpt2tie reads from adapter_config.json, of the wrong type or not finite: one
+    `Error:` line, exit 2, never an internal error (reliability round three, N6)."""
+    adapter = tmp_path / "adapter"
+    train_adapter(bases[("llama", True)], "llama", {"target_modules": ["q_proj"]}, adapter)
+    config_file = adapter / "adapter_config.json"
+    text = config_file.read_text()
+    config = json.loads(text)
+    config[field] = "__PLACEHOLDER__"
+    config_file.write_text(json.dumps(config).replace('"__PLACEHOLDER__"', raw))
+    result = runner.invoke(app, ["inspect", str(adapter), "--json"])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert expected in result.stderr

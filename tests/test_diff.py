@@ -262,3 +262,47 @@ def test_hugging_face_model_beside_its_gguf_conversion(tmp_path: Path) -> None:
     assert status == 1 and {"tie-broken", "count-changed"} == codes(report)
     unique = next(row for row in report["counts"] if row["name"] == "unique")
     assert unique["b"] - unique["a"] == truth["embedding_numel"]  # the stored copy of the head
+
+
+def _strict_json(text: str) -> Any:
+    """JSON as jq reads it: `NaN` and `Infinity` are no JSON numbers."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_values_that_go_non_finite_are_still_json(
+    base: Path, tmp_path: Path, value: float
+) -> None:
+    """A tensor that went to inf or NaN in the fine-tune: `--json` stays strict JSON, valid
+    against the schema, and reads back (reliability round three, N4)."""
+    from gpt2tie.results import NON_FINITE_NAMES
+
+    tuned = copy_of(base, tmp_path / "tuned")
+    tensors = load_file(tuned / "model.safetensors")
+    norm = "model.norm.weight"
+    tensors[norm] = tensors[norm].clone()
+    tensors[norm][0] = value
+    save_file(tensors, tuned / "model.safetensors", metadata={"format": "pt"})
+    result = runner.invoke(app, ["diff", str(base), str(tuned), "--values", "--json"])
+    assert result.exit_code in (0, 1), result.output
+    report = _strict_json(result.stdout)
+    jsonschema.validate(report, DIFF_SCHEMA, cls=jsonschema.Draft202012Validator)
+    (changed,) = [v for v in report["values"] if v["name"] == norm]
+    # The largest absolute difference: +inf for either infinity, NaN for a NaN on one side.
+    expected = "NaN" if value != value else NON_FINITE_NAMES["inf"]
+    assert changed == {"name": norm, "identical": False, "max_abs_diff": expected}
+
+
+def test_byte_identical_tensors_holding_nan_are_unchanged(base: Path, tmp_path: Path) -> None:
+    with_nan = copy_of(base, tmp_path / "with-nan")
+    tensors = load_file(with_nan / "model.safetensors")
+    tensors["model.norm.weight"] = tensors["model.norm.weight"].clone()
+    tensors["model.norm.weight"][0] = float("nan")
+    save_file(tensors, with_nan / "model.safetensors", metadata={"format": "pt"})
+    same = copy_of(with_nan, tmp_path / "same")
+    status, report = diff(str(with_nan), str(same), "--values")
+    assert status == 0 and report["differences"] == []

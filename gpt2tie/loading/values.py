@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from gpt2tie.formats.safetensors_header import StoredTensor
@@ -69,7 +70,19 @@ def stored_values_diff(
         b = right_reader.read(right, start, stop)
         if torch.equal(a, b):
             continue
+        if not floating:
+            identical = False
+            continue
+        # NaN where both sides hold NaN is no change (the files may be byte-identical); NaN on
+        # one side only is the largest difference there is.
+        wide_a, wide_b = a.double(), b.double()  # isnan and == for every float dtype
+        both_nan = wide_a.isnan() & wide_b.isnan()
+        if bool(((wide_a == wide_b) | both_nan).all()):
+            continue
+        difference = (wide_a - wide_b).abs().masked_fill(both_nan, 0.0)
         identical = False
-        if floating:
-            largest = max(largest, float((a.double() - b.double()).abs().max()))
+        chunk_largest = float(difference.max())
+        largest = math.nan if math.isnan(chunk_largest) or math.isnan(largest) else max(
+            largest, chunk_largest
+        )
     return identical, (largest if floating and not identical else None)

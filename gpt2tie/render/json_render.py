@@ -11,4 +11,6 @@ class JsonResult(Protocol):
 
 
 def render_json(result: JsonResult) -> str:
-    return json.dumps(result.to_dict(), indent=2) + "\n"
+    # allow_nan=False: a non-finite float that reached here would print as `NaN`, which no
+    # JSON parser reads; results encode them as strings (results.NON_FINITE_NAMES).
+    return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
