@@ -219,9 +219,9 @@ def test_bad_folder(case: str, command: str, tmp_path: Path, unchanged: list[Pat
         (["inspect", "gpt2", "--class", "NoSuchModel"], "no model class"),
         (["frobnicate"], "No such command"),
         # nan and inf parse as floats (round three, N7)
-        (["inspect", "org/name", "--timeout", "nan"], "must be a finite number"),
-        (["inspect", "org/name", "--timeout", "inf"], "must be a finite number"),
-        (["inspect", "org/name", "--timeout", "-inf"], "must be a finite number"),
+        (["inspect", "org/name", "--timeout", "nan"], "must be at least 1, and finite"),
+        (["inspect", "org/name", "--timeout", "inf"], "must be at least 1, and finite"),
+        (["inspect", "org/name", "--timeout", "-inf"], "must be at least 1, and finite"),
     ],
 )
 def test_bad_arguments(argv: list[str], expected: str) -> None:

@@ -20,7 +20,7 @@ def at_least_one(value: float | None) -> float | None:
     """Typer's own `min=` shows `[x>=1]` in help, which does not fit 80 columns. `nan` and
     `inf` parse as floats: neither is a number of seconds."""
     if value is not None and not (math.isfinite(value) and value >= 1):
-        raise typer.BadParameter("must be a finite number, at least 1")
+        raise typer.BadParameter("must be at least 1, and finite")
     return value
 
 
