@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gpt2tie.version import __version__
 
 if TYPE_CHECKING:
     import torch
 
+    from gpt2tie.inspection.request import Counts, Request
     from gpt2tie.results import AliasGroup, CountReport, InspectReport
-    from gpt2tie.results_memory import TrainableCounts
-    from gpt2tie.sources import SourceOptions
+    from gpt2tie.results.memory import TrainableCounts
 
 __all__ = [
     "__version__",
@@ -21,6 +21,7 @@ __all__ = [
     "find_aliases",
     "inspect",
     "inspect_module",
+    "request",
     "trainable_counts",
 ]
 
@@ -32,6 +33,8 @@ def inspect(
     trust_remote_code: bool = False,
     check_values: bool | None = None,
     load: bool = False,
+    use_cache: bool = True,
+    max_modules: int | None = None,
     revision: str | None = None,
     token: str | None = None,
     offline: bool = False,
@@ -40,35 +43,36 @@ def inspect(
     timeout: float | None = None,
     gguf_file: str | None = None,
     hf: str | None = None,
-    base: str | None = None,
+    base_model: str | None = None,
 ) -> InspectReport:
     """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON).
 
-    `check_values`: compare the stored values a tie decision needs (default: on for local
-    files, off for the Hub); `load=True` runs a real `from_pretrained` instead of predicting;
+    Each keyword is the option of the same name (`check_values` is `--values`, `use_cache` the
+    opposite of `--no-cache`): `check_values` compares the stored values a tie decision needs
+    (default: on for local files, off for the Hub); `load=True` runs a real `from_pretrained`;
     `timeout`: seconds for all Hub traffic (default 120, or GPT2TIE_TIMEOUT); `gguf_file`
     picks one GGUF file of a folder or repo, `hf` the Hugging Face model to compare it with;
-    `base`: a PEFT adapter's base model (default: its adapter_config.json's).
+    `base_model`: a PEFT adapter's base model (default: its adapter_config.json's).
     """
-    from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.run import inspect_model
+    keywords = _keywords(locals())  # before any import adds a name
+    from gpt2tie.inspection.run import run
 
-    hub = _hub_options(
-        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
-    )
-    options = InspectOptions(
-        class_name, trust_remote_code, load=load, hf_reference=hf, base_model=base
-    )
-    return inspect_model(model_spec, hub, options, check_values)
+    return run(request(model_spec, **keywords)).inspection
 
 
 def count_params(
     model_spec: str,
     *,
     depth: int = 1,
+    memory: bool = False,
+    context: int = 4096,
+    batch: int = 1,
     class_name: str | None = None,
     trust_remote_code: bool = False,
     check_values: bool | None = None,
+    load: bool = False,
+    use_cache: bool = True,
+    max_modules: int | None = None,
     revision: str | None = None,
     token: str | None = None,
     offline: bool = False,
@@ -77,49 +81,74 @@ def count_params(
     timeout: float | None = None,
     gguf_file: str | None = None,
     hf: str | None = None,
-    memory: bool = False,
-    context: int = 4096,
-    batch: int = 1,
+    base_model: str | None = None,
 ) -> CountReport:
-    """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes.
+    """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes,
+    with the same keywords. `memory=True` adds the memory estimate (`report.memory`), with a
+    KV cache for `batch` sequences of `context` tokens."""
+    keywords = _keywords(locals())  # before any import adds a name
+    from gpt2tie.inspection.options import MemoryOptions
+    from gpt2tie.inspection.request import Counts
+    from gpt2tie.inspection.run import run
 
-    `memory=True` adds the memory estimate (`report.memory`), with a KV cache for `batch`
-    sequences of `context` tokens.
-    """
-    from gpt2tie.inspection.options import InspectOptions, MemoryOptions
-    from gpt2tie.inspection.run import count_model
-
-    hub = _hub_options(
-        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
-    )
-    options = InspectOptions(class_name, trust_remote_code, hf_reference=hf)
-    sizes = MemoryOptions(context, batch) if memory else None
-    return count_model(model_spec, hub, depth, options, check_values, memory=sizes)
+    for name in ("depth", "memory", "context", "batch"):
+        del keywords[name]
+    counts = Counts(depth, MemoryOptions(context, batch) if memory else None)
+    report = run(request(model_spec, counts=counts, **keywords)).counts
+    assert report is not None  # asked for
+    return report
 
 
-def _hub_options(
-    revision: str | None,
-    token: str | None,
-    offline: bool,
-    subfolder: str,
-    cache_dir: str | Path | None,
-    trust_remote_code: bool,
-    timeout: float | None,
-    gguf_file: str | None,
-) -> SourceOptions:
+def _keywords(given: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in given.items() if name != "model_spec"}
+
+
+def request(
+    model_spec: str,
+    *,
+    class_name: str | None = None,
+    trust_remote_code: bool = False,
+    check_values: bool | None = None,
+    load: bool = False,
+    use_cache: bool = True,
+    max_modules: int | None = None,
+    revision: str | None = None,
+    token: str | None = None,
+    offline: bool = False,
+    subfolder: str = "",
+    cache_dir: str | Path | None = None,
+    timeout: float | None = None,
+    gguf_file: str | None = None,
+    hf: str | None = None,
+    base_model: str | None = None,
+    counts: Counts | None = None,
+) -> Request:
+    """The one `Request` `inspect()` and `count_params()` run: the same value the command line
+    builds from the same options."""
+    from gpt2tie.inspection.request import AnalysisOptions, Request
     from gpt2tie.sources import SourceOptions
 
-    folder = Path(cache_dir) if cache_dir else None
-    return SourceOptions(
-        revision,
-        token,
-        offline,
-        subfolder,
-        folder,
-        trust_remote_code,
+    where = SourceOptions(
+        revision=revision,
+        token=token,
+        offline=offline,
+        subfolder=subfolder,
+        cache_dir=Path(cache_dir) if cache_dir else None,
         timeout=timeout,
         gguf_file=gguf_file,
     )
+    what = AnalysisOptions(
+        class_name=class_name,
+        trust_remote_code=trust_remote_code,
+        values=check_values,
+        load=load,
+        use_cache=use_cache,
+        max_modules=max_modules,
+        hf_reference=hf,
+        base_model=base_model,
+        counts=counts,
+    )
+    return Request(model_spec, where, what)
 
 
 def inspect_module(module: torch.nn.Module) -> InspectReport:

@@ -157,7 +157,7 @@ def _refusal(folder: Path) -> str | None:
     """None when gpt2tie refuses a config transformers cannot build with its own one-line
     error; else what went wrong."""
     import gpt2tie
-    from gpt2tie.errors import Gpt2tieError
+    from gpt2tie.base.errors import Gpt2tieError
 
     try:
         gpt2tie.inspect(str(folder))

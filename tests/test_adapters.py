@@ -300,7 +300,7 @@ def test_base_override_and_missing_base(
     (adapter / "adapter_config.json").write_text(json.dumps(config))
     missing = runner.invoke(app, ["inspect", str(adapter)])
     assert missing.exit_code == 2 and missing.output.startswith("Error: base model")
-    report = inspect_json(str(adapter), "--base", str(bases[("llama", True)]))
+    report = inspect_json(str(adapter), "--base-model", str(bases[("llama", True)]))
     assert report["adapter"]["base_found_by"] == "--base"
 
 

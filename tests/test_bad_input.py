@@ -234,7 +234,7 @@ def test_bad_arguments(argv: list[str], expected: str) -> None:
 @pytest.mark.parametrize("timeout", [float("nan"), float("inf"), 0.0, -5.0])
 def test_api_timeout_must_be_finite_seconds(timeout: float) -> None:
     import gpt2tie
-    from gpt2tie.errors import InputError
+    from gpt2tie.base.errors import InputError
 
     with pytest.raises(InputError, match="timeout must be a finite number of seconds"):
         gpt2tie.inspect("org/name", timeout=timeout)

@@ -201,7 +201,7 @@ def test_shipped_answers_match_a_fresh_computation() -> None:
     import os
     from importlib import resources
 
-    from gpt2tie.inspection.build import build_count_report, build_inspect_report
+    from gpt2tie.inspection.build import analyze, count_report_from, inspect_report_from
     from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.inspection.result_cache import SHIPPED_ANSWERS, answer_key
     from gpt2tie.model import transformers_version
@@ -215,8 +215,9 @@ def test_shipped_answers_match_a_fresh_computation() -> None:
         inspect_key = answer_key(InspectReport, model_source, options.cache_key_part())
         count_key = answer_key(CountReport, model_source, {**options.cache_key_part(), "depth": 1})
         assert inspect_key is not None and count_key is not None
-        fresh[inspect_key] = build_inspect_report(model_source, options).to_dict()
-        fresh[count_key] = build_count_report(model_source, 1, options).to_dict()
+        analysis = analyze(model_source, options)
+        fresh[inspect_key] = inspect_report_from(model_source, analysis).to_dict()
+        fresh[count_key] = count_report_from(model_source, analysis, 1).to_dict()
     path = resources.files("gpt2tie.builtin_configs").joinpath(SHIPPED_ANSWERS)
     shipped = json.loads(path.read_text())
     if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):

@@ -11,8 +11,8 @@ import pytest
 from tiny_models import CASES_BY_ID, make_model
 from typer.testing import CliRunner
 
-from gpt2tie.checks import parse_count
 from gpt2tie.cli import app
+from gpt2tie.views.checks import parse_count
 
 runner = CliRunner()
 SCHEMA = json.loads(

@@ -63,7 +63,9 @@ def test_action_runs_its_own_command_line(models: dict[str, Path], tmp_path: Pat
     saved.write_text(
         subprocess.run(
             [sys.executable, "-m", "gpt2tie", "inspect", str(models["base"]), "--json"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     )
 
@@ -150,7 +152,10 @@ def test_saved_baseline_recipe(models: dict[str, Path], tmp_path: Path) -> None:
         shutil.rmtree(work / "out", ignore_errors=True)
         shutil.copytree(models[out], work / "out")
         done = subprocess.run(
-            ["bash", "-c", script], capture_output=True, text=True, env=env_with_scripts(),
+            ["bash", "-c", script],
+            capture_output=True,
+            text=True,
+            env=env_with_scripts(),
             cwd=work,
         )
         assert done.returncode == expected, done.stdout + done.stderr

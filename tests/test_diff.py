@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from gpt2tie.cli import app
-from gpt2tie.results_diff import DIFFERENCE_CODES
+from gpt2tie.results.diff import DIFFERENCE_CODES
 
 runner = CliRunner()
 DIFF_SCHEMA = json.loads(
@@ -155,8 +155,11 @@ def test_dtype_conversion(base: Path, tmp_path: Path) -> None:
     status, report = diff(str(base), str(tmp_path / "bf16"))
     assert codes(report) == {"dtype-changed", "config-changed"}
     changed = next(d for d in report["differences"] if d["code"] == "dtype-changed")
-    truth = {n for n, t in load_file(tmp_path / "bf16" / "model.safetensors").items()
-             if t.dtype == torch.bfloat16}
+    truth = {
+        n
+        for n, t in load_file(tmp_path / "bf16" / "model.safetensors").items()
+        if t.dtype == torch.bfloat16
+    }
     assert set(changed["names"]) == truth
     assert next(r for r in report["counts"] if r["name"] == "stored bfloat16")["b"] == sum(
         t.numel() for t in load_file(tmp_path / "bf16" / "model.safetensors").values()
@@ -192,7 +195,7 @@ def test_values_compared_streamed(base: Path, tmp_path: Path) -> None:
     tensors[name] = tensors[name].clone()
     tensors[name][3, 5] += 0.25
     save_file(tensors, tuned / "model.safetensors", metadata={"format": "pt"})
-    status, report = diff(str(base), str(tuned), "--values")
+    status, report = diff(str(base), str(tuned), "--compare-values")
     assert status == 1 and report["values_compared"]
     changed = [v for v in report["values"] if not v["identical"]]
     truth = (load_file(base / "model.safetensors")[name] - tensors[name]).abs().max().item()
@@ -274,9 +277,7 @@ def _strict_json(text: str) -> Any:
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
-def test_values_that_go_non_finite_are_still_json(
-    base: Path, tmp_path: Path, value: float
-) -> None:
+def test_values_that_go_non_finite_are_still_json(base: Path, tmp_path: Path, value: float) -> None:
     """A tensor that went to inf or NaN in the fine-tune: `--json` stays strict JSON, valid
     against the schema, and reads back (reliability round three, N4)."""
     from gpt2tie.results import NON_FINITE_NAMES
@@ -287,7 +288,7 @@ def test_values_that_go_non_finite_are_still_json(
     tensors[norm] = tensors[norm].clone()
     tensors[norm][0] = value
     save_file(tensors, tuned / "model.safetensors", metadata={"format": "pt"})
-    result = runner.invoke(app, ["diff", str(base), str(tuned), "--values", "--json"])
+    result = runner.invoke(app, ["diff", str(base), str(tuned), "--compare-values", "--json"])
     assert result.exit_code in (0, 1), result.output
     report = _strict_json(result.stdout)
     jsonschema.validate(report, DIFF_SCHEMA, cls=jsonschema.Draft202012Validator)
@@ -304,5 +305,5 @@ def test_byte_identical_tensors_holding_nan_are_unchanged(base: Path, tmp_path: 
     tensors["model.norm.weight"][0] = float("nan")
     save_file(tensors, with_nan / "model.safetensors", metadata={"format": "pt"})
     same = copy_of(with_nan, tmp_path / "same")
-    status, report = diff(str(with_nan), str(same), "--values")
+    status, report = diff(str(with_nan), str(same), "--compare-values")
     assert status == 0 and report["differences"] == []

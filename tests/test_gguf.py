@@ -192,9 +192,10 @@ def test_count_params_modules_and_the_same_counts_as_inspect(built: dict[str, Pa
     assert rows["blk.0"]["parameters"] == block0
     assert rows["output"]["owned"] == 0
     assert rows["output"]["parameters"] == int(tensors["token_embd.weight"].n_elements)
-    assert sum(r["owned"] for r in counts["modules"] if r["depth"] == 1) == counts["parameters"][
-        "unique"
-    ]
+    assert (
+        sum(r["owned"] for r in counts["modules"] if r["depth"] == 1)
+        == counts["parameters"]["unique"]
+    )
 
 
 def test_gpt2_conversion_copies_the_tied_head_and_counts_reconcile(

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from gpt2tie.base.errors import CheckpointFormatError
 from gpt2tie.cli import app
-from gpt2tie.errors import CheckpointFormatError
 from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.formats.gguf import read_gguf_header
 

@@ -232,3 +232,15 @@ def test_every_number_in_the_golden_files_is_true(
     if not golden.startswith(("check", "explain")):
         unique = sum(p.numel() for p in model.parameters())
         assert f"{unique}" in printed
+
+
+@pytest.mark.parametrize("golden", sorted(p.name for p in GOLDEN.glob("help-*.out")))
+def test_help_never_breaks_a_code_span(golden: str) -> None:
+    """A `command` quoted in help is copied whole: no line of a panel or paragraph ends with
+    its span still open."""
+    broken = [
+        line
+        for line in (GOLDEN / golden).read_text().splitlines()
+        if line.strip("│ ").count("`") % 2
+    ]
+    assert broken == []

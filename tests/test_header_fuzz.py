@@ -21,7 +21,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.base.errors import CheckpointFormatError
 from gpt2tie.formats.safetensors_header import DTYPES, read_header
 
 EXAMPLES = int(os.environ.get("GPT2TIE_FUZZ_EXAMPLES", "300"))

@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 from safetensors_files import write_raw
 from typer.testing import CliRunner
 
+from gpt2tie.base.printable import printable, printable_message
 from gpt2tie.cli import app
-from gpt2tie.printable import printable, printable_message
 
 runner = CliRunner()
 # The resource bound SECURITY.md promises: any input, well inside these.
@@ -226,20 +226,24 @@ def test_float8_fnuz_dtypes_are_read(tmp_path: Path, checkpoint_dir) -> None:  #
 
 
 def _plan_for(folder: Path) -> tuple[object, object]:
-    from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.run import inspect_source
+    from gpt2tie.inspection.request import AnalysisOptions, Request
+    from gpt2tie.inspection.run import report_of
     from gpt2tie.rewrite.plan import plan_untie
     from gpt2tie.sources import resolve
 
     model_source = resolve(str(folder))
     return plan_untie(
-        model_source, inspect_source(model_source, InspectOptions()), None
+        model_source,
+        report_of(
+            model_source, Request(str(folder), what=AnalysisOptions(use_cache=False))
+        ).inspection,
+        None,
     ), model_source
 
 
 @pytest.mark.needs_transformers5
 def test_a_folder_appearing_at_out_is_never_replaced(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
-    from gpt2tie.errors import InputError
+    from gpt2tie.base.errors import InputError
     from gpt2tie.rewrite.write import write_checkpoint_folder
 
     source = gpt2_folder(tmp_path / "source", checkpoint_dir)
@@ -331,7 +335,7 @@ def test_a_broken_source_is_blamed_not_out(tmp_path: Path, checkpoint_dir) -> No
     weights = source / "model.safetensors"
     with open(weights, "r+b") as handle:  # cut the data short after planning
         handle.truncate(weights.stat().st_size - 100)
-    from gpt2tie.errors import Gpt2tieError
+    from gpt2tie.base.errors import Gpt2tieError
 
     with pytest.raises(Gpt2tieError) as raised:
         write_checkpoint_folder(plan, model_source.checkpoint, source, tmp_path / "out", False)  # type: ignore[arg-type, attr-defined]

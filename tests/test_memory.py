@@ -30,36 +30,115 @@ TOKENS = 20
 SMALL = {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4}
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "llama-gqa": ("LlamaConfig", {**SMALL, "num_hidden_layers": 2, "num_key_value_heads": 2}),
-    "gpt2": ("GPT2Config", {"vocab_size": 64, "n_embd": 32, "n_layer": 2, "n_head": 4,
-                            "bos_token_id": 0, "eos_token_id": 0}),
-    "mistral-sliding": ("MistralConfig", {**SMALL, "num_hidden_layers": 2,
-                                          "num_key_value_heads": 2, "sliding_window": 8}),
-    "gemma2-alternating": ("Gemma2Config", {**SMALL, "num_hidden_layers": 4,
-                                            "num_key_value_heads": 2, "head_dim": 8,
-                                            "sliding_window": 8}),
-    "deepseek-v3-mla": ("DeepseekV3Config", {
-        **SMALL, "moe_intermediate_size": 16, "num_hidden_layers": 3, "num_key_value_heads": 4,
-        "n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1,
-        "kv_lora_rank": 16, "q_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8,
-        "v_head_dim": 8, "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1}),
-    "qwen3-next-hybrid": ("Qwen3NextConfig", {
-        **SMALL, "moe_intermediate_size": 16, "shared_expert_intermediate_size": 16,
-        "num_hidden_layers": 4, "num_key_value_heads": 2, "head_dim": 8, "num_experts": 4,
-        "num_experts_per_tok": 2, "linear_num_value_heads": 2, "linear_num_key_heads": 2,
-        "linear_key_head_dim": 8, "linear_value_head_dim": 8}),
-    "mixtral": ("MixtralConfig", {**SMALL, "num_hidden_layers": 2, "num_key_value_heads": 2,
-                                  "num_local_experts": 4, "num_experts_per_tok": 2}),
-    "qwen2-moe": ("Qwen2MoeConfig", {**SMALL, "moe_intermediate_size": 16,
-                                     "shared_expert_intermediate_size": 24,
-                                     "num_hidden_layers": 3, "num_key_value_heads": 2,
-                                     "num_experts": 4, "num_experts_per_tok": 2,
-                                     "mlp_only_layers": [0]}),
-    "gpt-oss": ("GptOssConfig", {**SMALL, "intermediate_size": 16, "num_hidden_layers": 2,
-                                 "num_key_value_heads": 2, "head_dim": 8,
-                                 "num_local_experts": 4, "num_experts_per_tok": 2}),
-    "t5-encoder-decoder": ("T5Config", {"vocab_size": 64, "d_model": 32, "d_kv": 8, "d_ff": 64,
-                                        "num_layers": 2, "num_decoder_layers": 3,
-                                        "num_heads": 4}),
+    "gpt2": (
+        "GPT2Config",
+        {
+            "vocab_size": 64,
+            "n_embd": 32,
+            "n_layer": 2,
+            "n_head": 4,
+            "bos_token_id": 0,
+            "eos_token_id": 0,
+        },
+    ),
+    "mistral-sliding": (
+        "MistralConfig",
+        {**SMALL, "num_hidden_layers": 2, "num_key_value_heads": 2, "sliding_window": 8},
+    ),
+    "gemma2-alternating": (
+        "Gemma2Config",
+        {
+            **SMALL,
+            "num_hidden_layers": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "sliding_window": 8,
+        },
+    ),
+    "deepseek-v3-mla": (
+        "DeepseekV3Config",
+        {
+            **SMALL,
+            "moe_intermediate_size": 16,
+            "num_hidden_layers": 3,
+            "num_key_value_heads": 4,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "n_shared_experts": 1,
+            "kv_lora_rank": 16,
+            "q_lora_rank": 16,
+            "qk_rope_head_dim": 8,
+            "qk_nope_head_dim": 8,
+            "v_head_dim": 8,
+            "first_k_dense_replace": 1,
+            "n_group": 1,
+            "topk_group": 1,
+        },
+    ),
+    "qwen3-next-hybrid": (
+        "Qwen3NextConfig",
+        {
+            **SMALL,
+            "moe_intermediate_size": 16,
+            "shared_expert_intermediate_size": 16,
+            "num_hidden_layers": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "linear_num_value_heads": 2,
+            "linear_num_key_heads": 2,
+            "linear_key_head_dim": 8,
+            "linear_value_head_dim": 8,
+        },
+    ),
+    "mixtral": (
+        "MixtralConfig",
+        {
+            **SMALL,
+            "num_hidden_layers": 2,
+            "num_key_value_heads": 2,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+        },
+    ),
+    "qwen2-moe": (
+        "Qwen2MoeConfig",
+        {
+            **SMALL,
+            "moe_intermediate_size": 16,
+            "shared_expert_intermediate_size": 24,
+            "num_hidden_layers": 3,
+            "num_key_value_heads": 2,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "mlp_only_layers": [0],
+        },
+    ),
+    "gpt-oss": (
+        "GptOssConfig",
+        {
+            **SMALL,
+            "intermediate_size": 16,
+            "num_hidden_layers": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+        },
+    ),
+    "t5-encoder-decoder": (
+        "T5Config",
+        {
+            "vocab_size": 64,
+            "d_model": 32,
+            "d_kv": 8,
+            "d_ff": 64,
+            "num_layers": 2,
+            "num_decoder_layers": 3,
+            "num_heads": 4,
+        },
+    ),
 }
 MOE = ("deepseek-v3-mla", "qwen3-next-hybrid", "mixtral", "qwen2-moe", "gpt-oss")
 
@@ -155,7 +234,10 @@ def test_kv_cache_grows_by_the_per_token_figure(saved: dict[str, Path]) -> None:
 
 def test_encoder_has_no_kv_cache(tmp_path: Path) -> None:
     config = transformers.BertConfig(
-        vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
         intermediate_size=64,
     )
     transformers.BertForMaskedLM(config).save_pretrained(tmp_path)
@@ -165,8 +247,13 @@ def test_encoder_has_no_kv_cache(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tied", [True, False])
 def test_adamw_state_and_gradients_after_one_real_step(tied: bool, tmp_path: Path) -> None:
     config = transformers.GPT2Config(
-        vocab_size=64, n_embd=32, n_layer=2, n_head=4, tie_word_embeddings=tied,
-        bos_token_id=0, eos_token_id=0,
+        vocab_size=64,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        tie_word_embeddings=tied,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     torch.manual_seed(0)
     transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
@@ -194,8 +281,12 @@ def test_adamw_state_and_gradients_after_one_real_step(tied: bool, tmp_path: Pat
         assert run["gradient_bytes"] == 2 * gradients  # bf16 gradients in mixed precision
         assert run["total_bytes"] == sum(
             run[key]
-            for key in ("weights_bytes", "gradient_bytes", "master_weights_bytes",
-                        "optimizer_state_bytes")
+            for key in (
+                "weights_bytes",
+                "gradient_bytes",
+                "master_weights_bytes",
+                "optimizer_state_bytes",
+            )
         )
 
 

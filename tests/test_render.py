@@ -8,8 +8,6 @@ import pytest
 from rich.console import Console
 
 import gpt2tie
-from gpt2tie.checks import Expectations, run_checks
-from gpt2tie.explain import explain
 from gpt2tie.render import (
     CI_RESULT_TYPES,
     OUTPUT_FORMATS,
@@ -20,12 +18,12 @@ from gpt2tie.render import (
 )
 from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
 from gpt2tie.sources import builtin
+from gpt2tie.views.checks import Expectations, run_checks
+from gpt2tie.views.explain import explain
 
 
 def sample_results() -> list[object]:
-    from gpt2tie.inspection.diff import diff_models
-    from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.sources import SourceOptions
+    from gpt2tie.views.diff import diff_models
 
     report = gpt2tie.inspect("gpt2", offline=True)
     return [
@@ -34,7 +32,7 @@ def sample_results() -> list[object]:
         run_checks(report, Expectations(tied=("lm_head",))),
         builtin.listing(),
         explain(report, "lm_head"),
-        diff_models("gpt2", "distilgpt2", SourceOptions(offline=True), InspectOptions()),
+        diff_models("gpt2", "distilgpt2", gpt2tie.request("gpt2", offline=True)),
     ]
 
 

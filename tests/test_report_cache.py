@@ -12,9 +12,23 @@ import pytest
 from load_oracle import by_major
 from tiny_models import CASES
 
-from gpt2tie.inspection.options import InspectOptions
-from gpt2tie.inspection.run import count_source, inspect_source
+from gpt2tie.inspection.request import AnalysisOptions, Counts, Request
+from gpt2tie.inspection.run import report_of
+from gpt2tie.results import CountReport, InspectReport
 from gpt2tie.sources import resolve
+from gpt2tie.sources.model_source import ModelSource
+
+
+def inspect_source(model_source: ModelSource, use_cache: bool = False) -> InspectReport:
+    request = Request(model_source.source.spec, what=AnalysisOptions(use_cache=use_cache))
+    return report_of(model_source, request).inspection
+
+
+def count_source(model_source: ModelSource, depth: int, use_cache: bool = False) -> CountReport:
+    asked = AnalysisOptions(use_cache=use_cache, counts=Counts(depth))
+    report = report_of(model_source, Request(model_source.source.spec, what=asked)).counts
+    assert report is not None
+    return report
 
 
 @pytest.fixture
@@ -32,13 +46,13 @@ def entries(cache_dir: Path) -> list[Path]:
 def test_hit_equals_miss(case_id: str, cache_dir: Path, checkpoint_dir, config_dir) -> None:  # type: ignore[no-untyped-def]
     for folder in (checkpoint_dir(case_id), config_dir(case_id)):
         model_source = resolve(str(folder))
-        fresh = inspect_source(model_source, InspectOptions())
-        written = inspect_source(model_source, InspectOptions(use_cache=True))
-        served = inspect_source(model_source, InspectOptions(use_cache=True))
+        fresh = inspect_source(model_source)
+        written = inspect_source(model_source, use_cache=True)
+        served = inspect_source(model_source, use_cache=True)
         assert fresh == written == served
-        counted = count_source(model_source, 2, InspectOptions())
-        assert count_source(model_source, 2, InspectOptions(use_cache=True)) == counted
-        assert count_source(model_source, 2, InspectOptions(use_cache=True)) == counted
+        counted = count_source(model_source, 2)
+        assert count_source(model_source, 2, use_cache=True) == counted
+        assert count_source(model_source, 2, use_cache=True) == counted
     assert len(entries(cache_dir)) == 4
 
 
@@ -73,7 +87,7 @@ def test_bad_entries_are_ignored_and_rewritten(
     damage: str, cache_dir: Path, checkpoint_dir
 ) -> None:  # type: ignore[no-untyped-def]
     model_source = resolve(str(checkpoint_dir("gpt2-tied")))
-    truth = inspect_source(model_source, InspectOptions(use_cache=True))
+    truth = inspect_source(model_source, use_cache=True)
     (entry,) = entries(cache_dir)
     payload = json.loads(entry.read_text())
     if damage == "garbage":
@@ -87,7 +101,7 @@ def test_bad_entries_are_ignored_and_rewritten(
     else:
         payload["result"]["parameters"]["unique"] = "many"
         entry.write_text(json.dumps(payload))
-    assert inspect_source(model_source, InspectOptions(use_cache=True)) == truth
+    assert inspect_source(model_source, use_cache=True) == truth
     assert json.loads(entry.read_text())["result"]["parameters"]["unique"] == (
         truth.parameters.unique
     )
@@ -99,11 +113,11 @@ def test_changed_file_is_a_new_entry(cache_dir: Path, tmp_path: Path) -> None:
 
     folder = tmp_path / "model"
     make_model(CASES_BY_ID["llama-tied"]).save_pretrained(folder)
-    before = inspect_source(resolve(str(folder)), InspectOptions(use_cache=True))
+    before = inspect_source(resolve(str(folder)), use_cache=True)
     state = load_file(str(folder / "model.safetensors"))
     state["lm_head.weight"] = state["model.embed_tokens.weight"] + 1
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    after = inspect_source(resolve(str(folder)), InspectOptions(use_cache=True))
+    after = inspect_source(resolve(str(folder)), use_cache=True)
     changed = by_major("tie-refused-values-differ", "tie-discards-stored-values")
     assert before.findings == () and after.findings[0].code == changed
 
@@ -115,8 +129,8 @@ def test_unwritable_cache_still_answers(
     blocker.write_text("x")
     monkeypatch.setenv("GPT2TIE_CACHE_DIR", str(blocker / "cache"))
     model_source = resolve(str(checkpoint_dir("gpt2-tied")))
-    assert inspect_source(model_source, InspectOptions(use_cache=True)) == inspect_source(
-        model_source, InspectOptions()
+    assert inspect_source(model_source, use_cache=True) == inspect_source(
+        model_source
     )
 
 
@@ -148,18 +162,18 @@ def test_entries_are_private_and_foreign_ones_ignored(cache_dir: Path, checkpoin
     import stat
 
     model_source = resolve(str(checkpoint_dir("gpt2-tied")))
-    truth = inspect_source(model_source, InspectOptions(use_cache=True))
+    truth = inspect_source(model_source, use_cache=True)
     (entry,) = entries(cache_dir)
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
     assert stat.S_IMODE(entry.parent.stat().st_mode) == 0o700
     payload = json.loads(entry.read_text())
     payload["result"]["parameters"]["unique"] = 1
     entry.write_text(json.dumps(payload))
-    forged = inspect_source(model_source, InspectOptions(use_cache=True))
+    forged = inspect_source(model_source, use_cache=True)
     assert forged.parameters.unique == 1  # an entry of our own is trusted: it is our file
     payload["result"]["parameters"]["unique"] = 1
     entry.write_text(json.dumps(payload))
     if os.geteuid() != 0:
         pytest.skip("only root can give the entry another owner")
     os.chown(entry, 65534, 65534)
-    assert inspect_source(model_source, InspectOptions(use_cache=True)) == truth
+    assert inspect_source(model_source, use_cache=True) == truth

@@ -16,8 +16,8 @@ from tiny_models import CASES, CASES_BY_ID, make_config, make_model
 from typer.testing import CliRunner
 
 import gpt2tie
+from gpt2tie.base.errors import Gpt2tieError
 from gpt2tie.cli import app
-from gpt2tie.errors import Gpt2tieError
 
 # untie/retie, quantized checkpoints and --memory refuse under transformers 4.
 pytestmark = pytest.mark.needs_transformers5
@@ -147,14 +147,16 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_failure_midway_leaves_nothing(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
-    from gpt2tie.inspection.run import inspect_source
+    from gpt2tie.inspection.request import AnalysisOptions, Request
+    from gpt2tie.inspection.run import report_of
     from gpt2tie.rewrite.plan import plan_untie
     from gpt2tie.rewrite.write import WriteError, planned_bytes, write_checkpoint_folder
     from gpt2tie.sources import resolve
 
     source = checkpoint_dir("llama-tied")
     model_source = resolve(str(source))
-    plan = plan_untie(model_source, inspect_source(model_source), None)
+    request = Request(str(source), what=AnalysisOptions(use_cache=False))
+    plan = plan_untie(model_source, report_of(model_source, request).inspection, None)
     half = planned_bytes(plan) // 2
     written = 0
 

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from safetensors_files import f32_header, write_raw
 
-from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.base.errors import CheckpointFormatError
 from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.formats.safetensors_header import read_header
 
@@ -211,7 +211,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
         pytest.skip("running as root without setpriv (util-linux): root reads every file")
     code = (
         "import sys\nfrom pathlib import Path\n"
-        "from gpt2tie.errors import CheckpointFormatError\n"
+        "from gpt2tie.base.errors import CheckpointFormatError\n"
         "from gpt2tie.formats.file_access import LocalFiles\n"
         "from gpt2tie.formats.safetensors_header import read_header\n"
         "try:\n    read_header(LocalFiles(Path(sys.argv[1])), 'model.safetensors')\n"

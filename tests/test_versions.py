@@ -115,7 +115,12 @@ def _quantized(tmp_path: Path) -> Path:
 FIVE_ONLY_FEATURES = {
     "untie": lambda folder, tmp: ["untie", str(folder), "--out", str(tmp / "out")],
     "retie": lambda folder, tmp: [
-        "retie", str(folder), "--out", str(tmp / "out"), "--prefer", "embedding"
+        "retie",
+        str(folder),
+        "--out",
+        str(tmp / "out"),
+        "--prefer",
+        "embedding",
     ],
     "--memory": lambda folder, tmp: ["count-params", str(folder), "--memory"],
     "a quantized checkpoint": lambda folder, tmp: ["inspect", str(_quantized(tmp))],

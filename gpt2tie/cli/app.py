@@ -2,47 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from gpt2tie.base.errors import EXIT_FINDINGS
 from gpt2tie.cli import run, terminal
 from gpt2tie.cli.help_text import COMMANDS
 from gpt2tie.cli.options import (
     AllowOption,
     BaselineOption,
-    BaseOption,
     BatchOption,
-    CacheDirOption,
     ClassOption,
+    CompareValuesOption,
     ContextOption,
-    DiffFailOnOption,
-    DiffValuesOption,
     FailOn,
     ForceOption,
-    FormatOption,
-    GgufFileOption,
     HeadsOption,
-    HfOption,
-    JsonOption,
-    MaxModulesOption,
     MemoryFlagOption,
     ModelArgument,
-    NoCacheOption,
-    OfflineOption,
     OutOption,
     PreferValues,
-    RevisionOption,
-    SubfolderOption,
-    TimeoutOption,
-    TokenOption,
-    TrustOption,
-    ValuesOption,
     at_least_one,
-    hub_options,
 )
-from gpt2tie.errors import EXIT_FINDINGS
+from gpt2tie.cli.shared import takes_output, takes_request
 from gpt2tie.version import __version__
+
+if TYPE_CHECKING:
+    from gpt2tie.inspection.request import Request
 
 app = typer.Typer(
     name="gpt2tie",
@@ -89,53 +77,29 @@ def _main(
     """Entry point options shared by every command."""
 
 
+FailOnOption = Annotated[
+    FailOn,
+    typer.Option(
+        "--fail-on",
+        metavar="LEVEL",
+        help="Exit 1 on a finding at least this severe: error, warning, info, or never.",
+    ),
+]
+
+
 @app.command(help=COMMANDS["inspect"].text(), short_help=COMMANDS["inspect"].summary)
 @terminal.reports_errors
+@takes_output
+@takes_request()
 def inspect(
+    request: Request,
+    output: str,
     model: ModelArgument = None,
-    json_output: JsonOption = False,
-    class_name: ClassOption = None,
-    trust_remote_code: TrustOption = False,
-    fail_on: Annotated[
-        FailOn,
-        typer.Option(
-            "--fail-on",
-            metavar="LEVEL",
-            help="Exit 1 when a finding is at least this severe: error, warning, info, never.",
-        ),
-    ] = FailOn.never,
-    values: ValuesOption = None,
-    revision: RevisionOption = None,
-    token: TokenOption = None,
-    offline: OfflineOption = False,
-    subfolder: SubfolderOption = "",
-    cache_dir: CacheDirOption = None,
-    timeout: TimeoutOption = None,
-    no_cache: NoCacheOption = False,
-    max_modules: MaxModulesOption = None,
-    load: Annotated[
-        bool,
-        typer.Option(
-            "--load",
-            help="Ground truth: really run from_pretrained on the CPU (reads all weights) and "
-            "report what it did.",
-        ),
-    ] = False,
-    gguf_file: GgufFileOption = None,
-    hf: HfOption = None,
-    base: BaseOption = None,
-    output_format: FormatOption = None,
+    fail_on: FailOnOption = FailOn.never,
 ) -> None:
     """`gpt2tie inspect` (its help text: `help_text.COMMANDS`)."""
-
-    hub = hub_options(
-        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
-    )
-    options = run.inspect_options(
-        class_name, trust_remote_code, no_cache, max_modules, load, hf, base
-    )
-    report = run.inspect_on_terminal(model, hub, options, values)
-    terminal.emit(report, json_output, output_format and output_format.value)
+    report = run.on_terminal(request, "Inspecting").inspection
+    terminal.emit(report, output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -146,9 +110,12 @@ def inspect(
     short_help=COMMANDS["count-params"].summary,
 )
 @terminal.reports_errors
+@takes_output
+@takes_request()
 def count_params(
+    request: Request,
+    output: str,
     model: ModelArgument = None,
-    json_output: JsonOption = False,
     depth: Annotated[
         int,
         typer.Option(
@@ -158,38 +125,28 @@ def count_params(
             help="How many module levels to break down.",
         ),
     ] = 1,
-    class_name: ClassOption = None,
-    trust_remote_code: TrustOption = False,
-    values: ValuesOption = None,
-    revision: RevisionOption = None,
-    token: TokenOption = None,
-    offline: OfflineOption = False,
-    subfolder: SubfolderOption = "",
-    cache_dir: CacheDirOption = None,
-    timeout: TimeoutOption = None,
-    no_cache: NoCacheOption = False,
-    max_modules: MaxModulesOption = None,
-    gguf_file: GgufFileOption = None,
-    hf: HfOption = None,
     memory: MemoryFlagOption = False,
     context: ContextOption = 4096,
     batch: BatchOption = 1,
 ) -> None:
     """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""
-    hub = hub_options(
-        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
-    )
-    options = run.inspect_options(
-        class_name, trust_remote_code, no_cache, max_modules, hf_reference=hf
-    )
-    sizes = run.memory_options(context, batch) if memory else None
-    report = run.count_on_terminal(model, hub, depth, options, values, sizes)
-    terminal.emit(report, json_output)
+    from gpt2tie.inspection.options import MemoryOptions
+    from gpt2tie.inspection.request import Counts
+
+    sizes = MemoryOptions(context, batch) if memory else None
+    counting = dataclasses.replace(request.what, counts=Counts(depth, sizes))
+    report = run.on_terminal(dataclasses.replace(request, what=counting), "Counting").counts
+    assert report is not None  # asked for
+    terminal.emit(report, output)
 
 
 @app.command(help=COMMANDS["check"].text(), short_help=COMMANDS["check"].summary)
 @terminal.reports_errors
+@takes_output
+@takes_request()
 def check(
+    request: Request,
+    output: str,
     model: ModelArgument = None,
     expect_tied: Annotated[
         list[str] | None,
@@ -218,35 +175,12 @@ def check(
             "--min-params", metavar="N", help="Fail below N unique parameters.", show_default=False
         ),
     ] = None,
-    fail_on: Annotated[
-        FailOn,
-        typer.Option(
-            "--fail-on",
-            metavar="LEVEL",
-            help="Fail on a finding at least this severe: error, warning, info, never.",
-        ),
-    ] = FailOn.error,
-    json_output: JsonOption = False,
-    class_name: ClassOption = None,
-    trust_remote_code: TrustOption = False,
-    values: ValuesOption = None,
-    revision: RevisionOption = None,
-    token: TokenOption = None,
-    offline: OfflineOption = False,
-    subfolder: SubfolderOption = "",
-    cache_dir: CacheDirOption = None,
-    timeout: TimeoutOption = None,
-    no_cache: NoCacheOption = False,
-    max_modules: MaxModulesOption = None,
-    gguf_file: GgufFileOption = None,
-    hf: HfOption = None,
+    fail_on: FailOnOption = FailOn.error,
     baseline: BaselineOption = None,
     allow: AllowOption = None,
-    base: BaseOption = None,
-    output_format: FormatOption = None,
 ) -> None:
     """`gpt2tie check` (its help text: `help_text.COMMANDS`)."""
-    from gpt2tie.checks import Expectations, run_checks
+    from gpt2tie.views.checks import Expectations, run_checks
 
     expectations = Expectations(
         tied=tuple(expect_tied or ()),
@@ -255,93 +189,81 @@ def check(
         min_params=_count(min_params),
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
-    hub = hub_options(
-        revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout, gguf_file
-    )
-    options = run.inspect_options(
-        class_name, trust_remote_code, no_cache, max_modules, hf_reference=hf, base_model=base
-    )
-    report = run.inspect_on_terminal(model, hub, options, values)
+    checked = run.on_terminal(request, "Inspecting")
     compared = None
-    if baseline is not None:
-        compared = run.diff_on_terminal(baseline, run.model_spec(model), hub, options, False, allow)
-    result = run_checks(report, expectations, compared)
-    terminal.emit(result, json_output, output_format and output_format.value)
+    if baseline is not None:  # the report just made is B: only the baseline is inspected
+        compared = run.diff_on_terminal(baseline, checked, request, False, allow)
+    result = run_checks(checked.inspection, expectations, compared)
+    terminal.emit(result, output)
     if not result.passed:
         raise typer.Exit(EXIT_FINDINGS)
 
 
 @app.command(help=COMMANDS["diff"].text(), short_help=COMMANDS["diff"].summary)
 @terminal.reports_errors
+@takes_output
+@takes_request(model_parameter="a")
 def diff(
-    model_a: Annotated[
+    request: Request,
+    output: str,
+    a: Annotated[
         str,
         typer.Argument(
             metavar="A",
-            help="The base: anything inspect accepts, or a saved `inspect --json` report.",
+            help="The base: anything inspect accepts, or a report saved by inspect --json.",
             show_default=False,
         ),
     ],
-    model_b: Annotated[
+    b: Annotated[
         str,
         typer.Argument(metavar="B", help="The model to compare with A.", show_default=False),
     ],
-    fail_on: DiffFailOnOption = FailOn.info,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            metavar="LEVEL",
+            help="Exit 1 on a difference at least this severe: error, warning, info (any "
+            "difference, the default), never.",
+        ),
+    ] = FailOn.info,
     allow: AllowOption = None,
-    values: DiffValuesOption = False,
-    json_output: JsonOption = False,
-    output_format: FormatOption = None,
-    class_name: ClassOption = None,
-    trust_remote_code: TrustOption = False,
-    revision: RevisionOption = None,
-    token: TokenOption = None,
-    offline: OfflineOption = False,
-    timeout: TimeoutOption = None,
-    cache_dir: CacheDirOption = None,
-    no_cache: NoCacheOption = False,
-    max_modules: MaxModulesOption = None,
+    compare_values: CompareValuesOption = False,
 ) -> None:
     """`gpt2tie diff` (its help text: `help_text.COMMANDS`)."""
-    hub = hub_options(revision, token, offline, "", cache_dir, trust_remote_code, timeout)
-    options = run.inspect_options(class_name, trust_remote_code, no_cache, max_modules)
-    report = run.diff_on_terminal(model_a, model_b, hub, options, values, allow)
-    terminal.emit(report, json_output, output_format and output_format.value)
+    if request.what.values:  # `diff --values` once meant --compare-values
+        terminal.say(
+            "note: --values reads the values a tie decision needs on each side; "
+            "--compare-values compares every tensor stored on both"
+        )
+    report = run.diff_on_terminal(a, b, request, compare_values, allow)
+    terminal.emit(report, output)
     if fail_on is not FailOn.never and report.failing(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
 
 
 @app.command(help=COMMANDS["explain"].text(), short_help=COMMANDS["explain"].summary)
 @terminal.reports_errors
+@takes_output
+@takes_request()
 def explain(
+    request: Request,
+    output: str,
     model: ModelArgument = None,
     name: Annotated[
         str | None,
         typer.Argument(
-            help="A parameter or module (default: every tied head).", show_default=False
+            metavar="NAME",
+            help="A parameter or module (default: every tied head).",
+            show_default=False,
         ),
     ] = None,
-    json_output: JsonOption = False,
-    class_name: ClassOption = None,
-    trust_remote_code: TrustOption = False,
-    revision: RevisionOption = None,
-    token: TokenOption = None,
-    offline: OfflineOption = False,
-    subfolder: SubfolderOption = "",
-    cache_dir: CacheDirOption = None,
-    timeout: TimeoutOption = None,
-    no_cache: NoCacheOption = False,
-    max_modules: MaxModulesOption = None,
-    base: BaseOption = None,
 ) -> None:
     """`gpt2tie explain` (its help text: `help_text.COMMANDS`)."""
-    from gpt2tie.explain import explain as explain_report
+    from gpt2tie.views.explain import explain as explain_report
 
-    hub = hub_options(revision, token, offline, subfolder, cache_dir, trust_remote_code, timeout)
-    options = run.inspect_options(
-        class_name, trust_remote_code, no_cache, max_modules, base_model=base
-    )
-    report = run.inspect_on_terminal(model, hub, options, None)
-    terminal.emit(explain_report(report, name), json_output)
+    report = run.on_terminal(request, "Inspecting").inspection
+    terminal.emit(explain_report(report, name), output)
 
 
 @app.command(help=COMMANDS["untie"].text(), short_help=COMMANDS["untie"].summary)
@@ -399,15 +321,16 @@ def retie(
     short_help=COMMANDS["list-builtin"].summary,
 )
 @terminal.reports_errors
-def list_builtin(json_output: JsonOption = False) -> None:
+@takes_output
+def list_builtin(output: str) -> None:
     """`gpt2tie list-builtin` (its help text: `help_text.COMMANDS`)."""
     from gpt2tie.sources import builtin
 
-    terminal.emit(builtin.listing(), json_output)
+    terminal.emit(builtin.listing(), output)
 
 
 def _count(text: str | None) -> int | None:
-    from gpt2tie.checks import parse_count
+    from gpt2tie.views.checks import parse_count
 
     if text is None:
         return None

@@ -6,9 +6,9 @@ import sys
 
 import typer
 
+from gpt2tie.base.errors import EXIT_USAGE
 from gpt2tie.cli import terminal
 from gpt2tie.cli.app import app
-from gpt2tie.errors import EXIT_USAGE
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -74,7 +74,7 @@ COMMANDS: dict[str, CommandHelp] = {
             "Compares ties, heads, parameter counts (also per stored dtype), stored tensors "
             "(added, removed, reshaped, re-typed), config fields that matter, what loading "
             "will do, and findings. A may be a saved `inspect --json` report. Header-only "
-            "unless --values.",
+            "unless --compare-values.",
             "Exit 0 when nothing differs at or above --fail-on (default: any difference), "
             "1 otherwise, 2 on bad input.",
         ),
@@ -82,7 +82,7 @@ COMMANDS: dict[str, CommandHelp] = {
             ("gpt2tie diff ./base ./finetune", "did the fine-tune break the tie?"),
             ("gpt2tie diff model-structure.json ./finetune --allow vocab-resized", ""),
             ("gpt2tie diff ./base ./finetune --format github", "annotations in Actions"),
-            ("gpt2tie diff ./a ./b --values", "also compare stored values"),
+            ("gpt2tie diff ./a ./b --compare-values", "also compare stored values"),
         ),
     ),
     "explain": CommandHelp(

@@ -5,14 +5,12 @@ from __future__ import annotations
 import enum
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from gpt2tie.sources import SourceOptions
-
 HUB_PANEL = "Hub and HF cache"
+VALUES_PANEL = "Tensor values"
 MEMORY_PANEL = "Memory (--memory)"
 
 
@@ -41,7 +39,8 @@ FormatOption = Annotated[
     typer.Option(
         "--format",
         metavar="FORMAT",
-        help="text (default), json, github (workflow annotations) or markdown (a PR comment).",
+        help="text (default), json (the documented JSON of docs/json.md), github (workflow "
+        "annotations) or markdown (a PR comment); github and markdown: inspect, check, diff.",
         show_default=False,
     ),
 ]
@@ -70,12 +69,12 @@ ModelArgument = Annotated[
     typer.Argument(
         metavar="MODEL",
         help="A local folder with config.json (and optionally weights), a GGUF file, a Hub "
-        "repo id (org/name), or a built-in config such as gpt2 (see `gpt2tie list-builtin`). "
-        "Default: the current folder, when it holds a config.json.",
+        "repo id (org/name), or a built-in config such as gpt2. Default: the current folder, "
+        "when it holds a config.json. Built-in configs: gpt2tie list-builtin.",
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the schema-v1 JSON report.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="The same as --format json.")]
 ClassOption = Annotated[
     str | None,
     typer.Option(
@@ -112,6 +111,7 @@ ValuesOption = Annotated[
         help="Compare the stored values a tie decision needs (default: on for local files, off "
         "for the Hub, where it downloads those tensors' bytes). --no-values reads no tensor data.",
         show_default=False,
+        rich_help_panel=VALUES_PANEL,
     ),
 ]
 RevisionOption = Annotated[
@@ -127,7 +127,7 @@ TokenOption = Annotated[
     str | None,
     typer.Option(
         "--token",
-        help="Hub token (default: HF_TOKEN or the stored `hf auth login`).",
+        help="Hub token (default: HF_TOKEN, else the token hf auth login stored).",
         show_default=False,
         rich_help_panel=HUB_PANEL,
     ),
@@ -192,40 +192,27 @@ HfOption = Annotated[
 ]
 
 
-BaseOption = Annotated[
+BaseModelOption = Annotated[
     str | None,
     typer.Option(
-        "--base",
+        "--base-model",
         metavar="MODEL",
         help="For a PEFT adapter folder: its base model (default: the adapter config's "
         "base_model_name_or_path).",
         show_default=False,
     ),
 ]
-
-
-def hub_options(
-    revision: str | None,
-    token: str | None,
-    offline: bool,
-    subfolder: str,
-    cache_dir: Path | None,
-    trust_remote_code: bool,
-    timeout: float | None = None,
-    gguf_file: str | None = None,
-) -> SourceOptions:
-    from gpt2tie.sources import SourceOptions
-
-    return SourceOptions(
-        revision,
-        token,
-        offline,
-        subfolder,
-        cache_dir,
-        trust_remote_code,
-        timeout=timeout,
-        gguf_file=gguf_file,
-    )
+# The old name of --base-model, still accepted, no longer shown.
+BaseAliasOption = Annotated[str | None, typer.Option("--base", hidden=True, show_default=False)]
+LoadOption = Annotated[
+    bool,
+    typer.Option(
+        "--load",
+        help="Ground truth: really run from_pretrained on the CPU (reads all weights) and "
+        "report what it did.",
+        rich_help_panel=VALUES_PANEL,
+    ),
+]
 
 
 OutOption = Annotated[
@@ -285,21 +272,10 @@ BaselineOption = Annotated[
     ),
 ]
 
-DiffFailOnOption = Annotated[
-    FailOn,
-    typer.Option(
-        "--fail-on",
-        metavar="LEVEL",
-        help="Exit 1 on a difference at least this severe: error, warning, info (any "
-        "difference, the default), never.",
-    ),
-]
-
-DiffValuesOption = Annotated[
+CompareValuesOption = Annotated[
     bool,
     typer.Option(
-        "--values",
-        help="Also compare the values of tensors stored on both sides (reads them, "
-        "streamed).",
+        "--compare-values",
+        help="Also compare the values of every tensor stored on both sides (reads them, streamed).",
     ),
 ]

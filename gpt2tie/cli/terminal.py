@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from gpt2tie.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError, InputError
-from gpt2tie.printable import printable, printable_message
+from gpt2tie.base.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError, InputError
+from gpt2tie.base.printable import printable, printable_message
 from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
-from gpt2tie.results_diff import DiffReport
+from gpt2tie.results.diff import DiffReport
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -165,15 +165,13 @@ class working:
 
 def emit(
     result: InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport | DiffReport,
-    json_output: bool,
-    output_format: str | None = None,
+    chosen: str,
 ) -> None:
-    """Print `result` on stdout: `--json`, or `--format` (text, json, github, markdown)."""
-    from gpt2tie.render import render
+    """Print `result` on stdout in the `--format` chosen: text, json, github or markdown."""
+    from gpt2tie.render import CI_RESULT_TYPES, render
 
-    if json_output and output_format not in (None, "json"):
-        raise InputError(f"--json and --format {output_format} ask for two formats: pick one")
-    chosen = "json" if json_output else output_format or "text"
+    if chosen in ("github", "markdown") and not isinstance(result, CI_RESULT_TYPES):
+        raise InputError(f"--format {chosen} is for inspect, check and diff; use text or json")
     output = render(result, "table" if chosen == "text" else chosen)  # type: ignore[arg-type]
     if isinstance(output, str):
         sys.stdout.write(output)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.base.errors import CheckpointFormatError
 from gpt2tie.formats.byte_ranges import overlapping_groups
 from gpt2tie.formats.file_access import FileAccess
 from gpt2tie.formats.safetensors_header import StoredTensor, read_header

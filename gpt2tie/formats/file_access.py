@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.base.errors import CheckpointFormatError
 from gpt2tie.formats.regular_files import (
     MAX_JSON_BYTES,
     ensure_regular,

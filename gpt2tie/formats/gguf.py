@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.base.errors import CheckpointFormatError
 from gpt2tie.formats.file_access import FileAccess
 from gpt2tie.formats.gguf_types import (
     ARRAY_TYPE,
@@ -107,8 +107,9 @@ def read_gguf_header(access: FileAccess, name: str) -> GgufHeader:
     # Each key/value takes at least 12 bytes, each tensor info at least 32.
     if kv_count * 12 + tensor_count * 32 > size - reader.pos:
         raise CheckpointFormatError(
-            name, f"declares {kv_count:,} metadata keys and {tensor_count:,} tensors, "
-            "more than the file can hold"
+            name,
+            f"declares {kv_count:,} metadata keys and {tensor_count:,} tensors, "
+            "more than the file can hold",
         )
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):

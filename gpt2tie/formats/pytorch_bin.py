@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gpt2tie.errors import CheckpointFormatError
+from gpt2tie.base.errors import CheckpointFormatError
 from gpt2tie.formats.regular_files import open_regular
 from gpt2tie.formats.safetensors_header import DTYPES, StoredTensor
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpt2tie.errors import Gpt2tieError
+from gpt2tie.base.errors import Gpt2tieError
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from gpt2tie.results import (
     InspectReport,
     ParameterCounts,
 )
-from gpt2tie.results_adapter import (
+from gpt2tie.results.adapter import (
     AdaptedModule,
     AdapterCounts,
     AdapterSummary,

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
 from gpt2tie.inspection.findings import FindingInputs, IdenticalUntiedHead, collect_findings
 from gpt2tie.inspection.memory_report import memory_estimate
 from gpt2tie.inspection.options import InspectOptions, MemoryOptions
@@ -17,8 +16,8 @@ from gpt2tie.inspection.quantized import (
     quantization_summary,
     quantized_checkpoint,
 )
+from gpt2tie.inspection.stored_copies import identical_untied_heads, redundant_copy_bytes
 from gpt2tie.loading.prediction import LoadPrediction, predict_load, untie
-from gpt2tie.loading.values import stored_values_equal
 from gpt2tie.model.aliases import ParameterTable, alias_groups, parameter_table
 from gpt2tie.model.counts import (
     dtype_counts_from_checkpoint,
@@ -46,7 +45,7 @@ from gpt2tie.results import (
     ModelInfo,
     TieOnLoad,
 )
-from gpt2tie.results_quantization import QuantizationSummary
+from gpt2tie.results.quantization import QuantizationSummary
 from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.version import __version__
 
@@ -79,7 +78,7 @@ def _model_info(model_source: ModelSource, skeleton: Skeleton) -> ModelInfo:
 
 
 @dataclass(frozen=True)
-class _Analysis:
+class Analysis:
     """The model as `from_pretrained` will build it, and everything found about it: every
     report (inspect, count-params, check, explain, untie) is drawn from one of these."""
 
@@ -95,7 +94,7 @@ class _Analysis:
     quantization: QuantizationSummary | None = None
 
 
-def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
+def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
     skeleton = _skeleton(model_source, options)
     declared = declared_ties(skeleton.model)
     checkpoint = model_source.checkpoint
@@ -144,7 +143,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     identical: tuple[IdenticalUntiedHead, ...] = ()
     head_bytes_read = 0
     if checkpoint is not None and prediction is not None and options.check_values:
-        identical, head_bytes_read = _identical_untied_heads(
+        identical, head_bytes_read = identical_untied_heads(
             model, table, heads, checkpoint, prediction, options.progress
         )
     summary = None
@@ -154,14 +153,12 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
             checkpoint, table, prediction, options, log_lines, head_bytes_read, companions
         )
     info = _model_info(model_source, skeleton)
-    redundant = _redundant_copy_bytes(checkpoint, prediction)
+    redundant = redundant_copy_bytes(checkpoint, prediction)
     quantization, extra = None, []
     if quantized:
         quant, scheme, layout = quantized
         stored = prediction.stored_by_model_key if prediction is not None else {}
-        quantization = quantization_summary(
-            model, table, checkpoint, quant, scheme, layout, stored
-        )
+        quantization = quantization_summary(model, table, checkpoint, quant, scheme, layout, stored)
         extra = quantization_findings(quant, scheme, heads, bool(declared))
     findings = collect_findings(
         FindingInputs(
@@ -181,7 +178,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
             extra=tuple(extra),
         )
     )
-    return _Analysis(
+    return Analysis(
         skeleton,
         model,
         table,
@@ -195,8 +192,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> _Analysis:
     )
 
 
-def build_inspect_report(model_source: ModelSource, options: InspectOptions) -> InspectReport:
-    analysis = analyze(model_source, options)
+def inspect_report_from(model_source: ModelSource, analysis: Analysis) -> InspectReport:
     return InspectReport(
         gpt2tie_version=__version__,
         source=model_source.source,
@@ -211,13 +207,12 @@ def build_inspect_report(model_source: ModelSource, options: InspectOptions) -> 
     )
 
 
-def build_count_report(
+def count_report_from(
     model_source: ModelSource,
+    analysis: Analysis,
     depth: int,
-    options: InspectOptions,
     memory: MemoryOptions | None = None,
 ) -> CountReport:
-    analysis = analyze(model_source, options)
     estimate = None
     if memory is not None:
         estimate = memory_estimate(
@@ -281,79 +276,6 @@ def _load_dtype(skeleton: Skeleton, checkpoint: Checkpoint) -> torch.dtype:
         if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
             return dtype
     return torch.float32
-
-
-def _identical_untied_heads(
-    model: torch.nn.Module,
-    table: ParameterTable,
-    heads: tuple[Head, ...],
-    checkpoint: Checkpoint,
-    prediction: LoadPrediction,
-    progress: ValueProgress | None,
-) -> tuple[tuple[IdenticalUntiedHead, ...], int]:
-    """Untied LM heads stored with exactly the values of their input embedding; bytes read."""
-    import torch
-
-    getter = getattr(model, "get_input_embeddings", None)
-    try:
-        embedding = getter() if getter is not None else None
-    except (NotImplementedError, AttributeError):
-        embedding = None
-    if not isinstance(embedding, torch.nn.Embedding):
-        return (), 0
-    embedding_name = table.canonical_name(id(embedding.weight))
-    stored = prediction.stored_by_model_key
-    if embedding_name not in stored:
-        return (), 0
-    embedding_tensor = checkpoint.tensor(stored[embedding_name])
-    # A refused tie already compared the head with its source: they differ.
-    already_differ = {tie.target for tie in prediction.ties if tie.outcome == "values-differ"}
-    candidates = {
-        head.parameter: checkpoint.tensor(stored[head.parameter])
-        for head in heads
-        if head.kind == "lm"
-        and not head.tied
-        and head.parameter in stored
-        and head.parameter not in already_differ
-        and checkpoint.tensor(stored[head.parameter]).shape == embedding_tensor.shape
-    }
-    found = []
-    reader = ValueReader(checkpoint, progress)
-    reader.plan([t for head_tensor in candidates.values() for t in (head_tensor, embedding_tensor)])
-    for parameter, head_tensor in candidates.items():
-        if stored_values_equal(
-            reader, head_tensor, embedding_tensor, getattr(torch, prediction.load_dtype)
-        ):
-            found.append(IdenticalUntiedHead(parameter, embedding_name, head_tensor.nbytes))
-    bytes_read = reader.bytes_read
-    return tuple(found), bytes_read
-
-
-def _redundant_copy_bytes(
-    checkpoint: Checkpoint | None, prediction: LoadPrediction | None
-) -> dict[str, int]:
-    """Bytes wasted by each tie target stored beside the equal tensor its source holds (stored
-    under the source's name, or one an earlier tie filled it from); a `.bin` that stores both
-    names over one storage wastes nothing."""
-    if checkpoint is None or prediction is None:
-        return {}
-    stored = prediction.stored_by_model_key
-    wasted = {}
-    for tie in prediction.ties:
-        if tie.outcome != "values-equal" or tie.source_values_from is None:
-            continue
-        target, source = (
-            checkpoint.tensor(stored[tie.target]),
-            checkpoint.tensor(stored[tie.source_values_from]),
-        )
-        same_bytes = target.storage is not None and (target.file, target.storage, target.begin) == (
-            source.file,
-            source.storage,
-            source.begin,
-        )
-        if not same_bytes:
-            wasted[tie.target] = target.nbytes
-    return wasted
 
 
 def _stored_buffers(model: torch.nn.Module, prediction: LoadPrediction | None) -> tuple[str, ...]:

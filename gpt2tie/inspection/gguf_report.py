@@ -123,8 +123,7 @@ def build_gguf_count_report(
         parameters=facts.counts(),
         modules=tuple(facts.module_rows(depth)),
         by_dtype=tuple(
-            DtypeCount(row.type, row.tensors, row.parameters, row.bytes)
-            for row in facts.by_type()
+            DtypeCount(row.type, row.tensors, row.parameters, row.bytes) for row in facts.by_type()
         ),
         by_dtype_source="checkpoint",
         findings=facts.findings(reference),

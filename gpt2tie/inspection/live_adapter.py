@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpt2tie.inspection.adapter import PREFIX, adapter_findings
 from gpt2tie.results import Finding
-from gpt2tie.results_adapter import AdaptedModule, AdapterTensorKind
+from gpt2tie.results.adapter import AdaptedModule, AdapterTensorKind
 
 if TYPE_CHECKING:
     import torch

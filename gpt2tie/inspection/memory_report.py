@@ -14,7 +14,7 @@ from gpt2tie.model.memory import (
     training,
     weights_as_loaded,
 )
-from gpt2tie.results_memory import MemoryEstimate
+from gpt2tie.results.memory import MemoryEstimate
 
 if TYPE_CHECKING:
     import torch

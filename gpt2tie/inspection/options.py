@@ -17,7 +17,7 @@ class InspectOptions:
     progress: ValueProgress | None = field(default=None, compare=False)
     max_modules: int | None = None  # the build limit (None: GPT2TIE_MAX_MODULES or the default)
     hf_reference: str | None = None  # GGUF only: the HF model to compare the tie with (--hf)
-    base_model: str | None = None  # adapters only: the base model (--base)
+    base_model: str | None = None  # adapters only: the base model (--base-model)
 
     def cache_key_part(self) -> dict[str, object]:
         """The options a result depends on (not how it is computed or shown)."""

@@ -19,7 +19,7 @@ from gpt2tie.loading.quantization import (
 )
 from gpt2tie.model.transformers_version import require_transformers5
 from gpt2tie.results import Finding, Head
-from gpt2tie.results_quantization import KeptWeight, QuantizationSummary, QuantizedCounts
+from gpt2tie.results.quantization import KeptWeight, QuantizationSummary, QuantizedCounts
 
 if TYPE_CHECKING:
     import torch

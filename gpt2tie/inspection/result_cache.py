@@ -18,7 +18,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any, TypeVar
 
-from gpt2tie.cache import atomic_write_bytes, cache_root, read_or_none
+from gpt2tie.formats.own_files import atomic_write_bytes, cache_root, read_or_none
 from gpt2tie.results import CountReport, InspectReport, from_json_value
 from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.version import __version__

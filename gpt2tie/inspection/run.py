@@ -1,5 +1,6 @@
-"""Entry points of one inspection, for the CLI and the Python API alike: resolve the model, pick
-the value-check default, then the result cache in front of the real work.
+"""The one entry of an inspection, for the CLI and the Python API alike: `run(request)` resolves
+the model, settles the value-check default, and draws the report (and the count section, when
+asked for) from one analysis, with gpt2tie's result cache in front of it.
 
 This module stays light (no torch, no transformers) so that a cache hit imports neither.
 """
@@ -7,197 +8,167 @@ This module stays light (no torch, no transformers) so that a cache hit imports 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from gpt2tie.errors import Gpt2tieError, InputError
-from gpt2tie.formats.tensor_values import ValueProgress
-from gpt2tie.inspection.options import InspectOptions, MemoryOptions
+from gpt2tie.base.errors import Gpt2tieError, InputError
+from gpt2tie.inspection.options import InspectOptions
+from gpt2tie.inspection.request import AnalysisOptions, Report, Request
 from gpt2tie.inspection.result_cache import cached
 from gpt2tie.model.transformers_version import require_transformers5
 from gpt2tie.results import CountReport, InspectReport
-from gpt2tie.sources import SourceOptions, resolve
+from gpt2tie.sources import resolve
 from gpt2tie.sources.model_source import ModelSource
 
 if TYPE_CHECKING:
     from gpt2tie.inspection.gguf_report import ReferenceLookup
 
 
-def inspect_model(
-    spec: str,
-    source_options: SourceOptions,
-    options: InspectOptions,
-    values: bool | None = None,
-    note: Callable[[str], None] | None = None,
-    progress: ValueProgress | None = None,
-) -> InspectReport:
-    """Resolve `spec` and inspect it: the one path behind `gpt2tie inspect`, `check`,
-    `explain` and `gpt2tie.inspect()`. `note` hears what resolving noticed; `progress` is
-    used when values have to come over the network."""
-    model_source, chosen = prepare(spec, source_options, options, values, note, progress)
-    if model_source.gguf is not None and options.load:
+def run(request: Request) -> Report:
+    """Resolve `request.model` (telling `request.hooks.note` what resolving noticed) and
+    answer the request: the one path behind every command and `gpt2tie.inspect()`."""
+    model_source = resolve(request.model, request.where)
+    if request.hooks.note is not None:
+        for text in model_source.notes:
+            request.hooks.note(text)
+    return report_of(model_source, request)
+
+
+def report_of(model_source: ModelSource, request: Request) -> Report:
+    """The report of an already resolved `model_source`, as `request` asks for it."""
+    options = _settled(model_source, request)
+    counts = request.what.counts
+    if model_source.adapter_config is not None:
+        if counts is not None:
+            raise InputError(
+                "count-params counts models; for an adapter, `gpt2tie inspect ADAPTER` reports "
+                "its counts (adapter.counts) and the merged model's"
+            )
+        return Report(_adapter_report(model_source, request, options), None, model_source)
+    if model_source.gguf is not None:
+        return _gguf_report(model_source, request)
+    if counts is not None and counts.memory is not None:
+        # KV-cache layouts and MoE routing are measured on transformers 5
+        require_transformers5("--memory")
+
+    analysed: list[Any] = []
+
+    def analysis() -> Any:
+        if not analysed:  # one analysis serves both reports
+            from gpt2tie.inspection.build import analyze
+
+            analysed.append(analyze(model_source, options))
+        return analysed[0]
+
+    def inspect_report() -> InspectReport:
+        from gpt2tie.inspection.build import inspect_report_from
+
+        return inspect_report_from(model_source, analysis())
+
+    key = options.cache_key_part()
+    inspection = cached(InspectReport, model_source, key, inspect_report, options.use_cache)
+    counted = None
+    if counts is not None:
+
+        def count_report() -> CountReport:
+            from gpt2tie.inspection.build import count_report_from
+
+            return count_report_from(model_source, analysis(), counts.depth, counts.memory)
+
+        count_key: dict[str, object] = {**key, "depth": counts.depth}
+        if counts.memory is not None:
+            count_key["memory"] = [counts.memory.context, counts.memory.batch]
+        counted = cached(CountReport, model_source, count_key, count_report, options.use_cache)
+    return Report(inspection, counted, model_source)
+
+
+def _settled(model_source: ModelSource, request: Request) -> InspectOptions:
+    """The builders' options: the value-check default for this source, and the progress hook
+    only where values come over the network."""
+    what = request.what
+    check_values = model_source.values_checked_by_default(what.values)
+    remote = check_values and model_source.values_are_remote
+    options = what.inspect_options(check_values, request.hooks.progress if remote else None)
+    if model_source.gguf is not None and what.load:
         raise InputError("--load runs transformers' from_pretrained, which GGUF files are not for")
-    return inspect_source(model_source, chosen, source_options)
+    return options
 
 
-def count_model(
-    spec: str,
-    source_options: SourceOptions,
-    depth: int,
-    options: InspectOptions,
-    values: bool | None = None,
-    note: Callable[[str], None] | None = None,
-    progress: ValueProgress | None = None,
-    memory: MemoryOptions | None = None,
-) -> CountReport:
-    """The same path for `gpt2tie count-params` and `gpt2tie.count_params()`; `memory` adds
-    the memory estimate."""
-    model_source, chosen = prepare(spec, source_options, options, values, note, progress)
-    return count_source(model_source, depth, chosen, source_options, memory)
-
-
-def adapter_report(
-    model_source: ModelSource, options: InspectOptions, source_options: SourceOptions
+def _adapter_report(
+    model_source: ModelSource, request: Request, options: InspectOptions
 ) -> InspectReport:
-    """A PEFT adapter laid over its base: `--base`, else the config's base_model_name_or_path."""
+    """A PEFT adapter laid over its base: `base_model`, else the config's
+    base_model_name_or_path."""
     from gpt2tie.inspection.adapter import build_adapter_report
 
     assert model_source.adapter_config is not None
-    if options.base_model is not None:
-        spec, found_by = options.base_model, "--base"
+    if request.what.base_model is not None:
+        # The JSON keeps the value it always had: "--base" (now --base-model) named the base.
+        spec, found_by = request.what.base_model, "--base"
     else:
         named = model_source.adapter_config.get("base_model_name_or_path")
         if not isinstance(named, str) or not named:
             raise InputError(
                 f"{model_source.source.spec}: adapter_config.json names no base model "
-                "(base_model_name_or_path): give --base MODEL"
+                "(base_model_name_or_path): give --base-model MODEL"
             )
         spec, found_by = named, "base_model_name_or_path"
-    base_options = dataclasses.replace(source_options, gguf_file=None, subfolder="")
+    base_request = Request(
+        spec,
+        dataclasses.replace(request.where, gguf_file=None, subfolder=""),
+        dataclasses.replace(request.what, base_model=None, values=options.check_values),
+    )
+    named_by = "--base-model" if found_by == "--base" else found_by
     try:
-        base_source, chosen = prepare(
-            spec,
-            base_options,
-            dataclasses.replace(options, base_model=None),
-            options.check_values,
-            None,
-            None,
-        )
+        base_source = resolve(spec, base_request.where)
+        base_options = _settled(base_source, base_request)
     except Gpt2tieError as exc:
-        raise InputError(f"base model {spec} ({found_by}): {exc}") from None
+        raise InputError(f"base model {spec} ({named_by}): {exc}") from None
     if base_source.adapter_config is not None or base_source.gguf is not None:
-        raise InputError(f"base model {spec} ({found_by}): not a Hugging Face model folder")
-    return build_adapter_report(model_source, base_source, chosen, spec, found_by)
+        raise InputError(f"base model {spec} ({named_by}): not a Hugging Face model folder")
+    return build_adapter_report(model_source, base_source, base_options, spec, found_by)
 
 
-def gguf_reference(
-    model_source: ModelSource, options: InspectOptions, source_options: SourceOptions
-) -> ReferenceLookup | None:
+def _gguf_report(model_source: ModelSource, request: Request) -> Report:
+    from gpt2tie.inspection.gguf_report import (
+        build_gguf_count_report,
+        build_gguf_inspect_report,
+    )
+
+    assert model_source.gguf is not None
+    counts = request.what.counts
+    if counts is not None and counts.memory is not None:
+        raise InputError("--memory needs a Hugging Face model (config.json), not a GGUF file")
+    reference = _gguf_reference(model_source, request)
+    inspection = build_gguf_inspect_report(model_source.source, model_source.gguf, reference)
+    counted = None
+    if counts is not None:
+        counted = build_gguf_count_report(
+            model_source.source, model_source.gguf, counts.depth, reference
+        )
+    return Report(inspection, counted, model_source)
+
+
+def _gguf_reference(model_source: ModelSource, request: Request) -> ReferenceLookup | None:
     """The HF model a GGUF is compared with: `--hf`, else the one its metadata names."""
     from gpt2tie.inspection.gguf_report import ReferenceLookup, reference_candidates
 
     assert model_source.gguf is not None
-    explicit = options.hf_reference is not None
-    if options.hf_reference is not None:
-        candidates = [(options.hf_reference, "--hf")]
-    else:
-        candidates = reference_candidates(model_source.gguf)
+    explicit = request.what.hf_reference
+    candidates = [(explicit, "--hf")] if explicit else reference_candidates(model_source.gguf)
     if not candidates:
         return None
     spec, found_by = candidates[0]
-    reference_options = dataclasses.replace(
-        source_options, gguf_file=None, subfolder="", revision=None
+    reference_request = Request(
+        spec,
+        dataclasses.replace(request.where, gguf_file=None, subfolder="", revision=None),
+        AnalysisOptions(
+            values=False, use_cache=request.what.use_cache, max_modules=request.what.max_modules
+        ),
     )
     try:
-        report = inspect_model(
-            spec,
-            reference_options,
-            InspectOptions(use_cache=options.use_cache, max_modules=options.max_modules),
-            values=False,
-        )
+        report = run(reference_request).inspection
     except Gpt2tieError as exc:
         if explicit:
             raise InputError(f"--hf {spec}: {exc}") from None
         return ReferenceLookup(spec, found_by, None, str(exc))
     return ReferenceLookup(spec, found_by, report)
-
-
-def prepare(
-    spec: str,
-    source_options: SourceOptions,
-    options: InspectOptions,
-    values: bool | None,
-    note: Callable[[str], None] | None,
-    progress: ValueProgress | None,
-) -> tuple[ModelSource, InspectOptions]:
-    """Resolve `spec` (telling `note` what resolving noticed) and settle the value-check default
-    and the progress hook: the part every command shares before it inspects."""
-    model_source = resolve(spec, source_options)
-    if note is not None:
-        for text in model_source.notes:
-            note(text)
-    check_values = model_source.values_checked_by_default(values)
-    remote = check_values and model_source.values_are_remote
-    chosen = dataclasses.replace(
-        options, check_values=check_values, progress=progress if remote else None
-    )
-    return model_source, chosen
-
-
-def inspect_source(
-    model_source: ModelSource,
-    options: InspectOptions | None = None,
-    source_options: SourceOptions | None = None,
-) -> InspectReport:
-    """The inspect report of `model_source` (from the cache when `options.use_cache`);
-    `source_options` reach a GGUF's reference model."""
-    chosen = options or InspectOptions()
-    if model_source.adapter_config is not None:
-        return adapter_report(model_source, chosen, source_options or SourceOptions())
-    if model_source.gguf is not None:
-        from gpt2tie.inspection.gguf_report import build_gguf_inspect_report
-
-        reference = gguf_reference(model_source, chosen, source_options or SourceOptions())
-        return build_gguf_inspect_report(model_source.source, model_source.gguf, reference)
-
-    def compute() -> InspectReport:
-        from gpt2tie.inspection.build import build_inspect_report
-
-        return build_inspect_report(model_source, chosen)
-
-    return cached(InspectReport, model_source, chosen.cache_key_part(), compute, chosen.use_cache)
-
-
-def count_source(
-    model_source: ModelSource,
-    depth: int = 1,
-    options: InspectOptions | None = None,
-    source_options: SourceOptions | None = None,
-    memory: MemoryOptions | None = None,
-) -> CountReport:
-    """The count-params report of `model_source`."""
-    chosen = options or InspectOptions()
-    if model_source.adapter_config is not None:
-        raise InputError(
-            "count-params counts models; for an adapter, `gpt2tie inspect ADAPTER` reports its "
-            "counts (adapter.counts) and the merged model's"
-        )
-    if model_source.gguf is not None and memory is not None:
-        raise InputError("--memory needs a Hugging Face model (config.json), not a GGUF file")
-    if memory is not None:  # KV-cache layouts and MoE routing are measured on transformers 5
-        require_transformers5("--memory")
-    if model_source.gguf is not None:
-        from gpt2tie.inspection.gguf_report import build_gguf_count_report
-
-        reference = gguf_reference(model_source, chosen, source_options or SourceOptions())
-        return build_gguf_count_report(model_source.source, model_source.gguf, depth, reference)
-
-    def compute() -> CountReport:
-        from gpt2tie.inspection.build import build_count_report
-
-        return build_count_report(model_source, depth, chosen, memory)
-
-    key: dict[str, object] = {**chosen.cache_key_part(), "depth": depth}
-    if memory is not None:
-        key["memory"] = [memory.context, memory.batch]
-    return cached(CountReport, model_source, key, compute, chosen.use_cache)

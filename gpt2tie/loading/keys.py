@@ -116,8 +116,6 @@ def _conversion_mapping_v4(cls: type) -> dict[str, str] | None:
     vision-language classes it lists (by name, along the class's MRO)."""
     from transformers.modeling_utils import VLMS  # type: ignore[attr-defined]
 
-    is_listed = any(
-        vlm in klass.__name__.lower() for klass in cls.__mro__[:-1] for vlm in VLMS
-    )
+    is_listed = any(vlm in klass.__name__.lower() for klass in cls.__mro__[:-1] for vlm in VLMS)
     mapping = getattr(cls, "_checkpoint_conversion_mapping", None) if is_listed else None
     return dict(mapping) if mapping else None

@@ -93,9 +93,7 @@ def predict_load(
     and zero points belong to it (never "unexpected"), and its packed shape is no mismatch.
     """
     names: Iterable[str] = (
-        checkpoint.tensor_names
-        if layout is None
-        else layout.logical_names(checkpoint.tensor_names)
+        checkpoint.tensor_names if layout is None else layout.logical_names(checkpoint.tensor_names)
     )
     if installed_major() < 5:
         # transformers 4 loads file by file, each in sorted key order: where several keys
@@ -122,9 +120,7 @@ def predict_load(
     declared = declared_ties(model)
     reader = ValueReader(checkpoint, progress)
     # Quantized values are not the logical weights: a tie between them is not judged by bytes.
-    comparable = {
-        key for key, name in mapping.stored_by_model_key.items() if name not in quantized
-    }
+    comparable = {key for key, name in mapping.stored_by_model_key.items() if name not in quantized}
     if check_values:
         reader.plan(
             [

@@ -128,9 +128,7 @@ def scheme_for(quant: QuantizationConfig, stored_names: frozenset[str]) -> Schem
         declared = _declared_by_transformers(method)
     if method == "compressed-tensors" and "weight" in declared:
         declared = {**declared, "weight": (*declared["weight"], *_CT_EXTRA)}
-    packed = tuple(
-        name for names in declared.values() for name in names if name in _PACKED_WEIGHTS
-    )
+    packed = tuple(name for names in declared.values() for name in names if name in _PACKED_WEIGHTS)
     return Scheme(
         method=method,
         stored_names=declared,

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.loading.keys import map_stored_keys
 from gpt2tie.loading.prediction import LoadPrediction, ShapeMismatch, decide_ties

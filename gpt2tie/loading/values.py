@@ -82,7 +82,9 @@ def stored_values_diff(
         difference = (wide_a - wide_b).abs().masked_fill(both_nan, 0.0)
         identical = False
         chunk_largest = float(difference.max())
-        largest = math.nan if math.isnan(chunk_largest) or math.isnan(largest) else max(
-            largest, chunk_largest
+        largest = (
+            math.nan
+            if math.isnan(chunk_largest) or math.isnan(largest)
+            else max(largest, chunk_largest)
         )
     return identical, (largest if floating and not identical else None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gpt2tie.results_memory import (
+from gpt2tie.results.memory import (
     KvCache,
     LargestBlock,
     MoeCounts,
@@ -30,9 +30,7 @@ WINDOWED = {"sliding_attention", "chunked_attention", "local_attention"}
 
 def weights_as_loaded(unique: int, load_dtype: str) -> tuple[WeightBytes, ...]:
     order = [load_dtype, *(d for d in DTYPE_BYTES if d != load_dtype)]
-    return tuple(
-        WeightBytes(dtype, round(unique * DTYPE_BYTES.get(dtype, 4.0))) for dtype in order
-    )
+    return tuple(WeightBytes(dtype, round(unique * DTYPE_BYTES.get(dtype, 4.0))) for dtype in order)
 
 
 def largest_block(model: torch.nn.Module, bytes_per_parameter: float) -> LargestBlock | None:
@@ -83,9 +81,7 @@ def kv_cache(
     kv_heads = _first_int(text, "num_key_value_heads") or heads
     head_dim = _first_int(text, "head_dim", "d_kv") or _first_int(text, "hidden_size") // heads
     latent = _first_int(text, "kv_lora_rank")
-    per_layer = (
-        latent + _first_int(text, "qk_rope_head_dim") if latent else 2 * kv_heads * head_dim
-    )
+    per_layer = latent + _first_int(text, "qk_rope_head_dim") if latent else 2 * kv_heads * head_dim
     types = list(getattr(text, "layer_types", None) or ())[:layers]
     window = _first_int(text, "sliding_window", "attention_chunk_size")
     if not types:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gpt2tie.errors import InputError, RemoteCodeRefused
+from gpt2tie.base.errors import InputError, RemoteCodeRefused
 from gpt2tie.model.transformers_version import installed_major
 
 if TYPE_CHECKING:

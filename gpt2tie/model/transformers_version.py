@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import metadata
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 
 
 @cache
@@ -31,10 +31,9 @@ def refuses_differing_ties() -> bool:
 
 
 def described() -> str:
-    """"transformers 4": how messages name the version they speak for (the report's
+    """ "transformers 4": how messages name the version they speak for (the report's
     `transformers_version` field has the exact release)."""
     return f"transformers {installed_major()}"
-
 
 
 def where_rewrites_run() -> str:

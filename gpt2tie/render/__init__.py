@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from gpt2tie.printable import printable_copy
+from gpt2tie.base.printable import printable_copy
 from gpt2tie.render.json_render import render_json
 from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
-from gpt2tie.results_diff import DiffReport
+from gpt2tie.results.diff import DiffReport
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

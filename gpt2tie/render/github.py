@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gpt2tie.results import CheckReport, Finding, InspectReport, Severity
-from gpt2tie.results_diff import DiffReport
+from gpt2tie.results.diff import DiffReport
 
 _LEVEL: dict[Severity, str] = {"error": "error", "warning": "warning", "info": "notice"}
 
@@ -22,9 +22,7 @@ def _command(level: str, title: str, message: str) -> str:
 
 
 def _findings(findings: tuple[Finding, ...]) -> str:
-    return "".join(
-        _command(_LEVEL[f.severity], f"gpt2tie {f.code}", f.message) for f in findings
-    )
+    return "".join(_command(_LEVEL[f.severity], f"gpt2tie {f.code}", f.message) for f in findings)
 
 
 def render_report(report: InspectReport) -> str:
@@ -32,8 +30,10 @@ def render_report(report: InspectReport) -> str:
     summary = (
         f"{report.source.spec}: {counts.unique:,} unique parameters "
         f"({counts.with_duplicates:,} counted per name); heads: "
-        + (", ".join(f"{h.parameter} {'tied' if h.tied else 'untied'}" for h in report.heads)
-        or "none")
+        + (
+            ", ".join(f"{h.parameter} {'tied' if h.tied else 'untied'}" for h in report.heads)
+            or "none"
+        )
     )
     return _findings(report.findings) + _command("notice", "gpt2tie inspect", summary)
 
@@ -61,8 +61,7 @@ def render_diff(report: DiffReport) -> str:
         )
         for d in report.differences
     )
-    summary = (
-        f"{report.a.source.spec} → {report.b.source.spec}: "
-        + (f"{len(report.differences)} difference(s)" if report.differences else "no difference")
+    summary = f"{report.a.source.spec} → {report.b.source.spec}: " + (
+        f"{len(report.differences)} difference(s)" if report.differences else "no difference"
     )
     return lines + _command("notice", "gpt2tie diff", summary)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gpt2tie.results import CheckReport, Finding, InspectReport
-from gpt2tie.results_diff import DiffReport
+from gpt2tie.results.diff import DiffReport
 
 
 def _code(text: str) -> str:

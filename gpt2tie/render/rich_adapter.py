@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from gpt2tie.results_adapter import AdapterSummary
+from gpt2tie.results.adapter import AdapterSummary
 
 
 def adapter_table(summary: AdapterSummary) -> Table:

@@ -7,7 +7,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from gpt2tie.results_diff import DiffReport
+from gpt2tie.results.diff import DiffReport
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 

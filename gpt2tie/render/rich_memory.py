@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import RenderableType
 from rich.table import Table
 
-from gpt2tie.results_memory import MemoryEstimate
+from gpt2tie.results.memory import MemoryEstimate
 
 
 def memory_table(memory: MemoryEstimate) -> RenderableType:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from gpt2tie.results_quantization import QuantizationSummary
+from gpt2tie.results.quantization import QuantizationSummary
 
 
 def quantization_table(summary: QuantizationSummary) -> Table:

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.safetensors_header import StoredTensor
 from gpt2tie.formats.tensor_values import ValueReader

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from gpt2tie.errors import Gpt2tieError, InputError
+from gpt2tie.base.errors import Gpt2tieError, InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.regular_files import open_regular
 from gpt2tie.formats.safetensors_writer import TensorToWrite, write_safetensors

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.sources import builtin, local
 from gpt2tie.sources.hub_http import HubUnreachable, SourceOptions, checked_subfolder
 from gpt2tie.sources.model_source import ModelSource

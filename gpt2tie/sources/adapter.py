@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import read_checkpoint_file
 from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.formats.regular_files import MAX_CONFIG_BYTES, read_limited
@@ -85,8 +85,9 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "modules_to_save": (_is_names, "a list of module names"),
     "ensure_weight_tying": (lambda v: isinstance(v, bool), "true or false"),
     "trainable_token_indices": (
-        lambda v: _is_indices(v)
-        or (isinstance(v, dict) and all(_is_indices(i) for i in v.values())),
+        lambda v: (
+            _is_indices(v) or (isinstance(v, dict) and all(_is_indices(i) for i in v.values()))
+        ),
         "a list of token indices (or a module name -> list map)",
     ),
 }

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.formats.regular_files import MAX_CONFIG_BYTES, read_limited
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.formats.file_access import FileAccess
 from gpt2tie.formats.gguf import GgufCheckpoint, gguf_models, model_files_for, read_gguf_checkpoint
 from gpt2tie.formats.gguf_types import FILE_TYPES, GGML_TYPES
@@ -46,9 +46,7 @@ def choose_gguf(
         raise InputError(f"{spec}: holds no config.json and no .gguf file")
     if len(models) == 1:
         return read_gguf_checkpoint(access, next(iter(models.values())))
-    listed = "; ".join(
-        _described(label, files, size_of) for label, files in sorted(models.items())
-    )
+    listed = "; ".join(_described(label, files, size_of) for label, files in sorted(models.items()))
     raise InputError(
         f"{spec}: holds {len(models)} GGUF models, name one with --gguf-file: {listed}"
     )

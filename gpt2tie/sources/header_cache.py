@@ -9,8 +9,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from gpt2tie.cache import atomic_write_bytes, cache_root, read_or_none
-from gpt2tie.errors import CheckpointFormatError, InputError
+from gpt2tie.base.errors import CheckpointFormatError, InputError
+from gpt2tie.formats.own_files import atomic_write_bytes, cache_root, read_or_none
 from gpt2tie.sources.hub_http import COMMIT, checked_subfolder, within
 from gpt2tie.sources.repo_ids import looks_like_repo_id
 

@@ -12,7 +12,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from gpt2tie.errors import CheckpointFormatError, InputError
+from gpt2tie.base.errors import CheckpointFormatError, InputError
 from gpt2tie.formats.checkpoint import (
     PYTORCH_FILE,
     PYTORCH_INDEX,

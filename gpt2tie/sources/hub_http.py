@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpt2tie.errors import CheckpointFormatError, InputError
+from gpt2tie.base.errors import CheckpointFormatError, InputError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_TIMEOUT = 120.0  # seconds for all of one run's Hub traffic

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import find_checkpoint
 from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.results import Source

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.model.transformers_version import where_rewrites_run
 from gpt2tie.results import (
     AliasGroup,
@@ -25,7 +25,7 @@ def explain(report: InspectReport, name: str | None = None) -> ExplainReport:
             "loading); for a GGUF file run `gpt2tie inspect FILE --hf MODEL`"
         )
     if report.adapter is not None and name is None:
-        from gpt2tie.explain_adapter import adapter_explanations
+        from gpt2tie.views.explain_adapter import adapter_explanations
 
         return ExplainReport(
             source=report.source,

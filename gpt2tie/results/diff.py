@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpt2tie.results import (
+from gpt2tie.results.report import (
     SCHEMA_VERSION,
     SEVERITY_RANK,
     Finding,

@@ -39,7 +39,7 @@ class AdapterSummary:
     modules_to_save: tuple[str, ...]
     trainable_token_indices: Any
     ensure_weight_tying: bool
-    base: str  # the base model read (what --base or base_model_name_or_path named)
+    base: str  # the base model read (what --base-model or base_model_name_or_path named)
     base_found_by: str  # "--base" or "base_model_name_or_path"
     files: tuple[str, ...]
     modules: tuple[AdaptedModule, ...]

@@ -6,19 +6,15 @@ report holds is compared: model, counts, ties, heads, load prediction and findin
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gpt2tie.errors import InputError
+from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.formats.regular_files import MAX_JSON_BYTES, read_limited
-from gpt2tie.inspection.options import InspectOptions
-from gpt2tie.inspection.run import inspect_source, prepare
-from gpt2tie.results import InspectReport, from_json_value
-from gpt2tie.results_diff import (
+from gpt2tie.inspection.request import Report, Request
+from gpt2tie.results import InspectReport
+from gpt2tie.results.diff import (
     DIFFERENCE_CODES,
     CountDelta,
     Difference,
@@ -28,9 +24,8 @@ from gpt2tie.results_diff import (
     difference,
     finding_key,
 )
-from gpt2tie.sources import SourceOptions
-from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.version import __version__
+from gpt2tie.views.saved_report import load_saved_report
 
 # Config fields that change ties or counts (top level, or in the text config).
 CONFIG_KEYS = (
@@ -47,44 +42,48 @@ CONFIG_KEYS = (
 )
 
 
-@dataclass(frozen=True)
-class _Side:
-    report: InspectReport
-    model_source: ModelSource | None  # None: a saved report
-
-
 def diff_models(
     a_spec: str,
     b_spec: str,
-    source_options: SourceOptions,
-    options: InspectOptions,
+    request: Request,
     compare_values: bool = False,
-    note: Callable[[str], None] | None = None,
     allowed: tuple[str, ...] = (),
 ) -> DiffReport:
-    """Inspect A and B (header-only) and classify every difference from A to B."""
-    a, b = (_load(spec, source_options, options, note) for spec in (a_spec, b_spec))
-    return diff_sides(a, b, compare_values, allowed)
+    """Inspect A and B as `request` asks (a saved report is read instead) and classify every
+    difference from A to B."""
+    return diff_sides(side_of(a_spec, request), side_of(b_spec, request), compare_values, allowed)
+
+
+def side_of(spec: str, request: Request) -> Report:
+    """One side of a comparison: a saved `inspect --json` report, or `spec` inspected."""
+    from gpt2tie.inspection.run import run
+
+    path = Path(spec)
+    if spec.endswith(".json") and path.is_file():
+        return Report(load_saved_report(path))
+    return run(request.for_model(spec))
 
 
 def diff_sides(
-    a: _Side, b: _Side, compare_values: bool = False, allowed: tuple[str, ...] = ()
+    a: Report, b: Report, compare_values: bool = False, allowed: tuple[str, ...] = ()
 ) -> DiffReport:
     found: list[Difference] = []
     notes: list[str] = []
-    if _is_gguf(a.report) != _is_gguf(b.report):
+    if _is_gguf(a.inspection) != _is_gguf(b.inspection):
         # A Hugging Face model beside its GGUF conversion: names and configs differ by design.
         notes.append(
             "Hugging Face model vs GGUF file: the LM heads are compared by role, and no config "
             "or tensor names"
         )
-        found += _tie_and_head_changes(_lm_heads_by_role(a.report), _lm_heads_by_role(b.report))
+        found += _tie_and_head_changes(
+            _lm_heads_by_role(a.inspection), _lm_heads_by_role(b.inspection)
+        )
     else:
         found += _config_changes(a, b)
-        found += _tie_and_head_changes(a.report, b.report)
-    found += _count_changes(a.report, b.report)
+        found += _tie_and_head_changes(a.inspection, b.inspection)
+    found += _count_changes(a.inspection, b.inspection)
     a_files, b_files = _checkpoint(a), _checkpoint(b)
-    if _is_gguf(a.report) or _is_gguf(b.report):
+    if _is_gguf(a.inspection) or _is_gguf(b.inspection):
         a_files = b_files = None
     values: tuple[ValueChange, ...] = ()
     bytes_read = 0
@@ -105,8 +104,8 @@ def diff_sides(
             ]
     elif a.model_source is None or b.model_source is None:
         notes.append("a saved report lists no stored tensors: files were not compared")
-    found += _load_changes(a.report, b.report)
-    found += _new_findings(a.report, b.report)
+    found += _load_changes(a.inspection, b.inspection)
+    found += _new_findings(a.inspection, b.inspection)
     unknown = sorted(set(allowed) - set(DIFFERENCE_CODES))
     if unknown:
         raise InputError(f"--allow: unknown difference code(s): {', '.join(unknown)}")
@@ -138,38 +137,8 @@ def _lm_heads_by_role(report: InspectReport) -> InspectReport:
     return replace(report, heads=heads, alias_groups=())
 
 
-def load_saved_report(path: Path) -> InspectReport:
-    """A saved `inspect --json` (or `check --json`) report; InputError when it is not one."""
-    try:
-        data: Any = json.loads(read_limited(path, MAX_JSON_BYTES))
-        if isinstance(data, dict) and isinstance(data.get("report"), dict):
-            data = data["report"]  # a `check --json` document wraps the report
-        if not isinstance(data, dict) or data.get("schema_version") != 1:
-            raise ValueError("not a schema_version 1 report")
-        report: InspectReport = from_json_value(InspectReport, data)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"{path}: not a saved `gpt2tie inspect --json` report ({exc})") from None
-    return report
-
-
-def _load(
-    spec: str,
-    source_options: SourceOptions,
-    options: InspectOptions,
-    note: Callable[[str], None] | None,
-) -> _Side:
-    path = Path(spec)
-    if spec.endswith(".json") and path.is_file():
-        return _Side(load_saved_report(path), None)
-    # Value checks as inspect does them (local: on), so that a refused tie shows.
-    model_source, chosen = prepare(spec, source_options, options, None, note, None)
-    return _Side(inspect_source(model_source, chosen, source_options), model_source)
-
-
-def _side(side: _Side) -> DiffSide:
-    report = side.report
+def _side(side: Report) -> DiffSide:
+    report = side.inspection
     return DiffSide(
         source=report.source,
         model=report.model,
@@ -179,7 +148,7 @@ def _side(side: _Side) -> DiffSide:
     )
 
 
-def _checkpoint(side: _Side) -> Checkpoint | None:
+def _checkpoint(side: Report) -> Checkpoint | None:
     return None if side.model_source is None else side.model_source.checkpoint
 
 
@@ -191,22 +160,22 @@ def _text_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _config_changes(a: _Side, b: _Side) -> list[Difference]:
+def _config_changes(a: Report, b: Report) -> list[Difference]:
     found = []
-    if a.report.model.class_name != b.report.model.class_name:
+    if a.inspection.model.class_name != b.inspection.model.class_name:
         found.append(
             difference(
                 "config-changed",
-                f"class: {a.report.model.class_name} → {b.report.model.class_name}",
+                f"class: {a.inspection.model.class_name} → {b.inspection.model.class_name}",
             )
         )
     if a.model_source is None or b.model_source is None:
-        if a.report.model.tie_word_embeddings != b.report.model.tie_word_embeddings:
+        if a.inspection.model.tie_word_embeddings != b.inspection.model.tie_word_embeddings:
             found.append(
                 difference(
                     "config-changed",
-                    f"tie_word_embeddings: {a.report.model.tie_word_embeddings} → "
-                    f"{b.report.model.tie_word_embeddings}",
+                    f"tie_word_embeddings: {a.inspection.model.tie_word_embeddings} → "
+                    f"{b.inspection.model.tie_word_embeddings}",
                 )
             )
         return found
@@ -297,10 +266,12 @@ def _count_changes(a: InspectReport, b: InspectReport) -> list[Difference]:
     return found
 
 
-def _count_table(a: _Side, b: _Side) -> tuple[CountDelta, ...]:
+def _count_table(a: Report, b: Report) -> tuple[CountDelta, ...]:
     """Every count of both sides with its delta; per stored dtype when both have files."""
     rows = [
-        CountDelta(name, getattr(a.report.parameters, name), getattr(b.report.parameters, name))
+        CountDelta(
+            name, getattr(a.inspection.parameters, name), getattr(b.inspection.parameters, name)
+        )
         for name in ("unique", "with_duplicates", "embedding", "non_embedding")
     ]
     a_files, b_files = _checkpoint(a), _checkpoint(b)

@@ -9,9 +9,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gpt2tie.results_adapter import AdapterSummary
-from gpt2tie.results_memory import MemoryEstimate
-from gpt2tie.results_quantization import QuantizationSummary
+from gpt2tie.results.adapter import AdapterSummary
+from gpt2tie.results.memory import MemoryEstimate
+from gpt2tie.results.quantization import QuantizationSummary
 
 SCHEMA_VERSION = 1
 

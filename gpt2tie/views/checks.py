@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from gpt2tie.results import CheckReport, CheckResult, Head, InspectReport, Severity
-from gpt2tie.results_diff import DiffReport
+from gpt2tie.results.diff import DiffReport
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)

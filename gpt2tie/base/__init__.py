@@ -1,0 +1,1 @@
+"""What every layer may use: the exception types (with their exit codes) and safe printing."""
