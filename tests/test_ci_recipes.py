@@ -1,4 +1,4 @@
-"""The README's four CI recipes, run for real: the GitHub Action's command line, the pre-commit
+"""The four CI recipes of docs/ci.md, run for real: the GitHub Action's command line, the pre-commit
 hook, the plain shell recipe with jq, and a saved baseline."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from tiny_models import CASES_BY_ID, make_model
 
 ROOT = Path(__file__).parents[1]
-README = (ROOT / "README.md").read_text()
+CI_PAGE = (ROOT / "docs" / "ci.md").read_text()
 
 
 def env_with_scripts() -> dict[str, str]:
@@ -28,9 +28,9 @@ def env_with_scripts() -> dict[str, str]:
 
 
 def readme_block(heading: str, language: str) -> str:
-    """The first code block of `language` after `heading` in the README."""
-    start = README.index(heading)
-    match = re.compile(rf"```{language}\n(.*?)```", re.S).search(README, start)
+    """The first code block of `language` after `heading` in docs/ci.md."""
+    start = CI_PAGE.index(heading)
+    match = re.compile(rf"```{language}\n(.*?)```", re.S).search(CI_PAGE, start)
     assert match is not None, heading
     return match.group(1)
 
