@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "helpers"))
 
 from fake_hub import RunningHub
 
@@ -51,8 +51,13 @@ def build(folder: Path) -> dict[str, dict[str, Any]]:
 
     truth: dict[str, dict[str, Any]] = {}
     minilm = transformers.BertConfig(
-        vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-        intermediate_size=1536, max_position_embeddings=512, architectures=["BertModel"],
+        vocab_size=30522,
+        hidden_size=384,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
+        architectures=["BertModel"],
     )
     specs = {
         "sentence-transformers/all-MiniLM-L6-v2": (transformers.BertModel, minilm, torch.float32),
@@ -112,8 +117,15 @@ def gpt2tie_figures(repo_id: str, env: dict[str, str]) -> str:
 
 def accelerate_figures(repo_id: str, env: dict[str, str]) -> str:
     code, out, err = run(
-        ["accelerate", "estimate-memory", repo_id, "--library_name", "transformers",
-         "--dtypes", "float32"],
+        [
+            "accelerate",
+            "estimate-memory",
+            repo_id,
+            "--library_name",
+            "transformers",
+            "--dtypes",
+            "float32",
+        ],
         env,
     )
     if code:

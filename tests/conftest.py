@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# Test modules live in folders like the package's; their helpers in tests/helpers, importable
+# by name from every folder (and from the benchmarks).
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+
 from fake_hub import FakeHub, RunningHub
 from tiny_models import CASES_BY_ID, make_config, make_model
 
@@ -143,7 +149,7 @@ def _transformers_major() -> int:
     return int(metadata.version("transformers").partition(".")[0])
 
 
-_FIVE_ONLY = Path(__file__).with_name("transformers5_only.txt")
+_FIVE_ONLY = Path(__file__).parent / "helpers" / "transformers5_only.txt"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -169,7 +175,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     not_ported = pytest.mark.skip(
         reason="asserts transformers 5's answer; not yet ported to transformers 4 "
-        "(tests/transformers5_only.txt)"
+        "(tests/helpers/transformers5_only.txt)"
     )
     for item in items:
         if item.get_closest_marker("needs_transformers5") is not None:

@@ -1,8 +1,8 @@
 """The fixed tables of the GGUF format: tensor types (block size, bytes per block), metadata value
 types, file types, and which architectures have no output head or always tie it.
 
-Checked against the `gguf` package (llama.cpp's reference reader) in `tests/test_gguf.py`, so
-that gpt2tie itself never needs it.
+Checked against the `gguf` package (llama.cpp's reference reader) in
+`tests/formats/test_gguf.py`, so that gpt2tie itself never needs it.
 """
 
 from __future__ import annotations

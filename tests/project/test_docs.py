@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from gpt2tie.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 COMMANDS_PAGE = ROOT / "docs" / "commands.md"
 JSON_PAGE = ROOT / "docs" / "json.md"
@@ -39,8 +39,8 @@ def command_reference() -> str:
     """docs/commands.md: `--help` of gpt2tie and of every command, at 100 columns."""
     sections = [
         "# Command reference\n\nEvery command's `--help`, generated from the command tree "
-        "(`GPT2TIE_UPDATE_GOLDEN=1 python3 -m pytest tests/test_docs.py`; a test fails when it "
-        "is stale). Back to the [README](../README.md)."
+        "(`GPT2TIE_UPDATE_GOLDEN=1 python3 -m pytest tests/project/test_docs.py`; a test fails "
+        "when it is stale). Back to the [README](../README.md)."
     ]
     for command in commands():
         title = f"gpt2tie {command} --help" if command else "gpt2tie --help"

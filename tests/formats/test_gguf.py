@@ -415,7 +415,7 @@ def test_gguf_in_the_hf_cache_works_offline(built: dict[str, Path], tmp_path: Pa
 
 def test_70b_shaped_header_without_torch_in_bounded_memory(tmp_path: Path) -> None:
     """The benchmark's 70B file (sparse): right tie and counts, no torch, ≤ 200 MB peak RSS."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
     try:
         from gguf_header import BLOCKS, FFN, HIDDEN, KV, VOCAB, write_70b_header
     finally:

@@ -243,7 +243,7 @@ def test_bad_inputs(base: Path, tmp_path: Path) -> None:
 
 
 def test_every_difference_code_is_documented() -> None:
-    readme = (Path(__file__).parents[1] / "docs" / "ci.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "ci.md").read_text()
     for code, (severity, _) in DIFFERENCE_CODES.items():
         # finding-new takes the severity of the finding it reports.
         shown = "(the finding's)" if code == "finding-new" else severity

@@ -13,7 +13,7 @@ _PINNED = ("transformers", "typer")
 
 
 def _recorded() -> dict[str, str]:
-    pins = (Path(__file__).parents[1] / "constraints" / "test.txt").read_text().splitlines()
+    pins = (Path(__file__).parents[2] / "constraints" / "test.txt").read_text().splitlines()
     return dict(
         line.split("#")[0].strip().split("==") for line in pins if line.split("==")[0] in _PINNED
     )

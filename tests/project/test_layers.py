@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "gpt2tie"
+PACKAGE = Path(__file__).resolve().parents[2] / "gpt2tie"
 
 # Lower numbers are lower layers. A module's layer is that of its longest listed prefix.
 LAYERS = {

@@ -129,9 +129,7 @@ def test_unwritable_cache_still_answers(
     blocker.write_text("x")
     monkeypatch.setenv("GPT2TIE_CACHE_DIR", str(blocker / "cache"))
     model_source = resolve(str(checkpoint_dir("gpt2-tied")))
-    assert inspect_source(model_source, use_cache=True) == inspect_source(
-        model_source
-    )
+    assert inspect_source(model_source, use_cache=True) == inspect_source(model_source)
 
 
 def test_parallel_processes_share_one_cache(cache_dir: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from gpt2tie.cli import app
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _setuptools_major() -> int:

@@ -233,6 +233,6 @@ def test_shipped_answers_match_a_fresh_computation() -> None:
     assert set(fresh) <= set(shipped), (
         "no shipped answers for these versions (or configs): regenerate them under each "
         "supported transformers with GPT2TIE_UPDATE_GOLDEN=1 python3 -m pytest "
-        "tests/test_builtin.py"
+        "tests/sources/test_builtin.py"
     )
     assert {key: shipped[key] for key in fresh} == json.loads(json.dumps(fresh))

@@ -1,7 +1,8 @@
 """transformers' own classes, built from their default configs: gpt2tie agrees with each.
 
-CI checks one day's fixed sample (`tests/breadth.py` picks it); `GPT2TIE_BREADTH=all` checks
-every class (about 4 minutes on 2 cores; `python tests/breadth.py` does it in two processes).
+CI checks a fixed sample of 60 (its seed is in `tests/helpers/breadth_seed.txt`, rotated by a
+commit); `GPT2TIE_BREADTH=all` checks every class (about 8 minutes on 2 cores;
+`python tests/helpers/breadth.py` does it in two processes).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from breadth import all_class_names, check_class, todays_sample
+from breadth import all_class_names, check_class, ci_sample
 
-CLASSES = all_class_names() if os.environ.get("GPT2TIE_BREADTH") == "all" else todays_sample()
+CLASSES = all_class_names() if os.environ.get("GPT2TIE_BREADTH") == "all" else ci_sample()
 
 
 @pytest.mark.parametrize("class_name", CLASSES)

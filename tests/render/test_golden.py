@@ -1,6 +1,7 @@
 """Human output at a fixed width, compared with golden files.
 
-Regenerate after an intended change with `GPT2TIE_UPDATE_GOLDEN=1 pytest tests/test_golden.py`.
+Regenerate after an intended change with
+`GPT2TIE_UPDATE_GOLDEN=1 pytest tests/render/test_golden.py`.
 """
 
 from __future__ import annotations

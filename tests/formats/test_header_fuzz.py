@@ -6,7 +6,7 @@ safetensors library itself accepts it (the independent definition of "valid"), a
 see the same tensors with the same shapes.
 
 CI runs a fixed-seed, bounded number of examples. For a long local run:
-    GPT2TIE_FUZZ_EXAMPLES=100000 python -m pytest tests/test_header_fuzz.py -q
+    GPT2TIE_FUZZ_EXAMPLES=100000 python -m pytest tests/formats/test_header_fuzz.py -q
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 and memory; and a fuzz run in which gpt2tie accepts a file only when llama.cpp's reader does.
 
 CI runs a fixed-seed, bounded number of examples. For a long local run:
-    GPT2TIE_FUZZ_EXAMPLES=100000 python -m pytest tests/test_gguf_hostile.py -q
+    GPT2TIE_FUZZ_EXAMPLES=100000 python -m pytest tests/formats/test_gguf_hostile.py -q
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -55,36 +54,55 @@ def big_tied_checkpoint(folder: Path) -> Path:
     return folder
 
 
-def bytes_read(pid: int) -> int:
-    """Bytes the process has read through read(2), from /proc (0 if unavailable)."""
-    try:
-        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+MARK = "test: deep in tensor data"
+# The child is gpt2tie itself; its local file reads report once they are past `threshold`
+# bytes and then wait there for the signal: the test waits on that report, not on the clock
+# or on how fast the machine reads.
+CHILD = """
+import sys, time
+from gpt2tie.formats.file_access import LocalFiles
+
+threshold, read = int(sys.argv.pop(1)), LocalFiles.read_into
+seen = [0]
+
+def read_into(self, name, offset, buffer):
+    read(self, name, offset, buffer)
+    seen[0] += len(buffer)
+    if seen[0] >= threshold:
+        sys.stderr.write("MARK\\n")
+        sys.stderr.flush()
+        while True:
+            time.sleep(0.05)
+
+LocalFiles.read_into = read_into
+from gpt2tie.cli import main
+main()
+""".replace("MARK", MARK)
 
 
 def interrupt_after_reading(
     argv: list[str], threshold: int, env: dict[str, str], signum: int = signal.SIGINT
 ) -> subprocess.CompletedProcess[str]:
-    """Run gpt2tie and send SIGINT once it has read `threshold` bytes: deep in tensor data."""
+    """Run gpt2tie and send `signum` once it reports it has read `threshold` bytes."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "gpt2tie", *argv],
+        [sys.executable, "-c", CHILD, str(threshold), *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
-    deadline = time.monotonic() + 180
-    while bytes_read(process.pid) < threshold and process.poll() is None:
-        assert time.monotonic() < deadline, "gpt2tie never got to the tensor data"
-        time.sleep(0.005)
-    assert process.poll() is None, "the work finished before it could be interrupted"
+    assert process.stderr is not None
+    before = []
+    for line in process.stderr:  # ends when the child exits without reporting
+        if line.strip() == MARK:
+            break
+        before.append(line)
+    else:
+        process.wait(timeout=60)
+        raise AssertionError(f"gpt2tie never got to the tensor data: {''.join(before)}")
     process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=60)
-    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, "".join(before) + stderr)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -16,7 +16,7 @@ from load_oracle import by_major
 from safetensors.torch import load_file, save_file
 from tiny_models import CASES_BY_ID, make_model
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 CI_PAGE = (ROOT / "docs" / "ci.md").read_text()
 
 
