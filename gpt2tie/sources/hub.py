@@ -31,6 +31,7 @@ from gpt2tie.sources.adapter import (
     load_adapter,
     read_adapter_config,
 )
+from gpt2tie.sources.classify import classify
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.gguf_files import gguf_source, has_gguf
 from gpt2tie.sources.header_cache import HeaderCache, header_complete, still_in_header
@@ -54,13 +55,23 @@ def load_from_cache(spec: str, options: SourceOptions) -> ModelSource | None:
     """The repo's snapshot in the HF cache at `--revision`, or None when it is not there."""
     from huggingface_hub import try_to_load_from_cache
 
+    located = _cached_snapshot(spec, options)
+    if located is None:
+        return None
+    folder, commit = located
+    names = names_in(folder) if folder.is_dir() else []
+    kind = classify(names, options.gguf_file)
+    if kind == "gguf":
+        return _gguf_in_cache(spec, options, folder, commit, names)
+    if kind == "adapter":
+        return _adapter_in_cache(spec, folder, commit)
     config_name = _in_subfolder(options.subfolder, "config.json")
     with hub_errors(spec, options):  # huggingface_hub validates the id and revision
         found = try_to_load_from_cache(
             spec, config_name, cache_dir=options.cache_dir, revision=options.revision or "main"
         )
-    if options.gguf_file is not None or not isinstance(found, str):
-        return _gguf_in_cache(spec, options) or _adapter_in_cache(spec, options)
+    if not isinstance(found, str):
+        return None
     config_path = Path(found)
     folder = config_path.parent
     snapshot = (
@@ -111,9 +122,10 @@ def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
     checked_subfolder(options.subfolder)
     commit, siblings = model_info(spec, revision, options)
     names = _names_under(siblings, options.subfolder)
-    if options.gguf_file is not None or ("config.json" not in names and has_gguf(names)):
+    kind = classify(names, options.gguf_file)
+    if kind == "gguf":
         return _gguf_on_hub(spec, commit, options, names)
-    if "config.json" not in names and ADAPTER_CONFIG in names:
+    if kind == "adapter":
         return _adapter_on_hub(spec, commit, options, names)
     if "config.json" not in names:
         raise InputError(
@@ -171,41 +183,29 @@ def _adapter_on_hub(spec: str, commit: str, options: SourceOptions, names: set[s
     )
 
 
-def _adapter_in_cache(spec: str, options: SourceOptions) -> ModelSource | None:
+def _adapter_in_cache(spec: str, folder: Path, commit: str) -> ModelSource | None:
     """A PEFT adapter downloaded into the HF cache (its files on disk), or None."""
-    from huggingface_hub import try_to_load_from_cache
-
-    with hub_errors(spec, options):
-        found = try_to_load_from_cache(
-            spec,
-            f"{options.subfolder.strip('/')}/{ADAPTER_CONFIG}"
-            if options.subfolder
-            else ADAPTER_CONFIG,
-            cache_dir=options.cache_dir,
-            revision=options.revision or "main",
-        )
-    if not isinstance(found, str) or not is_adapter_folder(Path(found).parent):
-        return None
-    folder = Path(found).parent
-    if not (folder / "adapter_model.safetensors").exists():
+    if not is_adapter_folder(folder) or not (folder / "adapter_model.safetensors").exists():
         return None
     loaded = load_adapter(spec, folder)
     return replace(
         loaded,
-        source=Source(
-            spec=spec, kind="cache", path=str(folder), repo_id=spec, revision=folder.name
-        ),
+        source=Source(spec=spec, kind="cache", path=str(folder), repo_id=spec, revision=commit),
     )
 
 
-def _gguf_in_cache(spec: str, options: SourceOptions) -> ModelSource | None:
-    """A GGUF model in the repo's HF cache snapshot at `--revision`, or None."""
+def _cached_snapshot(spec: str, options: SourceOptions) -> tuple[Path, str] | None:
+    """The repo's snapshot folder in the HF cache at `--revision` (with the subfolder) and its
+    commit, or None when the cache has no such revision. Every path stays inside the cache."""
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
+    from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]
 
-    root = Path(options.cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
-        repo_id=spec, repo_type="model"
-    )
+    with hub_errors(spec, options):  # huggingface_hub validates the id
+        validate_repo_id(spec)
+        root = Path(options.cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
+            repo_id=spec, repo_type="model"
+        )
     revision = options.revision or "main"
     if COMMIT.match(revision):
         commit = revision
@@ -217,8 +217,13 @@ def _gguf_in_cache(spec: str, options: SourceOptions) -> ModelSource | None:
         commit = ref.decode("ascii", errors="replace").strip()
     if not COMMIT.match(commit):
         return None
-    folder = within(root, root / "snapshots" / commit / options.subfolder)
-    names = names_in(folder) if folder.is_dir() else []
+    return within(root, root / "snapshots" / commit / options.subfolder), commit
+
+
+def _gguf_in_cache(
+    spec: str, options: SourceOptions, folder: Path, commit: str, names: list[str]
+) -> ModelSource | None:
+    """A GGUF model in the repo's HF cache snapshot, or None (then the Hub is asked)."""
     if not has_gguf(names) or (options.gguf_file is not None and options.gguf_file not in names):
         return None
     source = Source(spec=spec, kind="cache", path=str(folder), repo_id=spec, revision=commit)

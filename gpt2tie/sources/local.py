@@ -10,9 +10,10 @@ from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import find_checkpoint
 from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.results import Source
-from gpt2tie.sources.adapter import is_adapter_folder, load_adapter
+from gpt2tie.sources.adapter import load_adapter
+from gpt2tie.sources.classify import classify
 from gpt2tie.sources.config_file import read_config
-from gpt2tie.sources.gguf_files import gguf_source, has_gguf
+from gpt2tie.sources.gguf_files import gguf_source
 from gpt2tie.sources.model_source import ModelSource
 
 
@@ -23,13 +24,12 @@ def load(spec: str, path: Path, gguf_file: str | None = None) -> ModelSource:
         raise InputError(
             f"{spec}: not a folder (give the folder that holds config.json, or a .gguf file)"
         )
-    if is_adapter_folder(path):
+    kind = classify(names_in(path), gguf_file)
+    if kind == "adapter":
         return load_adapter(spec, path)
-    config_file = path / "config.json"
-    if gguf_file is not None or (
-        not (config_file.exists() or config_file.is_symlink()) and has_gguf(names_in(path))
-    ):
+    if kind == "gguf":
         return _gguf(spec, path, gguf_file)
+    config_file = path / "config.json"
     config = read_config(config_file, spec)
     return ModelSource(
         source=Source(spec=spec, kind="local", path=str(path.resolve())),

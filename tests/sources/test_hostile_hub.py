@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from bounded_runs import assert_one_error_line, limited
 from hostile_hub import FLOOD_BYTES, HostileHub, folder_files
-from test_hostile_inputs import _limited, assert_one_error_line
 
 DEADLINE = 6  # --timeout for these runs
 
@@ -43,7 +43,7 @@ def run_against(
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=_limited,
+        preexec_fn=limited,
         env=env,
     )
     return done, time.monotonic() - started

@@ -1,0 +1,28 @@
+"""What a located model folder holds, decided once from its file names: the same rule for a
+local folder, an HF cache snapshot and a Hub repo's listing."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Literal
+
+from gpt2tie.sources.adapter import ADAPTER_CONFIG
+from gpt2tie.sources.gguf_files import has_gguf
+
+InputKind = Literal["checkpoint", "gguf", "adapter"]
+
+
+def classify(names: Collection[str], gguf_file: str | None = None) -> InputKind:
+    """`--gguf-file` asks for a GGUF file; else a config.json makes a Hugging Face checkpoint,
+    an adapter_config.json without one a PEFT adapter, and .gguf files without either a GGUF
+    model. A folder with none of them is a checkpoint whose config.json is missing (its loader
+    says so)."""
+    if gguf_file is not None:
+        return "gguf"
+    if "config.json" in names:
+        return "checkpoint"
+    if ADAPTER_CONFIG in names:
+        return "adapter"
+    if has_gguf(names):
+        return "gguf"
+    return "checkpoint"
