@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpt2tie.inspection.wrapper_keys import wrapper_prefix_findings
 from gpt2tie.loading.prediction import LoadPrediction
 from gpt2tie.model.transformers_version import described, refuses_differing_ties
 from gpt2tie.results import SEVERITY_RANK, AliasGroup, Finding, Head
@@ -39,6 +40,7 @@ def collect_findings(facts: FindingInputs) -> tuple[Finding, ...]:
     if facts.prediction is not None:
         findings += _ties_on_load(facts, facts.prediction)
         findings += _keys_on_load(facts, facts.prediction)
+        findings += wrapper_prefix_findings(facts.prediction)
     findings += [
         Finding(
             "untied-identical",

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpt2tie.inspection.findings import FindingInputs, collect_findings
 from gpt2tie.inspection.live_adapter import live_adapter_findings
+from gpt2tie.inspection.live_wrappers import device_placement, fsdp_units, split_tie
 from gpt2tie.model.aliases import alias_groups, parameter_table
 from gpt2tie.model.counts import parameter_counts
 from gpt2tie.model.declared_ties import live_ties
@@ -58,7 +59,9 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
             tie_word_embeddings_by_config=by_config,
         )
     names = {name for names in table.names_by_object.values() for name in names}
-    broken = _broken_declared_ties(module, declared, names, groups)
+    units = fsdp_units(module)
+    devices = device_placement(inner, prefix) if inner is not None else {}
+    broken = _broken_declared_ties(module, declared, names, groups, units, devices)
     broken += _ties_refused_on_load(reapplied, names, groups)
     findings = collect_findings(
         FindingInputs(
@@ -136,6 +139,8 @@ def _broken_declared_ties(
     declared: dict[str, str],
     names: set[str],
     groups: tuple[AliasGroup, ...],
+    units: dict[str, str],
+    devices: dict[str, str],
 ) -> list[Finding]:
     findings = []
     same_object = {
@@ -151,7 +156,13 @@ def _broken_declared_ties(
         if target is None or source is None:
             continue
         group = same_object.get(target)
-        if group is not None and source in group.names:
+        one_object = group is not None and source in group.names
+        # A device map splits the pair at the first forward: caught while they are still one.
+        wrapped = split_tie(target, source, {} if one_object else units, devices)
+        if wrapped is not None:
+            findings.append(wrapped)
+            continue
+        if one_object:
             continue
         target_key, source_key = canonical.get(target, target), canonical.get(source, source)
         storage = same_storage.get(target_key)

@@ -81,18 +81,35 @@ def _dtype_name(tensor: torch.Tensor) -> str:
 
 
 def _shared_storage_sets(table: ParameterTable) -> list[list[int]]:
-    """Distinct parameter objects whose bytes overlap in one storage (never on meta: no storage)."""
+    """Distinct parameter objects whose bytes overlap in one storage. Only where a storage
+    exists: never on meta, and for a sharded DTensor (FSDP2) its local shard's."""
     spans = []
     for oid, parameter in table.objects.items():
-        if parameter.is_meta or parameter.numel() == 0:
+        local = _local_tensor(parameter)
+        if local is None or local.is_meta or local.numel() == 0:
             continue
-        storage_ptr = parameter.untyped_storage().data_ptr()
+        try:
+            storage_ptr = local.untyped_storage().data_ptr()
+        except RuntimeError:  # a wrapper subclass with no real storage behind it
+            continue
         if storage_ptr == 0:
             continue
-        begin, end = _byte_range(parameter)
-        spans.append(((str(parameter.device), storage_ptr), begin, end, oid))
+        begin, end = _byte_range(local)
+        spans.append(((str(local.device), storage_ptr), begin, end, oid))
     model_order = {oid: position for position, oid in enumerate(table.names_by_object)}
     return [sorted(ids, key=model_order.__getitem__) for ids in overlapping_groups(spans)]
+
+
+def _local_tensor(parameter: torch.Tensor) -> torch.Tensor | None:
+    """The tensor that holds this process's bytes: a DTensor's local shard, else itself."""
+    to_local = getattr(parameter, "to_local", None)
+    if to_local is None:
+        return parameter
+    try:
+        local: torch.Tensor = to_local()
+    except RuntimeError:
+        return None
+    return local
 
 
 def _byte_range(tensor: torch.Tensor) -> tuple[int, int]:

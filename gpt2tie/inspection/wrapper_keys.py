@@ -1,0 +1,72 @@
+"""A checkpoint saved from a wrapper's `state_dict()`: every key carries the wrapper's prefix
+(torch.compile's `_orig_mod.`, DDP's `module.`, a whole PEFT model's `base_model.model.`) or
+FSDP1's `_fsdp_wrapped_module.` segments, so `from_pretrained` matches none of them."""
+
+from __future__ import annotations
+
+from gpt2tie.loading.prediction import LoadPrediction
+from gpt2tie.results import Finding
+
+# Prefix -> (who adds it, how to save without it).
+PREFIXES = {
+    "_orig_mod.": ("torch.compile", "model._orig_mod.save_pretrained(folder)"),
+    "module.": (
+        "DistributedDataParallel / DataParallel",
+        "model.module.save_pretrained(folder)",
+    ),
+    "base_model.model.": (
+        "a PEFT model",
+        "model.save_pretrained(folder) for the adapter, or "
+        "model.merge_and_unload().save_pretrained(folder) for merged weights",
+    ),
+}
+# Segments FSDP1 and activation checkpointing insert anywhere in a name.
+SEGMENTS = {
+    "_fsdp_wrapped_module.": "FSDP (FullyShardedDataParallel)",
+    "_checkpoint_wrapped_module.": "activation checkpointing (checkpoint_wrapper)",
+}
+
+
+def wrapper_prefix_findings(prediction: LoadPrediction) -> list[Finding]:
+    """One error per wrapper whose prefix keeps stored keys from loading into parameters."""
+    dropped = [*prediction.unexpected, *prediction.ignored_unexpected]
+    wanted = set(prediction.missing)
+    findings = []
+    for prefix, (wrapper, fix) in PREFIXES.items():
+        prefixed = [key for key in dropped if key.startswith(prefix)]
+        matched = [key for key in prefixed if key.removeprefix(prefix) in wanted]
+        if matched:
+            findings.append(_finding(prefix, wrapper, prefixed, matched, wanted, fix))
+    for segment, wrapper in SEGMENTS.items():
+        inserted = [key for key in dropped if segment in key]
+        matched = [key for key in inserted if key.replace(segment, "") in wanted]
+        if matched:
+            fix = (
+                "save the full state dict (torch.distributed.checkpoint.state_dict."
+                "get_model_state_dict with full_state_dict=True) or save_pretrained of the "
+                "unwrapped model"
+            )
+            findings.append(_finding(segment, wrapper, inserted, matched, wanted, fix))
+    return findings
+
+
+def _finding(
+    prefix: str,
+    wrapper: str,
+    prefixed: list[str],
+    matched: list[str],
+    wanted: set[str],
+    fix: str,
+) -> Finding:
+    everything = " (all of them)" if len(matched) >= len(wanted) else ""
+    return Finding(
+        "wrapper-prefix-in-checkpoint",
+        "error",
+        f"{len(prefixed)} stored key(s) carry {prefix!r}, the name part {wrapper} adds to "
+        f"state_dict() keys: from_pretrained matches none of them to the model, so "
+        f"{len(wanted)} parameter(s){everything} are initialised at random and the stored "
+        f"tensors are dropped ({len(matched)} would load without the prefix). Fix: strip it "
+        f"from the keys before saving ({{k.replace({prefix!r}, ''): v for k, v in "
+        f"state_dict.items()}}), or save with {fix}",
+        tuple(prefixed),
+    )

@@ -1,0 +1,93 @@
+"""One rank of a real gloo process group on 127.0.0.1, run by tests/inspection/test_training.py:
+wraps a tiny tied GPT-2 the way training code does (FSDP2's fully_shard in a given layout, or
+DDP), inspects it live, and writes the report beside the truth read off the real instance.
+
+    python distributed_worker.py fsdp2|ddp LAYOUT OUT_FOLDER   (RANK, WORLD_SIZE, MASTER_PORT set)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def tiny_gpt2():  # type: ignore[no-untyped-def]
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_layer=2, n_embd=16, n_head=2, vocab_size=64, n_positions=32, bos_token_id=0,
+        eos_token_id=0,
+    )  # fmt: skip
+    return GPT2LMHeadModel(config)
+
+
+def unique_count(model) -> int:  # type: ignore[no-untyped-def]
+    seen = {id(p): p.numel() for p in model.parameters()}  # parameters() yields each once
+    return sum(seen.values())
+
+
+def main() -> None:
+    import torch
+    import torch.distributed as dist
+
+    mode, layout, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    import gpt2tie
+
+    model = tiny_gpt2()
+    truth_unique = unique_count(model)
+    if mode == "fsdp2":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh("cpu", (world,))
+        if layout == "blocks":
+            for block in model.transformer.h:
+                fully_shard(block, mesh=mesh)
+        elif layout == "together":
+            fully_shard([model.transformer.wte, model.lm_head], mesh=mesh)
+        elif layout == "split":
+            fully_shard(model.transformer.wte, mesh=mesh)
+            fully_shard(model.lm_head, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        wrapped = model
+        prefix = ""
+    else:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model)
+        prefix = "module."
+    parameters = dict(wrapped.named_parameters(remove_duplicate=False))
+    report = gpt2tie.inspect_module(wrapped)
+    forward_error = None
+    if mode == "fsdp2":
+        try:
+            wrapped(torch.tensor([[1, 2, 3]]))
+        except Exception as exc:
+            forward_error = type(exc).__name__
+    if mode == "ddp" and layout == "save":
+        from safetensors.torch import save_file
+
+        state = {k: v.contiguous() for k, v in wrapped.state_dict().items()}
+        state.pop("module.lm_head.weight")  # tied: save_pretrained leaves it out too
+        if rank == 0:
+            model.config.architectures = ["GPT2LMHeadModel"]
+            model.config.save_pretrained(out / "checkpoint")
+            save_file(state, str(out / "checkpoint" / "model.safetensors"), {"format": "pt"})
+    result = {
+        "same_object": parameters[f"{prefix}lm_head.weight"]
+        is parameters[f"{prefix}transformer.wte.weight"],
+        "truth_unique": truth_unique,
+        "forward_error": forward_error,
+        "report": report.to_dict(),
+    }
+    (out / f"rank{rank}.json").write_text(json.dumps(result))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
