@@ -13,8 +13,14 @@ if TYPE_CHECKING:
     from gpt2tie.inspection.request import Counts, Request
     from gpt2tie.results import AliasGroup, CountReport, InspectReport
     from gpt2tie.results.memory import TrainableCounts
+    from gpt2tie.training.guard import TieBrokenError, TieGuard, TieWarning
+    from gpt2tie.training.trainer_callback import TieGuardCallback
 
 __all__ = [
+    "TieBrokenError",
+    "TieGuard",
+    "TieGuardCallback",
+    "TieWarning",
     "__version__",
     "assert_tied",
     "count_params",
@@ -179,3 +185,17 @@ def assert_tied(module: torch.nn.Module, name: str, to: str | None = None) -> tu
     from gpt2tie.inspection.live_module import assert_tied as check
 
     return check(module, name, to)
+
+
+def __getattr__(name: str) -> Any:
+    """The training guard's names, imported when first used (the callback imports transformers,
+    which `import gpt2tie` does not)."""
+    if name in ("TieGuard", "TieBrokenError", "TieWarning"):
+        from gpt2tie.training import guard
+
+        return getattr(guard, name)
+    if name == "TieGuardCallback":
+        from gpt2tie.training.trainer_callback import TieGuardCallback
+
+        return TieGuardCallback
+    raise AttributeError(f"module 'gpt2tie' has no attribute {name!r}")

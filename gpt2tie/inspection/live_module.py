@@ -39,7 +39,7 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
     """The same report as `inspect`, for a model in memory (HF or plain PyTorch)."""
     table = parameter_table(module)
     groups = tuple(alias_groups(table))
-    inner, prefix = _transformers_model(module)
+    inner, prefix = transformers_model(module)
     declared: dict[str, str] = {}
     reapplied: dict[str, str] = {}
     heads: tuple[Head, ...] = ()
@@ -98,7 +98,7 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
     )
 
 
-def _transformers_model(module: torch.nn.Module) -> tuple[Any, str]:
+def transformers_model(module: torch.nn.Module) -> tuple[Any, str]:
     """The outermost transformers model inside `module` (itself, or under a wrapper), and its
     name prefix."""
     try:

@@ -1,8 +1,11 @@
 """One rank of a real gloo process group on 127.0.0.1, run by tests/inspection/test_training.py:
-wraps a tiny tied GPT-2 the way training code does (FSDP2's fully_shard in a given layout, or
+wraps a tiny tied GPT-2 the way training code does (FSDP2's fully_shard in each layout, and
 DDP), inspects it live, and writes the report beside the truth read off the real instance.
 
-    python distributed_worker.py fsdp2|ddp LAYOUT OUT_FOLDER   (RANK, WORLD_SIZE, MASTER_PORT set)
+    python distributed_worker.py OUT_FOLDER   (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set)
+
+Every scenario runs in the one process group, each on a fresh model; each rank writes
+OUT_FOLDER/{mode}-{layout}-rank{rank}.json.
 """
 
 from __future__ import annotations
@@ -30,13 +33,32 @@ def unique_count(model) -> int:  # type: ignore[no-untyped-def]
     return sum(seen.values())
 
 
+SCENARIOS = [
+    ("fsdp2", "root"),
+    ("fsdp2", "blocks"),
+    ("fsdp2", "together"),
+    ("fsdp2", "split"),
+    ("ddp", "plain"),
+    ("ddp", "save"),
+]
+
+
 def main() -> None:
-    import torch
     import torch.distributed as dist
 
-    mode, layout, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    out = Path(sys.argv[1])
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    for mode, layout in SCENARIOS:  # one group serves every scenario: start-up is the cost
+        result = scenario(mode, layout, out, rank, world)
+        (out / f"{mode}-{layout}-rank{rank}.json").write_text(json.dumps(result))
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def scenario(mode: str, layout: str, out: Path, rank: int, world: int) -> dict:  # type: ignore[type-arg]
+    import torch
+
     import gpt2tie
 
     model = tiny_gpt2()
@@ -68,25 +90,21 @@ def main() -> None:
             wrapped(torch.tensor([[1, 2, 3]]))
         except Exception as exc:
             forward_error = type(exc).__name__
-    if mode == "ddp" and layout == "save":
+    if mode == "ddp" and layout == "save" and rank == 0:
         from safetensors.torch import save_file
 
         state = {k: v.contiguous() for k, v in wrapped.state_dict().items()}
         state.pop("module.lm_head.weight")  # tied: save_pretrained leaves it out too
-        if rank == 0:
-            model.config.architectures = ["GPT2LMHeadModel"]
-            model.config.save_pretrained(out / "checkpoint")
-            save_file(state, str(out / "checkpoint" / "model.safetensors"), {"format": "pt"})
-    result = {
+        model.config.architectures = ["GPT2LMHeadModel"]
+        model.config.save_pretrained(out / "checkpoint")
+        save_file(state, str(out / "checkpoint" / "model.safetensors"), {"format": "pt"})
+    return {
         "same_object": parameters[f"{prefix}lm_head.weight"]
         is parameters[f"{prefix}transformer.wte.weight"],
         "truth_unique": truth_unique,
         "forward_error": forward_error,
         "report": report.to_dict(),
     }
-    (out / f"rank{rank}.json").write_text(json.dumps(result))
-    dist.barrier()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

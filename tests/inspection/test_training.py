@@ -29,13 +29,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run_group(mode: str, layout: str, world: int, out: Path) -> list[dict[str, Any]]:
-    """Run `world` real ranks of the worker and read back what each found."""
+def run_group(world: int, out: Path) -> Path:
+    """Run `world` real ranks of the worker; each writes what it found for every scenario."""
     out.mkdir(parents=True, exist_ok=True)
     port = str(free_port())
     ranks = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), mode, layout, str(out)],
+            [sys.executable, str(WORKER), str(out)],
             env={
                 **os.environ,
                 "RANK": str(rank),
@@ -50,9 +50,21 @@ def run_group(mode: str, layout: str, world: int, out: Path) -> list[dict[str, A
         for rank in range(world)
     ]
     for process in ranks:
-        _, stderr = process.communicate(timeout=240)
+        _, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr[-3000:]
-    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(world)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def group_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """One real process group of 1 rank and one of 2, shared by the tests of this module."""
+    return {world: run_group(world, tmp_path_factory.mktemp(f"world{world}")) for world in (1, 2)}
+
+
+def results(out: Path, mode: str, layout: str, world: int) -> list[dict[str, Any]]:
+    return [
+        json.loads((out / f"{mode}-{layout}-rank{rank}.json").read_text()) for rank in range(world)
+    ]
 
 
 def codes(report: dict[str, Any]) -> set[str]:
@@ -65,8 +77,8 @@ def groups(report: dict[str, Any]) -> list[list[str]]:
 
 @pytest.mark.parametrize("world", [1, 2])
 @pytest.mark.parametrize("layout", ["root", "blocks", "together", "split"])
-def test_fsdp2_layouts(layout: str, world: int, tmp_path: Path) -> None:
-    for result in run_group("fsdp2", layout, world, tmp_path):
+def test_fsdp2_layouts(layout: str, world: int, group_runs: dict[int, Path]) -> None:
+    for result in results(group_runs[world], "fsdp2", layout, world):
         report = result["report"]
         assert report["parameters"]["unique"] == result["truth_unique"] + (
             0 if result["same_object"] else 64 * 16  # a split head is its own tensor
@@ -85,9 +97,9 @@ def test_fsdp2_layouts(layout: str, world: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("world", [1, 2])
-def test_ddp(world: int, tmp_path: Path) -> None:
+def test_ddp(world: int, group_runs: dict[int, Path]) -> None:
     unwrapped = gpt2tie.inspect_module(tiny_gpt2()).to_dict()
-    for result in run_group("ddp", "plain", world, tmp_path):
+    for result in results(group_runs[world], "ddp", "plain", world):
         report = result["report"]
         assert result["same_object"]
         assert groups(report) == [["module." + n for n in g] for g in groups(unwrapped)]
@@ -208,9 +220,8 @@ def test_checkpoint_saved_from_compile(tmp_path: Path) -> None:
     assert len(report["checkpoint"]["missing"]) == missing
 
 
-def test_checkpoint_saved_from_ddp(tmp_path: Path) -> None:
-    run_group("ddp", "save", 1, tmp_path)
-    folder = tmp_path / "checkpoint"
+def test_checkpoint_saved_from_ddp(group_runs: dict[int, Path]) -> None:
+    folder = group_runs[2] / "checkpoint"
     missing = _real_missing(folder)
     finding = _prefix_finding(_inspected(folder))
     assert (

@@ -26,6 +26,7 @@ LAYERS = {
     "gpt2tie.rewrite": 5,
     "gpt2tie.views": 5,
     "gpt2tie.render": 5,
+    "gpt2tie.training": 5,
     "gpt2tie.cli": 6,
     "gpt2tie": 6,  # the package root is the public API: it may use everything
     "gpt2tie.__main__": 7,
