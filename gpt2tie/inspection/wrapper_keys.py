@@ -9,22 +9,27 @@ from gpt2tie.results import Finding
 
 # Prefix -> (who adds it, how to save without it).
 PREFIXES = {
-    "_orig_mod.": ("torch.compile", "model._orig_mod.save_pretrained(folder)"),
+    "_orig_mod.": ("torch.compile", "save with model._orig_mod.save_pretrained(folder)"),
     "module.": (
         "DistributedDataParallel / DataParallel",
-        "model.module.save_pretrained(folder)",
+        "save with model.module.save_pretrained(folder)",
     ),
     "base_model.model.": (
         "a PEFT model",
-        "model.save_pretrained(folder) for the adapter, or "
+        "save with model.save_pretrained(folder) for the adapter, or "
         "model.merge_and_unload().save_pretrained(folder) for merged weights",
     ),
 }
-# Segments FSDP1 and activation checkpointing insert anywhere in a name.
+# Segments FSDP1 and activation checkpointing insert anywhere in a parameter's name (their
+# state_dict() hooks leave them out: a dict built from named_parameters() keeps them).
 SEGMENTS = {
     "_fsdp_wrapped_module.": "FSDP (FullyShardedDataParallel)",
     "_checkpoint_wrapped_module.": "activation checkpointing (checkpoint_wrapper)",
 }
+SEGMENT_FIX = (
+    "build the dict from model.state_dict(), which leaves the segment out, or save with "
+    "save_pretrained of the unwrapped model"
+)
 
 
 def wrapper_prefix_findings(prediction: LoadPrediction) -> list[Finding]:
@@ -32,21 +37,21 @@ def wrapper_prefix_findings(prediction: LoadPrediction) -> list[Finding]:
     dropped = [*prediction.unexpected, *prediction.ignored_unexpected]
     wanted = set(prediction.missing)
     findings = []
+    nothing_loads = not prediction.stored_by_model_key
     for prefix, (wrapper, fix) in PREFIXES.items():
         prefixed = [key for key in dropped if key.startswith(prefix)]
         matched = [key for key in prefixed if key.removeprefix(prefix) in wanted]
         if matched:
-            findings.append(_finding(prefix, wrapper, prefixed, matched, wanted, fix))
+            findings.append(
+                _finding(prefix, wrapper, prefixed, matched, wanted, fix, nothing_loads)
+            )
     for segment, wrapper in SEGMENTS.items():
         inserted = [key for key in dropped if segment in key]
         matched = [key for key in inserted if key.replace(segment, "") in wanted]
         if matched:
-            fix = (
-                "save the full state dict (torch.distributed.checkpoint.state_dict."
-                "get_model_state_dict with full_state_dict=True) or save_pretrained of the "
-                "unwrapped model"
+            findings.append(
+                _finding(segment, wrapper, inserted, matched, wanted, SEGMENT_FIX, nothing_loads)
             )
-            findings.append(_finding(segment, wrapper, inserted, matched, wanted, fix))
     return findings
 
 
@@ -57,16 +62,17 @@ def _finding(
     matched: list[str],
     wanted: set[str],
     fix: str,
+    nothing_loads: bool,
 ) -> Finding:
-    everything = " (all of them)" if len(matched) >= len(wanted) else ""
+    everything = " (every one of the model's)" if nothing_loads else ""
     return Finding(
         "wrapper-prefix-in-checkpoint",
         "error",
         f"{len(prefixed)} stored key(s) carry {prefix!r}, the name part {wrapper} adds to "
-        f"state_dict() keys: from_pretrained matches none of them to the model, so "
+        f"parameter names: from_pretrained matches none of them to the model, so "
         f"{len(wanted)} parameter(s){everything} are initialised at random and the stored "
-        f"tensors are dropped ({len(matched)} would load without the prefix). Fix: strip it "
+        f"tensors are dropped ({len(matched)} would load without it). Fix: strip it "
         f"from the keys before saving ({{k.replace({prefix!r}, ''): v for k, v in "
-        f"state_dict.items()}}), or save with {fix}",
+        f"state_dict.items()}}), or {fix}",
         tuple(prefixed),
     )

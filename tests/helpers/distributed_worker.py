@@ -38,6 +38,7 @@ SCENARIOS = [
     ("fsdp2", "blocks"),
     ("fsdp2", "together"),
     ("fsdp2", "split"),
+    ("fsdp2", "full-save"),
     ("ddp", "plain"),
     ("ddp", "save"),
 ]
@@ -54,6 +55,17 @@ def main() -> None:
         (out / f"{mode}-{layout}-rank{rank}.json").write_text(json.dumps(result))
         dist.barrier()
     dist.destroy_process_group()
+
+
+def save_full_state_dict(model, folder: Path, rank: int) -> None:  # type: ignore[no-untyped-def]
+    """What FSDP2 users save: the gathered full state dict (a collective: every rank calls it),
+    handed to save_pretrained."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    state = get_model_state_dict(model, options=options)
+    if rank == 0:
+        model.save_pretrained(folder, state_dict=state)
 
 
 def scenario(mode: str, layout: str, out: Path, rank: int, world: int) -> dict:  # type: ignore[type-arg]
@@ -79,6 +91,8 @@ def scenario(mode: str, layout: str, out: Path, rank: int, world: int) -> dict: 
         fully_shard(model, mesh=mesh)
         wrapped = model
         prefix = ""
+        if layout == "full-save":
+            save_full_state_dict(model, out / "fsdp2-checkpoint", rank)
     else:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
         prefix = "module."

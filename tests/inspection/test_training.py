@@ -215,7 +215,7 @@ def test_checkpoint_saved_from_compile(tmp_path: Path) -> None:
     report = _inspected(folder)
     finding = _prefix_finding(report)
     assert "'_orig_mod.'" in finding["message"] and "torch.compile" in finding["message"]
-    assert f"so {missing} parameter(s)" in finding["message"]
+    assert f"so {missing} parameter(s) (every one of the model's)" in finding["message"]
     assert all(name.startswith("_orig_mod.") for name in finding["names"])
     assert len(report["checkpoint"]["missing"]) == missing
 
@@ -243,6 +243,46 @@ def test_checkpoint_saved_from_a_whole_peft_model(tmp_path: Path) -> None:
     assert f"so {missing} parameter(s)" in finding["message"]
 
 
+def test_checkpoint_saved_from_fsdp2_full_state_dict(group_runs: dict[int, Path]) -> None:
+    from safetensors import safe_open
+    from transformers import GPT2LMHeadModel
+
+    folder = group_runs[2] / "fsdp2-checkpoint"
+    with safe_open(str(folder / "model.safetensors"), "pt") as stored:
+        keys = set(stored.keys())
+    assert "transformer.wte.weight" in keys  # gathered under the model's own names
+    reloaded = GPT2LMHeadModel.from_pretrained(folder)
+    assert reloaded.lm_head.weight is reloaded.transformer.wte.weight  # the truth: tied
+    report = _inspected(folder)
+    [tie] = report["checkpoint"]["ties_on_load"]
+    assert tie["tied"] is True
+    assert "wrapper-prefix-in-checkpoint" not in codes(report)
+    assert not [f for f in report["findings"] if f["severity"] == "error"]
+
+
 def test_a_clean_checkpoint_has_no_prefix_finding(checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
     report = _inspected(checkpoint_dir("gpt2-tied"))
     assert "wrapper-prefix-in-checkpoint" not in codes(report)
+
+
+def test_checkpoint_saved_from_named_parameters_under_activation_checkpointing(
+    tmp_path: Path,
+) -> None:
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        apply_activation_checkpointing,
+    )
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
+    model = tiny_gpt2()
+    apply_activation_checkpointing(model, check_fn=lambda module: isinstance(module, GPT2Block))
+    # state_dict() strips the wrapper's segment; a dict of named_parameters() keeps it.
+    state = dict(model.named_parameters())
+    folder = _save_state(state, tmp_path / "checkpointed")
+    missing = _real_missing(folder)
+    in_blocks = [name for name in state if "._checkpoint_wrapped_module." in name]
+    assert missing == len(in_blocks) > 0  # the truth: every block weight is random
+    finding = _prefix_finding(_inspected(folder))
+    assert "'_checkpoint_wrapped_module.'" in finding["message"]
+    assert "activation checkpointing" in finding["message"]
+    assert f"so {missing} parameter(s) are initialised" in finding["message"]  # not all: wte loads
+    assert sorted(finding["names"]) == sorted(in_blocks)
