@@ -39,6 +39,7 @@ SCENARIOS = [
     ("fsdp2", "together"),
     ("fsdp2", "split"),
     ("fsdp2", "full-save"),
+    ("fsdp2", "shared-shard"),
     ("ddp", "plain"),
     ("ddp", "save"),
 ]
@@ -55,6 +56,23 @@ def main() -> None:
         (out / f"{mode}-{layout}-rank{rank}.json").write_text(json.dumps(result))
         dist.barrier()
     dist.destroy_process_group()
+
+
+def local_storage(parameter) -> int:  # type: ignore[no-untyped-def]
+    local = parameter.to_local() if hasattr(parameter, "to_local") else parameter
+    return int(local.untyped_storage().data_ptr())
+
+
+def share_the_shard(model) -> None:  # type: ignore[no-untyped-def]
+    """Two sharded Parameters over one local shard, as `assign=True` of a tied state dict
+    leaves them: the head a new DTensor Parameter on the embedding's local tensor."""
+    import torch
+    from torch.distributed.tensor import DTensor
+
+    embedding = model.transformer.wte.weight
+    local = embedding.to_local()
+    head = DTensor.from_local(local, embedding.device_mesh, embedding.placements, run_check=False)
+    model.lm_head.weight = torch.nn.Parameter(head)
 
 
 def save_full_state_dict(model, folder: Path, rank: int) -> None:  # type: ignore[no-untyped-def]
@@ -93,13 +111,15 @@ def scenario(mode: str, layout: str, out: Path, rank: int, world: int) -> dict: 
         prefix = ""
         if layout == "full-save":
             save_full_state_dict(model, out / "fsdp2-checkpoint", rank)
+        elif layout == "shared-shard":
+            share_the_shard(model)
     else:
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
         prefix = "module."
     parameters = dict(wrapped.named_parameters(remove_duplicate=False))
     report = gpt2tie.inspect_module(wrapped)
     forward_error = None
-    if mode == "fsdp2":
+    if mode == "fsdp2" and layout != "shared-shard":  # a head FSDP does not manage
         try:
             wrapped(torch.tensor([[1, 2, 3]]))
         except Exception as exc:
@@ -112,9 +132,13 @@ def scenario(mode: str, layout: str, out: Path, rank: int, world: int) -> dict: 
         model.config.architectures = ["GPT2LMHeadModel"]
         model.config.save_pretrained(out / "checkpoint")
         save_file(state, str(out / "checkpoint" / "model.safetensors"), {"format": "pt"})
+    head, embedding = (
+        parameters[f"{prefix}lm_head.weight"],
+        parameters[f"{prefix}transformer.wte.weight"],
+    )
     return {
-        "same_object": parameters[f"{prefix}lm_head.weight"]
-        is parameters[f"{prefix}transformer.wte.weight"],
+        "same_object": head is embedding,
+        "same_local_storage": local_storage(head) == local_storage(embedding),
         "truth_unique": truth_unique,
         "forward_error": forward_error,
         "report": report.to_dict(),

@@ -97,6 +97,18 @@ def test_fsdp2_layouts(layout: str, world: int, group_runs: dict[int, Path]) -> 
 
 
 @pytest.mark.parametrize("world", [1, 2])
+def test_fsdp2_two_parameters_over_one_shard(world: int, group_runs: dict[int, Path]) -> None:
+    for result in results(group_runs[world], "fsdp2", "shared-shard", world):
+        assert not result["same_object"]  # the truth: two Parameter objects ...
+        assert result["same_local_storage"]  # ... over one local shard
+        report = result["report"]
+        [group] = [g for g in report["alias_groups"] if g["kind"] == "shared_storage"]
+        assert group["names"] == ["transformer.wte.weight", "lm_head.weight"]
+        [broken] = [f for f in report["findings"] if f["code"] == "declared-tie-not-aliased"]
+        assert "two Parameters over the same memory" in broken["message"]
+
+
+@pytest.mark.parametrize("world", [1, 2])
 def test_ddp(world: int, group_runs: dict[int, Path]) -> None:
     unwrapped = gpt2tie.inspect_module(tiny_gpt2()).to_dict()
     for result in results(group_runs[world], "ddp", "plain", world):
