@@ -176,6 +176,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
             transformers_log=log_lines,
             tie_flag_in_file=_flag_in_file(model_source.config),
             extra=tuple(extra),
+            foreign_weights=model_source.foreign_weights,
         )
     )
     return Analysis(

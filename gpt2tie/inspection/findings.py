@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from gpt2tie.inspection.wrapper_keys import wrapper_prefix_findings
 from gpt2tie.loading.prediction import LoadPrediction
-from gpt2tie.model.transformers_version import described, refuses_differing_ties
+from gpt2tie.model.transformers_version import (
+    described,
+    installed_major,
+    refuses_differing_ties,
+)
 from gpt2tie.results import SEVERITY_RANK, AliasGroup, Finding, Head
 
 
@@ -33,6 +37,8 @@ class FindingInputs:
     transformers_log: tuple[str, ...] = ()
     tie_flag_in_file: bool | None = None  # tie_word_embeddings as config.json states it
     extra: tuple[Finding, ...] = ()  # found elsewhere (a quantized checkpoint's failures)
+    # (file, framework) of weights from_pretrained cannot read into PyTorch
+    foreign_weights: tuple[tuple[str, str], ...] = ()
 
 
 def collect_findings(facts: FindingInputs) -> tuple[Finding, ...]:
@@ -100,7 +106,9 @@ def _structural(facts: FindingInputs) -> list[Finding]:
                 "and so does this report",
             )
         )
-    if facts.structural_only:
+    if facts.structural_only and facts.foreign_weights:
+        findings.append(_weights_not_loadable(facts.foreign_weights))
+    elif facts.structural_only:
         why = "a built-in config" if facts.source_kind == "builtin" else "config only"
         findings.append(
             Finding(
@@ -111,6 +119,38 @@ def _structural(facts: FindingInputs) -> list[Finding]:
             )
         )
     return findings
+
+
+def _weights_not_loadable(files: tuple[tuple[str, str], ...]) -> Finding:
+    listed = ", ".join(f"{name} ({framework})" for name, framework in files)
+    frameworks = {framework for _, framework in files}
+    if installed_major() >= 5:
+        how = (
+            "transformers 5 loads PyTorch weights only (model.safetensors or "
+            "pytorch_model.bin), so from_pretrained raises OSError"
+        )
+    else:
+        conversions = (("from_tf=True", "TensorFlow"), ("from_flax=True", "Flax"))
+        flags = [
+            flag
+            for flag, name in conversions
+            if any(framework.startswith(name) for framework in frameworks)
+        ]
+        how = "transformers 4's from_pretrained raises OSError" + (
+            f" unless given {' or '.join(flags)}, which needs that framework installed"
+            if flags
+            else ""
+        )
+    return Finding(
+        "weights-not-loadable",
+        "error",
+        f"the only weights here are {listed}: {how}. Counts and ties in this report describe "
+        "the class built from config.json, not these files. Fix: convert them (load with the "
+        "framework that wrote them, then save_pretrained, which writes model.safetensors), or "
+        "use a revision that stores safetensors"
+        + ("; ONNX files are for onnxruntime, not from_pretrained" if "ONNX" in frameworks else ""),
+        tuple(name for name, _ in files),
+    )
 
 
 def _ties_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Finding]:

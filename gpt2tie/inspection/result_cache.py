@@ -89,6 +89,8 @@ def _key(kind: type, model_source: ModelSource, options: dict[str, Any]) -> str 
         "config": model_source.config,
         "values_are_remote": model_source.values_are_remote,
     }
+    if model_source.foreign_weights:  # only when present: every other key stays as it was
+        material["foreign_weights"] = [list(pair) for pair in model_source.foreign_weights]
     if checkpoint is not None:
         material["files"] = list(checkpoint.files)
         material["tensors"] = sorted(

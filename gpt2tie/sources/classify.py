@@ -3,6 +3,7 @@ local folder, an HF cache snapshot and a Hub repo's listing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Literal
 
@@ -26,3 +27,25 @@ def classify(names: Collection[str], gguf_file: str | None = None) -> InputKind:
     if has_gguf(names):
         return "gguf"
     return "checkpoint"
+
+
+# Weights in formats a PyTorch from_pretrained does not read, by file name (sharded forms too).
+FOREIGN_WEIGHTS = (
+    (re.compile(r"tf_model(-\d+-of-\d+)?\.h5$"), "TensorFlow"),
+    (re.compile(r"model\.ckpt\.index$"), "TensorFlow 1"),
+    (re.compile(r"flax_model(-\d+-of-\d+)?\.msgpack$"), "Flax"),
+    (re.compile(r"(^onnx$|^onnx/|\.onnx$)"), "ONNX"),
+)
+
+
+def foreign_weights(names: Collection[str]) -> tuple[tuple[str, str], ...]:
+    """(file, framework) for each weights file in `names` that from_pretrained cannot load
+    into PyTorch; an onnx/ folder counts once, as "onnx/"."""
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        for pattern, framework in FOREIGN_WEIGHTS:
+            if pattern.search(name):
+                shown = "onnx/" if name == "onnx" or name.startswith("onnx/") else name
+                found.setdefault(shown, framework)
+                break
+    return tuple(found.items())

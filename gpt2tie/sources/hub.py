@@ -31,7 +31,7 @@ from gpt2tie.sources.adapter import (
     load_adapter,
     read_adapter_config,
 )
-from gpt2tie.sources.classify import classify
+from gpt2tie.sources.classify import classify, foreign_weights
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.gguf_files import gguf_source, has_gguf
 from gpt2tie.sources.header_cache import HeaderCache, header_complete, still_in_header
@@ -112,6 +112,9 @@ def load_from_cache(spec: str, options: SourceOptions) -> ModelSource | None:
         notes=tuple(notes),
         values_are_remote=checkpoint is not None
         and not all(local.exists(name) for name in checkpoint.files),
+        foreign_weights=foreign_weights(
+            {*names_in(folder), *(fallback.names if isinstance(fallback, RemoteFiles) else ())}
+        ),
     )
 
 
@@ -151,6 +154,7 @@ def load_from_hub(spec: str, options: SourceOptions) -> ModelSource:
         checkpoint=checkpoint,
         notes=tuple(notes),
         values_are_remote=True,
+        foreign_weights=foreign_weights(names),
     )
 
 

@@ -11,7 +11,7 @@ from gpt2tie.formats.checkpoint import find_checkpoint
 from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.results import Source
 from gpt2tie.sources.adapter import load_adapter
-from gpt2tie.sources.classify import classify
+from gpt2tie.sources.classify import classify, foreign_weights
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.gguf_files import gguf_source
 from gpt2tie.sources.model_source import ModelSource
@@ -24,7 +24,8 @@ def load(spec: str, path: Path, gguf_file: str | None = None) -> ModelSource:
         raise InputError(
             f"{spec}: not a folder (give the folder that holds config.json, or a .gguf file)"
         )
-    kind = classify(names_in(path), gguf_file)
+    names = names_in(path)
+    kind = classify(names, gguf_file)
     if kind == "adapter":
         return load_adapter(spec, path)
     if kind == "gguf":
@@ -36,6 +37,7 @@ def load(spec: str, path: Path, gguf_file: str | None = None) -> ModelSource:
         config=config,
         config_file=config_file,
         checkpoint=find_checkpoint(LocalFiles(path)),
+        foreign_weights=foreign_weights(names),
     )
 
 

@@ -28,6 +28,9 @@ class ModelSource:
     # A PEFT adapter: its adapter_config.json and weights; the base is resolved when inspected.
     adapter_config: dict[str, Any] | None = None
     adapter_files: Checkpoint | None = None
+    # Weights only a framework other than PyTorch reads ((file, framework)): with no
+    # checkpoint, from_pretrained raises.
+    foreign_weights: tuple[tuple[str, str], ...] = ()
 
     def values_checked_by_default(self, requested: bool | None) -> bool:
         """`--values`/`--no-values` as given, else on for local files, off for the network."""
