@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gpt2tie.base.errors import CheckpointFormatError
+from gpt2tie.base.paths import shown
 from gpt2tie.formats.regular_files import (
     MAX_JSON_BYTES,
     ensure_regular,
@@ -38,7 +39,10 @@ class LocalFiles:
 
     def exists(self, name: str) -> bool:
         path = self.folder / name
-        return path.exists() or path.is_symlink()
+        try:
+            return path.exists() or path.is_symlink()
+        except OSError as exc:  # a name too long, a folder that cannot be searched
+            raise _os_error(name, exc) from None
 
     def size(self, name: str) -> int:
         try:
@@ -75,8 +79,8 @@ class LocalFiles:
 
 def _os_error(name: str, exc: OSError) -> CheckpointFormatError:
     if isinstance(exc, IsADirectoryError):
-        return CheckpointFormatError(name, "is a directory, not a file")
-    return CheckpointFormatError(name, f"cannot read: {exc.strerror or exc}")
+        return CheckpointFormatError(shown(name), "is a directory, not a file")
+    return CheckpointFormatError(shown(name), f"cannot read: {exc.strerror or exc}")
 
 
 class LayeredFiles:

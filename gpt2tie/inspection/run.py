@@ -8,9 +8,11 @@ This module stays light (no torch, no transformers) so that a cache hit imports 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.base.errors import Gpt2tieError, InputError
+from gpt2tie.base.paths import shown
 from gpt2tie.inspection.options import InspectOptions
 from gpt2tie.inspection.request import AnalysisOptions, Report, Request
 from gpt2tie.inspection.result_cache import cached
@@ -18,6 +20,7 @@ from gpt2tie.model.transformers_version import require_transformers5
 from gpt2tie.results import CountReport, InspectReport
 from gpt2tie.sources import resolve
 from gpt2tie.sources.model_source import ModelSource
+from gpt2tie.sources.repo_ids import looks_like_repo_id
 
 if TYPE_CHECKING:
     from gpt2tie.inspection.gguf_report import ReferenceLookup
@@ -112,6 +115,14 @@ def _adapter_report(
                 "(base_model_name_or_path): give --base-model MODEL"
             )
         spec, found_by = named, "base_model_name_or_path"
+        from_hub = model_source.source.kind in ("hub", "cache")
+        if from_hub and (not looks_like_repo_id(named) or Path(named).exists()):
+            # As with GGUF metadata: a file from the Hub does not choose what this machine reads.
+            raise InputError(
+                f"base model {shown(named)} (base_model_name_or_path of an adapter from the "
+                "Hub) is not a Hub repo id, and a path written into a downloaded file is not "
+                "followed: give --base-model MODEL"
+            )
     base_request = Request(
         spec,
         dataclasses.replace(request.where, gguf_file=None, subfolder=""),
@@ -122,9 +133,9 @@ def _adapter_report(
         base_source = resolve(spec, base_request.where)
         base_options = _settled(base_source, base_request)
     except Gpt2tieError as exc:
-        raise InputError(f"base model {spec} ({named_by}): {exc}") from None
+        raise InputError(f"base model {shown(spec)} ({named_by}): {exc}") from None
     if base_source.adapter_config is not None or base_source.gguf is not None:
-        raise InputError(f"base model {spec} ({named_by}): not a Hugging Face model folder")
+        raise InputError(f"base model {shown(spec)} ({named_by}): not a Hugging Face model folder")
     return build_adapter_report(model_source, base_source, base_options, spec, found_by)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gpt2tie.base.errors import Gpt2tieError, InputError
+from gpt2tie.base.paths import expand_user, paths_as_input, resolve_path
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.regular_files import open_regular
 from gpt2tie.formats.safetensors_writer import TensorToWrite, write_safetensors
@@ -43,19 +44,17 @@ def write_checkpoint_folder(
 
     Returns what was not copied, and why (links leading out of the source, special files).
     """
-    out = out.expanduser().absolute()
-    source = source_folder.resolve()
-    if (
-        out.resolve() == source
-        or source in out.resolve().parents
-        or out.resolve() in source.parents
-    ):
+    out = expand_user(out).absolute()
+    source = resolve_path(source_folder)
+    target = resolve_path(out)
+    if target == source or source in target.parents or target in source.parents:
         raise InputError(f"--out {out} overlaps the source folder; choose a new folder")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError(f"--out {out} exists and is not empty; pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with paths_as_input(str(out)):
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out} exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()) and not force:
+            raise InputError(f"--out {out} exists and is not empty; pass --force to replace it")
+        out.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale_staging(out)
     staging = out.parent / f".{out.name}.gpt2tie-{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -131,7 +130,11 @@ def _copy_other_files(source: Path, staging: Path) -> tuple[str, ...]:
             or path.name.endswith(WEIGHT_FILE_SUFFIXES)
         ):
             continue
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (RuntimeError, OSError):  # a loop of links: RuntimeError up to Python 3.12
+            skipped.append(f"{relative}: a loop of symbolic links")
+            continue
         if source not in resolved.parents:
             skipped.append(f"{relative}: a link to a file outside the source folder")
             continue

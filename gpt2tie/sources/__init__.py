@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpt2tie.base.errors import InputError
+from gpt2tie.base.paths import paths_as_input
 from gpt2tie.sources import builtin, local
 from gpt2tie.sources.hub_http import HubUnreachable, SourceOptions, checked_subfolder
 from gpt2tie.sources.model_source import ModelSource
@@ -25,15 +26,17 @@ def resolve(spec: str, options: SourceOptions | None = None) -> ModelSource:
         path = Path(spec).expanduser()
     except RuntimeError:  # "~someone" for a user that does not exist
         path = Path(spec)
-    if path.exists() or path.is_symlink():
-        folder = path / options.subfolder if options.subfolder else path
-        return local.load(spec, folder, options.gguf_file)
+    with paths_as_input(spec):  # a name too long, a folder that cannot be searched, ...
+        if path.exists() or path.is_symlink():
+            folder = path / options.subfolder if options.subfolder else path
+            return local.load(spec, folder, options.gguf_file)
     if not looks_like_repo_id(spec):
         raise InputError(f"{spec!r} is not a local folder, and not a Hub repo id (org/name)")
     from gpt2tie.sources import hub
 
     tried = ["local folder", "HF cache"]
-    cached = hub.load_from_cache(spec, options)
+    with paths_as_input():
+        cached = hub.load_from_cache(spec, options)
     if cached is not None:
         return cached
     unreachable = None

@@ -276,3 +276,93 @@ def test_read_only_inputs(tmp_path: Path, unchanged: list[Path]) -> None:
         assert result.exit_code == 0
     finally:
         folder.chmod(0o755)
+
+
+# --- what the file system refuses is the user's input, never an internal error (round three, N5)
+
+LONG = "a" * 300  # one path component longer than any Linux file system allows (255)
+
+
+def _long_shard_name(folder: Path) -> None:
+    _config(folder)
+    _checkpoint(folder)
+    (folder / "model.safetensors").rename(folder / "weights.safetensors")
+    names = json.loads(json.dumps(list(_tensor_names(folder / "weights.safetensors"))))
+    index = {"metadata": {}, "weight_map": {name: f"{LONG}.safetensors" for name in names}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    (folder / "weights.safetensors").unlink()
+
+
+def _tensor_names(file: Path) -> list[str]:
+    header_size = int.from_bytes(file.read_bytes()[:8], "little")
+    header = json.loads(file.read_bytes()[8 : 8 + header_size])
+    return [name for name in header if name != "__metadata__"]
+
+
+def _long_adapter_base(folder: Path) -> None:
+    config = {"peft_type": "LORA", "base_model_name_or_path": f"/tmp/{LONG}", "r": 2}
+    config.update(lora_alpha=4, target_modules=["c_attn"])
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    write_raw(folder / "adapter_model.safetensors", *f32_header())
+
+
+def test_the_system_refuses_a_name_that_long(tmp_path: Path) -> None:
+    import errno
+    import os
+
+    with pytest.raises(OSError) as refused:
+        os.stat(tmp_path / LONG)
+    assert refused.value.errno == errno.ENAMETOOLONG  # the truth the cases below rely on
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (lambda tmp: ["inspect", LONG], "(300 characters): File name too long"),
+        (lambda tmp: ["inspect", f"{tmp}/{LONG}/x"], "File name too long"),
+        (lambda tmp: ["count-params", f"{tmp}/{LONG}"], "File name too long"),
+        (lambda tmp: ["inspect", str(_made(tmp, _long_shard_name))], "File name too long"),
+        (lambda tmp: ["inspect", str(_made(tmp, _long_adapter_base))], "File name too long"),
+        (lambda tmp: ["untie", "CKPT", "--out", "~nonexistentuser/x"], "no home folder"),
+        (lambda tmp: ["untie", "CKPT", "--out", f"{tmp}/{LONG}/x"], "File name too long"),
+    ],
+    ids=["model", "model-inside", "count-params", "shard-name", "adapter-base", "out-user", "out"],
+)
+def test_file_system_refusals_are_one_input_error(
+    argv: Callable[[Path], list[str]],
+    expected: str,
+    tmp_path: Path,
+    checkpoint_dir: Callable[[str], Path],
+) -> None:
+    checkpoint = str(checkpoint_dir("gpt2-tied"))
+    words = [checkpoint if word == "CKPT" else word for word in argv(tmp_path)]
+    result = runner.invoke(app, words, env={"COLUMNS": "80"})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+    assert len(result.stderr) < 400  # a long name is cut in the middle, its length said
+    assert not (Path.cwd() / "~nonexistentuser").exists()
+
+
+def _made(tmp_path: Path, make: Callable[[Path], None]) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    make(folder)
+    return folder
+
+
+def test_untie_skips_a_loop_of_links_among_the_source_files(
+    tmp_path: Path, checkpoint_dir: Callable[[str], Path]
+) -> None:
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(checkpoint_dir("gpt2-tied"), source)
+    (source / "a").symlink_to(source / "b")
+    (source / "b").symlink_to(source / "a")
+    result = runner.invoke(app, ["untie", str(source), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "not copied: a: a loop of symbolic links" in result.stderr
+    assert (
+        not (tmp_path / "out" / "a").exists() and (tmp_path / "out" / "model.safetensors").exists()
+    )

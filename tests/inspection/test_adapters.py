@@ -369,11 +369,18 @@ def test_adapter_repo_on_the_hub_header_only(
     train_adapter(bases[("llama", True)], "llama", {"target_modules": ["lm_head"]}, adapter)
     local = inspect_json(str(adapter))
     hub.add_repo("org/tiny-lora", adapter)
-    result = runner.invoke(
-        app, ["inspect", "org/tiny-lora", "--json", "--cache-dir", str(tmp_path / "hf")]
-    )
+    argv = ["inspect", "org/tiny-lora", "--json", "--cache-dir", str(tmp_path / "hf")]
+    # Its base_model_name_or_path is a path on this machine: a file from the Hub does not get
+    # to choose what is read here (like GGUF metadata), so the base is named on the command line.
+    refused = runner.invoke(app, argv)
+    assert refused.exit_code == 2 and "give --base-model MODEL" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    result = runner.invoke(app, [*argv, "--base-model", base])
     assert result.exit_code == 0, result.output
     remote = json.loads(result.stdout)
+    assert remote["adapter"].pop("base_found_by") == "--base"
+    local["adapter"].pop("base_found_by")
     data = (adapter / "adapter_model.safetensors").read_bytes()
     assert hub.sent("org/tiny-lora", "adapter_model.safetensors") == 8 + int.from_bytes(
         data[:8], "little"
