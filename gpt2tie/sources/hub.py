@@ -389,7 +389,7 @@ class RemoteFiles:
         )
         headers = build_hf_headers(token=self.options.token_value)
         with hub_errors(self.repo_id, self.options), range_errors(self.repo_id):
-            data, total = get_range(url, headers, first, last, name)
+            data, total = get_range(url, headers, first, last, name, self.options)
         with self._lock:
             self._sizes.setdefault(name, total)
         return data

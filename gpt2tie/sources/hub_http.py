@@ -203,13 +203,19 @@ def model_info(spec: str, revision: str, options: SourceOptions) -> tuple[str, l
 
 
 def get_range(
-    url: str, headers: dict[str, str], first: int, last: int, name: str
+    url: str, headers: dict[str, str], first: int, last: int, name: str, options: SourceOptions
 ) -> tuple[bytearray, int]:
     """Bytes `first..last` of a file and the file's total size, from a 206 reply with a valid
-    Content-Range; never more than asked for, whatever the server sends."""
+    Content-Range; never more than asked for, whatever the server sends, and never past the
+    run's deadline: reads run in worker threads, where the deadline's timer signal does not
+    reach, so each chunk is checked against the clock (a byte a second never times out)."""
     wanted = last - first + 1
     request_headers = {**headers, "Range": f"bytes={first}-{last}"}
-    with _streamed_get(url, request_headers, request_timeout()) as response:
+    remaining = options.remaining()
+    if remaining <= 0:
+        raise _DeadlinePassed
+    timeout = min(request_timeout(), remaining)
+    with _streamed_get(url, request_headers, timeout) as response:
         status = response.status_code
         if status == 416:
             return bytearray(), 0
@@ -225,6 +231,8 @@ def get_range(
             data.extend(chunk[: wanted - len(data)])
             if len(data) >= wanted:
                 break
+            if options.remaining() <= 0:
+                raise _DeadlinePassed
     return data, int(match.group(3))
 
 
@@ -250,9 +258,20 @@ def _streamed_get(url: str, headers: dict[str, str], timeout: float) -> Iterator
         return
     response = session.get(url, headers=headers, stream=True, timeout=timeout)
     try:
-        yield _Streamed(response.status_code, response.headers, response.iter_content(65536))
+        yield _Streamed(response.status_code, response.headers, _as_received(response))
     finally:
         response.close()
+
+
+def _as_received(response: Any) -> Iterator[bytes]:
+    """requests' body in the pieces the network delivers (iter_content waits for a whole
+    chunk, so a drip would never reach the deadline check between chunks)."""
+    read1 = getattr(response.raw, "read1", None)  # urllib3 >= 2
+    if read1 is None:
+        yield from response.iter_content(4096)
+        return
+    while chunk := read1(65536, decode_content=True):
+        yield chunk
 
 
 class _HttpStatus(Exception):

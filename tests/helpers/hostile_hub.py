@@ -25,6 +25,8 @@ class HostileHub:
         self.behaviour = behaviour
         self.requests: list[str] = []
         self.bytes_sent = 0
+        # A dripped reply ended because the client hung up (not because the drip ran out).
+        self.client_hung_up = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -108,6 +110,9 @@ def _handler(hub: HostileHub) -> type[BaseHTTPRequestHandler]:
             if name.endswith(".safetensors") and behaviour == "drip":
                 self._drip()
                 return
+            if name.endswith(".safetensors") and behaviour == "drip-range":
+                self._drip_range(content, headers)
+                return
             if name.endswith(".safetensors") and behaviour == "flood":
                 self._flood(headers)
                 return
@@ -128,6 +133,36 @@ def _handler(hub: HostileHub) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
                 hub.bytes_sent += 1
                 time.sleep(1)
+
+        def _drip_range(self, content: bytes, headers: dict[str, str]) -> None:
+            """The range asked for, with honest headers; from the header on (past the 8-byte
+            length prefix) one byte a second, never stalling long enough to time out."""
+            asked = self.headers.get("Range", "")
+            first, _, last = asked.removeprefix("bytes=").partition("-")
+            begin = int(first or 0)
+            end = min(int(last or len(content) - 1), len(content) - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {begin}-{end}/{len(content)}")
+            self.send_header("Content-Length", str(end - begin + 1))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if begin == 0:  # the length prefix, at once
+                self.wfile.write(content[: end + 1])
+                return
+            deadline = time.monotonic() + MAX_SECONDS
+            for position in range(begin, end + 1):
+                if time.monotonic() > deadline or hub.stopping.is_set():
+                    return
+                try:
+                    self.wfile.write(content[position : position + 1])
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    hub.client_hung_up.set()
+                    return
+                hub.bytes_sent += 1
+                # Wake at once when the test ends; a client that hung up shows on the next write.
+                hub.stopping.wait(1)
 
         def _flood(self, headers: dict[str, str]) -> None:
             """Range ignored: 200 and the whole (3 GiB) file."""
