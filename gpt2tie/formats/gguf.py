@@ -33,6 +33,14 @@ MAX_HEADER_BYTES = 256 * 1024 * 1024
 MAX_ARRAY_DEPTH = 4
 KEPT_ARRAY_ITEMS = 1024  # longer arrays (the vocabulary) are reported by length only
 KEPT_STRING_BYTES = 64 * 1024
+# What decoding a header may cost, whatever it holds (SECURITY.md): beside the header's own
+# bytes (at most MAX_HEADER_BYTES), at most this many Python values and decoded characters.
+# Real files decode a few thousand values: a vocabulary or an array of arrays is kept as its
+# length only, and llama.cpp itself caps names at 64 bytes.
+MAX_DECODED_VALUES = 1_000_000
+MAX_DECODED_BYTES = 32 * 1024 * 1024
+MAX_TENSORS = 100_000  # per file; the largest published models have a few thousand
+MAX_KEY_BYTES = 65_535  # the GGUF spec's limit for a key
 FIRST_CHUNK = 256 * 1024
 SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
@@ -111,6 +119,10 @@ def read_gguf_header(access: FileAccess, name: str) -> GgufHeader:
             f"declares {kv_count:,} metadata keys and {tensor_count:,} tensors, "
             "more than the file can hold",
         )
+    if tensor_count > MAX_TENSORS:
+        raise CheckpointFormatError(
+            name, f"declares {tensor_count:,} tensors, more than the {MAX_TENSORS:,} allowed"
+        )
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = reader.text("a metadata key")
@@ -177,6 +189,8 @@ class _Reader:
         self.buffer = bytearray()
         self.pos = 0
         self.order = "<"
+        self.decoded_values = 0
+        self.decoded_bytes = 0
 
     def need(self, count: int) -> None:
         end = self.pos + count
@@ -221,21 +235,40 @@ class _Reader:
             )
         return self.take(length)
 
-    def text(self, what: str) -> str:
+    def spend(self, values: int, characters: int = 0) -> None:
+        """Count what decoding costs; past the budget the header is refused."""
+        self.decoded_values += values
+        self.decoded_bytes += characters
+        if self.decoded_values > MAX_DECODED_VALUES or self.decoded_bytes > MAX_DECODED_BYTES:
+            raise CheckpointFormatError(
+                self.name,
+                f"its GGUF metadata decodes to more than {MAX_DECODED_VALUES:,} values or "
+                f"{MAX_DECODED_BYTES // 2**20} MiB of text (real files need a few thousand)",
+            )
+
+    def text(self, what: str, limit: int = MAX_KEY_BYTES) -> str:
+        raw = self.raw_string()
+        if len(raw) > limit:
+            raise CheckpointFormatError(
+                self.name, f"{what} of {len(raw):,} bytes is longer than the {limit:,} allowed"
+            )
+        self.spend(1, len(raw))
         try:
-            return bytes(self.raw_string()).decode("utf-8")
+            return bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
             raise CheckpointFormatError(self.name, f"{what} is not valid UTF-8") from None
 
     def value(self, type_id: int, depth: int) -> Any:
         if type_id == STRING_TYPE:
-            raw = self.raw_string()
-            return bytes(raw[:KEPT_STRING_BYTES]).decode("utf-8", errors="replace")
+            raw = self.raw_string()[:KEPT_STRING_BYTES]
+            self.spend(1, len(raw))
+            return bytes(raw).decode("utf-8", errors="replace")
         if type_id == ARRAY_TYPE:
             return self.array(depth + 1)
         kind = VALUE_TYPES.get(type_id)
         if kind is None:
             raise CheckpointFormatError(self.name, f"unknown metadata value type {type_id}")
+        self.spend(1)
         return self.scalar(kind[1])
 
     def array(self, depth: int) -> GgufArray:
@@ -251,14 +284,42 @@ class _Reader:
             raise CheckpointFormatError(
                 self.name, f"an array of {length:,} items runs past the end of the file"
             )
+        self.spend(1)
         if item_type == STRING_TYPE and length > KEPT_ARRAY_ITEMS:
             self.skip_strings(length)
             return GgufArray(kind[0], length, None)
         if kind[1] and length > KEPT_ARRAY_ITEMS:
             self.take(length * item_size)
             return GgufArray(kind[0], length, None)
+        if item_type == ARRAY_TYPE:  # no key gpt2tie reads holds one: walked, never decoded
+            for _ in range(length):
+                self.skip_array(depth + 1)
+            return GgufArray(kind[0], length, None)
         items = tuple(self.value(item_type, depth) for _ in range(length))
-        return GgufArray(kind[0], length, items if length <= KEPT_ARRAY_ITEMS else None)
+        return GgufArray(kind[0], length, items)
+
+    def skip_array(self, depth: int) -> None:
+        """Walk past one array (and the arrays inside it) without decoding an item."""
+        if depth > MAX_ARRAY_DEPTH:
+            raise CheckpointFormatError(self.name, "metadata arrays nest too deeply")
+        item_type = self.u32()
+        length = self.u64()
+        kind = VALUE_TYPES.get(item_type)
+        if kind is None:
+            raise CheckpointFormatError(self.name, f"unknown metadata value type {item_type}")
+        item_size = struct.calcsize(kind[1]) if kind[1] else 8
+        if length * item_size > self.size - self.pos:
+            raise CheckpointFormatError(
+                self.name, f"an array of {length:,} items runs past the end of the file"
+            )
+        if item_type == STRING_TYPE:
+            self.skip_strings(length)
+        elif item_type == ARRAY_TYPE:
+            self.spend(length)  # each nested array costs a walk: bounded like decoding
+            for _ in range(length):
+                self.skip_array(depth + 1)
+        else:
+            self.take(length * item_size)
 
     def skip_strings(self, count: int) -> None:
         """Walk past `count` strings without decoding them (a vocabulary: 10⁵ and more)."""
@@ -284,6 +345,7 @@ class _Reader:
 
     def tensor_info(self) -> tuple[str, tuple[int, ...], int, int]:
         tensor_name = self.text("a tensor name")
+        self.spend(1)  # the info's tuple and its dims
         n_dims = self.u32()
         if not 1 <= n_dims <= MAX_DIMS:
             raise CheckpointFormatError(

@@ -11,6 +11,7 @@ import os
 import struct
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -284,3 +285,66 @@ def test_split_sets_of_one_part_and_a_wrong_split_count(tmp_path: Path) -> None:
     files = tuple(sorted(p.name for p in two.iterdir()))
     with pytest.raises(CheckpointFormatError, match=r"split\.count=3, but the set has 2 files"):
         read_gguf_checkpoint(LocalFiles(two), files)
+
+
+# --- a memory bound that holds for any header (round three, N2) --------------------------------
+
+
+def _array_of_arrays(outer: int, inner: int) -> bytes:
+    """The value of an array-typed key: `outer` arrays (type 9) of `inner` uint16 (type 2)."""
+    one = struct.pack("<IQ", 2, inner) + bytes(2 * inner)
+    return struct.pack("<IQ", 9, outer) + one * outer
+
+
+def _peak_bytes_reading(path: Path) -> tuple[int, Any]:
+    import tracemalloc
+
+    from gpt2tie.formats.file_access import LocalFiles
+
+    tracemalloc.start()
+    try:
+        header = read_gguf_header(LocalFiles(path.parent), path.name)
+        return tracemalloc.get_traced_memory()[1], header
+    finally:
+        tracemalloc.stop()
+
+
+def test_arrays_of_arrays_are_walked_not_decoded(tmp_path: Path) -> None:
+    keys = [kv(f"junk.{n}", 9, _array_of_arrays(1024, 1024)) for n in range(16)]
+    path = tmp_path / "nested.gguf"
+    path.write_bytes(gguf_bytes(kvs=[kv("general.architecture", 8, text("llama")), *keys]))
+    size = path.stat().st_size
+    assert size > 32 * 2**20  # 16 M two-byte items: as Python ints, over 500 MB
+    peak, header = _peak_bytes_reading(path)
+    # The header's bytes (read in doubling chunks) and little else.
+    assert peak < 3 * size, f"{peak:,} bytes traced for a {size:,}-byte header"
+    for n in range(16):
+        array = header.metadata[f"junk.{n}"]
+        assert (array.item_type, array.length, array.items) == ("ARRAY", 1024, None)
+    assert header.string("general.architecture") == "llama"
+
+
+def test_metadata_that_decodes_past_the_budget_is_refused(tmp_path: Path) -> None:
+    from gpt2tie.formats.gguf import MAX_DECODED_VALUES
+
+    short = struct.pack("<IQ", 0, 1024) + bytes(1024)  # uint8 arrays, short enough to keep
+    count = MAX_DECODED_VALUES // 1024 + 1
+    path = tmp_path / "wide.gguf"
+    path.write_bytes(gguf_bytes(kvs=[kv(f"k{n}", 9, short) for n in range(count)]))
+    with pytest.raises(CheckpointFormatError, match="decodes to more than 1,000,000 values"):
+        read_gguf_header(LocalFiles(path.parent), path.name)
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: gguf_bytes(tensor_count=100_001, data=bytes(33 * 100_001)), "100,000 allowed"),
+        (lambda: gguf_bytes(kvs=[kv("k" * 70_000, 4, bytes(4))]), "longer than the 65,535"),
+    ],
+    ids=["tensor-count", "long-key"],
+)
+def test_counts_past_the_bounds_are_refused(make: Any, words: str, tmp_path: Path) -> None:
+    path = tmp_path / "big.gguf"
+    path.write_bytes(make())
+    with pytest.raises(CheckpointFormatError, match=words):
+        read_gguf_header(LocalFiles(path.parent), path.name)
