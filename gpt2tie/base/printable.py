@@ -49,3 +49,11 @@ def printable_copy(value: T) -> T:
     if isinstance(value, dict):
         return {printable_copy(k): printable_copy(v) for k, v in value.items()}  # type: ignore[return-value]
     return value
+
+
+def listed(names: list[str], limit: int = 12, separator: str = ", ") -> str:
+    """The first `limit` of `names` joined, and how many more there are: an error line stays a
+    line however many files a folder or a split set names."""
+    shown = separator.join(names[:limit])
+    hidden = len(names) - limit
+    return f"{shown}{separator}… and {hidden:,} more" if hidden > 0 else shown

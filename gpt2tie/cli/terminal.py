@@ -41,12 +41,20 @@ def say(text: str) -> None:
     stderr_console().print(printable(text), highlight=False, markup=False, soft_wrap=True)
 
 
+MAX_ERROR_CHARACTERS = 4000
+
+
 def error_line(message: str) -> None:
     from rich.markup import escape
 
     # Messages quote names from files (control characters escaped) and shapes in brackets
     # (escaped too: they are not markup).
-    shown = escape(printable_message(message))
+    text = printable_message(message)
+    if len(text) > MAX_ERROR_CHARACTERS:  # a backstop: messages cap the names they list
+        text = (
+            f"{text[:MAX_ERROR_CHARACTERS]}… ({len(text) - MAX_ERROR_CHARACTERS:,} more characters)"
+        )
+    shown = escape(text)
     stderr_console().print(f"[bold red]Error:[/bold red] {shown}", highlight=False, soft_wrap=True)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpt2tie.base.errors import CheckpointFormatError
+from gpt2tie.base.printable import listed
 from gpt2tie.formats.file_access import FileAccess
 from gpt2tie.formats.gguf_types import (
     ARRAY_TYPE,
@@ -412,7 +413,9 @@ def read_gguf_checkpoint(access: FileAccess, files: tuple[str, ...]) -> GgufChec
         missing = [name for name in expected if name not in files]
         if count < 1 or missing:
             raise CheckpointFormatError(
-                files[0], f"is part of a split GGUF whose parts are missing: {', '.join(missing)}"
+                files[0],
+                f"is part of a split GGUF whose parts are missing ({len(missing):,}): "
+                f"{listed(missing)}",
             )
         files = expected
     headers = tuple(read_gguf_header(access, name) for name in files)

@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable, Iterable
 
 from gpt2tie.base.errors import InputError
+from gpt2tie.base.paths import shown
+from gpt2tie.base.printable import listed
 from gpt2tie.formats.file_access import FileAccess
 from gpt2tie.formats.gguf import GgufCheckpoint, gguf_models, model_files_for, read_gguf_checkpoint
 from gpt2tie.formats.gguf_types import FILE_TYPES, GGML_TYPES
@@ -39,16 +41,17 @@ def choose_gguf(
     names = list(names)
     if wanted is not None:
         if wanted not in names:
-            raise InputError(f"{spec}: has no GGUF file {wanted!r}")
+            raise InputError(f"{spec}: has no GGUF file {shown(wanted)!r}")
         return read_gguf_checkpoint(access, model_files_for(wanted, names))
     models = gguf_models(names)
     if not models:
         raise InputError(f"{spec}: holds no config.json and no .gguf file")
     if len(models) == 1:
         return read_gguf_checkpoint(access, next(iter(models.values())))
-    listed = "; ".join(_described(label, files, size_of) for label, files in sorted(models.items()))
+    described = [_described(label, files, size_of) for label, files in sorted(models.items())]
     raise InputError(
-        f"{spec}: holds {len(models)} GGUF models, name one with --gguf-file: {listed}"
+        f"{spec}: holds {len(models):,} GGUF models, name one with --gguf-file: "
+        f"{listed(described, separator='; ')}"
     )
 
 

@@ -366,3 +366,25 @@ def test_untie_skips_a_loop_of_links_among_the_source_files(
     assert (
         not (tmp_path / "out" / "a").exists() and (tmp_path / "out" / "model.safetensors").exists()
     )
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ([f"model-{n:05d}.gguf" for n in range(20_000)], "holds 20,000 GGUF models"),
+        (["m-00001-of-99999.gguf"], "parts are missing (99,998)"),
+    ],
+    ids=["many-models", "missing-parts"],
+)
+def test_an_error_listing_names_stays_one_short_line(
+    files: list[str], expected: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "ggufs"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_bytes(b"")
+    result = runner.invoke(app, ["inspect", str(folder)], env={"COLUMNS": "80"})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert expected in result.stderr and "more" in result.stderr
+    assert len(result.stderr) < 2000
