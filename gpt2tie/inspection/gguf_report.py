@@ -228,7 +228,8 @@ class _Facts:
         """Tensor-name prefixes down to `max_depth` levels, in file order (`blk`, `blk.0`, …)."""
         owned: dict[str, int] = {}
         for tensor in self.tensors:
-            parts = tensor.name.split(".")[:-1]
+            # A name with no dot (rope_freqs) is its own row, as a module of one tensor.
+            parts = tensor.name.split(".")[:-1] or [tensor.name]
             for depth in range(1, min(len(parts), max_depth) + 1):
                 prefix = ".".join(parts[:depth])
                 owned[prefix] = owned.get(prefix, 0) + tensor.numel

@@ -444,3 +444,25 @@ def test_70b_shaped_header_without_torch_in_bounded_memory(tmp_path: Path) -> No
     _, peak_mb, torch_loaded = done.stderr.split()[-3:]
     assert torch_loaded == "False"
     assert int(peak_mb) <= 200
+
+
+def test_a_tensor_name_without_a_dot_is_its_own_module_row(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "dotless.gguf"
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
+    writer.add_tensor("blk.0.attn_norm.weight", np.zeros(4, dtype=np.float32))
+    writer.add_tensor("output_norm", np.zeros(16, dtype=np.float32))  # no dot
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    total = sum(int(t.n_elements) for t in gguf.GGUFReader(str(path)).tensors)  # the reference
+    result = invoke("count-params", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    top = {row["name"]: row["owned"] for row in counts["modules"] if row["depth"] == 1}
+    assert top["output_norm"] == 16
+    assert sum(top.values()) == counts["parameters"]["unique"] == total
