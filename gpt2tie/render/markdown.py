@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import re
+
 from gpt2tie.results import CheckReport, Finding, InspectReport
 from gpt2tie.results.diff import DiffReport
 
+# What gives text a meaning inside a table cell (emphasis, code, links, strikethrough, a cell
+# break), written as backslash escapes; what acts only at a line's start cannot occur there.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+ZERO_WIDTH = "&#8203;"  # what GitHub's own bots put after an @ so that it mentions no one
+
 
 def _code(text: str) -> str:
-    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+    """`text` as a code span (no markup, link or mention inside one): a fence longer than any
+    run of backticks in it, pipes escaped for the table around it, one line."""
+    flat = text.replace("\r", " ").replace("\n", " ")
+    longest = max((len(run) for run in re.findall("`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {flat} " if flat.startswith("`") or flat.endswith("`") else flat
+    return fence + padded.replace("|", "\\|") + fence
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Prose that quotes names from files, as plain text in a table cell: no raw HTML, link,
+    autolink, emphasis, mention or cell break survives from the names."""
+    flat = text.replace("\r", " ").replace("\n", " ")
+    escaped = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", escaped)
+    escaped = escaped.replace("@", "@" + ZERO_WIDTH)
+    # GitHub links bare URLs and www. names by itself.
+    return escaped.replace("://", ":" + ZERO_WIDTH + "//").replace("www.", "www" + ZERO_WIDTH + ".")
 
 
 def _yes_no(value: bool | None) -> str:
