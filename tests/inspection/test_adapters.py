@@ -476,3 +476,24 @@ def test_adapter_config_values_are_checked_where_read(
     assert result.stdout == ""
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert expected in result.stderr
+
+
+def test_a_saved_adapter_report_is_read_back_by_diff_and_check(
+    bases: dict[tuple[str, bool], Path], tmp_path: Path
+) -> None:
+    from gpt2tie.results import InspectReport, from_json_value
+
+    adapter = tmp_path / "adapter"
+    train_adapter(
+        bases[("llama", True)], "llama", {"target_modules": r".*\.(q_proj|v_proj)"}, adapter
+    )
+    saved = tmp_path / "adapter.json"
+    saved.write_text(json.dumps(inspect_json(str(adapter))))
+    rebuilt = from_json_value(InspectReport, json.loads(saved.read_text()))
+    assert rebuilt.adapter is not None and rebuilt.adapter.target_modules == r".*\.(q_proj|v_proj)"
+    assert rebuilt.to_dict() == json.loads(saved.read_text())  # nothing lost on the way
+    same = runner.invoke(app, ["diff", str(saved), str(adapter), "--no-cache"])
+    assert same.exit_code == 0, same.output
+    assert "No difference" in same.stdout
+    gate = runner.invoke(app, ["check", str(adapter), "--baseline", str(saved), "--no-cache"])
+    assert gate.exit_code == 0, gate.output
