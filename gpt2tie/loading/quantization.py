@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gpt2tie.model.transformers_version import installed_major
+
 AfterLoad = Literal[
     "dequantized",  # parameters() holds the logical weights (fp8, mxfp4 on a CPU)
     "as-logical",  # quantized in place, one element per logical element (bnb 8-bit)
@@ -43,6 +45,8 @@ class Scheme:
 _BACKEND_LAYOUTS: dict[str, dict[str, tuple[str, ...]]] = {
     "gptq": {"weight": ("qweight", "qzeros", "scales", "g_idx")},
     "awq": {"weight": ("qweight", "qzeros", "scales")},
+    # EetqLinear: an int8 `weight` stored [in, out] (transposed) and `weight_scales` [out].
+    "eetq": {"weight": ("weight", "weight_scales")},
 }
 # Stored beside a compressed-tensors weight when activations are quantized statically, or
 # with activation ordering; the module keeps them as parameters.
@@ -57,6 +61,7 @@ _BACKENDS = {
     "hqq": "hqq",
     "fp8": "accelerate",
     "mxfp4": None,
+    "eetq": "kernels",  # transformers 5 takes EETQ's kernels from the kernels hub; 4.x: eetq
 }
 
 
@@ -132,12 +137,18 @@ def scheme_for(quant: QuantizationConfig, stored_names: frozenset[str]) -> Schem
     return Scheme(
         method=method,
         stored_names=declared,
-        backend=_BACKENDS.get(method, method),
+        backend=_backend(method),
         after_load=_AFTER_LOAD.get(method, "as-logical"),
         elements_per_stored=_ELEMENTS_PER_STORED.get(method, 1),
         packed_weight=packed,
         on_cpu=_ON_CPU.get(method, "loads with its backend"),
     )
+
+
+def _backend(method: str) -> str | None:
+    if method == "eetq" and installed_major() < 5:
+        return "eetq"
+    return _BACKENDS.get(method, method)
 
 
 def _declared_by_transformers(method: str) -> dict[str, tuple[str, ...]]:
@@ -162,6 +173,7 @@ _AFTER_LOAD: dict[str, AfterLoad] = {
     "compressed-tensors": "stored-tensors",
     "torchao": "as-logical",
     "hqq": "not-loaded",
+    "eetq": "stored-tensors",  # EetqLinear keeps weight and weight_scales as parameters
 }
 _ELEMENTS_PER_STORED = {"bitsandbytes_4bit": 2, "gptq": 8, "awq": 8, "mxfp4": 2}
 _ON_CPU = {
@@ -175,6 +187,7 @@ _ON_CPU = {
     "compressed-tensors": "loads with compressed-tensors",
     "torchao": "loads with torchao",
     "hqq": "transformers 5 has no HQQ load path: the weights are not loaded (random)",
+    "eetq": "needs a CUDA GPU: from_pretrained raises on a CPU (no GPU found)",
 }
 
 

@@ -227,6 +227,19 @@ def awq(source: Path, folder: Path) -> Path:
     return rewrite(source, folder, config, store)
 
 
+def eetq(source: Path, folder: Path) -> Path:
+    """EETQ as EetqLinear stores it: an int8 weight [in, out] and weight_scales [out]."""
+
+    def store(module: str, weight: torch.Tensor) -> dict[str, torch.Tensor]:
+        rows, cols = weight.shape  # out, in
+        return {
+            f"{module}.weight": torch.zeros(cols, rows, dtype=torch.int8),
+            f"{module}.weight_scales": torch.ones(rows, dtype=torch.float16),
+        }
+
+    return rewrite(source, folder, {"quant_method": "eetq", "weights": "int8"}, store)
+
+
 def torchao_by_hand(source: Path, folder: Path) -> Path:
     def store(module: str, weight: torch.Tensor) -> dict[str, torch.Tensor]:
         return {

@@ -43,6 +43,7 @@ BY_HAND = {
     "gptq": qm.gptq,
     "awq": qm.awq,
     "torchao-by-hand": qm.torchao_by_hand,  # no torchao needed to read it
+    "eetq": qm.eetq,  # GPU-only: read here, never loaded
 }
 
 
@@ -242,3 +243,22 @@ def test_count_params_carries_the_same_quantization(
     assert data["quantization"] == inspect(folder)["quantization"]
     human = runner.invoke(app, ["count-params", str(folder)], env={"COLUMNS": "100"})
     assert "Quantization" in human.stdout and "after load" in human.stdout
+
+
+def test_eetq_on_a_cpu_needs_its_backend_and_a_gpu(bases: dict[bool, Path], tmp_path: Path) -> None:
+    import importlib.util
+
+    from transformers import AutoModelForCausalLM
+
+    folder = qm.eetq(bases[True], tmp_path / "eetq")
+    with pytest.raises((ImportError, RuntimeError)):  # the truth on this machine
+        AutoModelForCausalLM.from_pretrained(folder)
+    report = inspect(folder)
+    codes = {f["code"] for f in report["findings"]}
+    backend = report["quantization"]["backend"]
+    assert backend == "kernels"  # transformers 5 loads EETQ's kernels from the kernels hub
+    installed = importlib.util.find_spec(backend) is not None
+    assert ("quantized-backend-missing" in codes) is not installed
+    assert not codes - {"quantized-backend-missing"}  # no shape mismatch, nothing unexpected
+    assert not torch.cuda.is_available()
+    assert "CUDA GPU" in report["quantization"]["on_this_machine"]
