@@ -115,7 +115,10 @@ def _title(source: Source, model: ModelInfo) -> Text:
     # Two short lines rather than one that wraps somewhere in the middle of a phrase.
     title = Text()
     title.append(source.spec, style="bold")
-    title.append(f" ({_SOURCE_LABEL.get(source.kind, source.kind)})\n")
+    label = _SOURCE_LABEL.get(source.kind, source.kind)
+    if source.kind == "local" and source.spec.endswith(".gguf"):
+        label = "local file"
+    title.append(f" ({label})\n")
     if model.class_name == "GGUF":
         title.append(f"GGUF file · architecture {model.model_type}")
         return title
@@ -135,6 +138,8 @@ def _answers(heads: tuple[Head, ...], counts: ParameterCounts) -> list[Renderabl
         for head in heads
         if head.declared_tied and not head.tied
     ]
+    if not heads:
+        return [Text(f"No output head found: {counts.unique:,} parameters, counted once each.")]
     if not tied:
         return [
             *broken,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -85,3 +86,21 @@ def test_every_result_renders(output_format: str) -> None:
             if isinstance(result, BuiltinList):
                 assert all(entry.name in text for entry in result.configs)
             assert text.strip()
+
+
+def test_a_model_without_an_output_head_says_so(tmp_path: Path) -> None:
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=16,
+    )  # fmt: skip
+    model = BertModel(config)
+    assert model.get_output_embeddings() is None  # the truth: an encoder with no head
+    model.save_pretrained(tmp_path)
+    report = gpt2tie.inspect(str(tmp_path), use_cache=False)
+    assert report.heads == ()
+    console = Console(width=100, record=True, color_system=None)
+    console.print(render(report, "text"))
+    text = console.export_text()
+    assert "No output head found" in text and "each output head has its own weight" not in text
