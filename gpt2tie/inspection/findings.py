@@ -286,13 +286,21 @@ def _keys_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Find
     missing_heads = [name for name in prediction.missing if name in head_parameters]
     missing_other = [name for name in prediction.missing if name not in head_parameters]
     if missing_heads:
+        # The flag is no fix where the config already sets it, or for a bias.
+        flag_helps = facts.tie_flag_in_file is not True and all(
+            name.endswith(".weight") for name in missing_heads
+        )
+        fix = "save the head" + (
+            ", or set tie_word_embeddings: true if it should be the input embedding"
+            if flag_helps
+            else " (re-save with save_pretrained)"
+        )
         findings.append(
             Finding(
                 "head-missing",
                 "error",
                 f"{_first_few(missing_heads)}: not in the files and not tied to a stored weight, "
-                "so from_pretrained initialises it randomly. Fix: save the head, or set "
-                "tie_word_embeddings: true if it should be the input embedding",
+                f"so from_pretrained initialises it randomly. Fix: {fix}",
                 tuple(missing_heads),
             )
         )

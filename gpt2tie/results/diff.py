@@ -105,6 +105,11 @@ DIFFERENCE_CODES: dict[str, tuple[Severity, str]] = {
     "quantization-changed": ("info", "the quantization_config changed"),
     "dtype-changed": ("info", "a tensor stored on both sides changed dtype"),
     "tensor-added": ("info", "B stores a tensor that A does not"),
+    "non-parameter-removed": (
+        "info",
+        "a tensor A stores that is no parameter (a buffer, or a name loading ignores) is not "
+        "stored in B",
+    ),
     "values-changed": ("info", "--values: a tensor's stored values changed"),
 }
 

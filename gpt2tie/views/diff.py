@@ -88,7 +88,8 @@ def diff_sides(
     values: tuple[ValueChange, ...] = ()
     bytes_read = 0
     if a_files is not None and b_files is not None:
-        found += _tensor_changes(a_files, b_files)
+        not_parameters = a.inspection.checkpoint.not_parameters if a.inspection.checkpoint else ()
+        found += _tensor_changes(a_files, b_files, frozenset(not_parameters))
         if compare_values:
             values, bytes_read = _value_changes(a_files, b_files)
             found += [
@@ -287,13 +288,27 @@ def _count_table(a: Report, b: Report) -> tuple[CountDelta, ...]:
     return tuple(rows)
 
 
-def _tensor_changes(a: Checkpoint, b: Checkpoint) -> list[Difference]:
+def _tensor_changes(
+    a: Checkpoint, b: Checkpoint, a_not_parameters: frozenset[str]
+) -> list[Difference]:
     a_names, b_names = a.tensor_names, b.tensor_names
     found = []
-    removed, added = sorted(a_names - b_names), sorted(b_names - a_names)
+    gone = sorted(a_names - b_names)
+    # A buffer or a name loading ignores (an old position_ids): its absence changes no weight;
+    # a buffer B's load then misses shows as load-degraded.
+    ignored = [name for name in gone if name in a_not_parameters]
+    removed, added = [n for n in gone if n not in a_not_parameters], sorted(b_names - a_names)
     if removed:
         found.append(
             difference("tensor-removed", _listed(removed, "not stored on B"), tuple(removed))
+        )
+    if ignored:
+        found.append(
+            difference(
+                "non-parameter-removed",
+                _listed(ignored, "not stored on B (not a parameter on A)"),
+                tuple(ignored),
+            )
         )
     if added:
         found.append(difference("tensor-added", _listed(added, "stored on B only"), tuple(added)))

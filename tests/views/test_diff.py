@@ -307,3 +307,29 @@ def test_byte_identical_tensors_holding_nan_are_unchanged(base: Path, tmp_path: 
     same = copy_of(with_nan, tmp_path / "same")
     status, report = diff(str(with_nan), str(same), "--compare-values")
     assert status == 0 and report["differences"] == []
+
+
+def test_a_removed_buffer_that_loading_ignores_is_no_warning(tmp_path: Path) -> None:
+    config = transformers.BertConfig(
+        vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=16,
+    )  # fmt: skip
+    old, new = tmp_path / "old", tmp_path / "new"
+    transformers.BertForMaskedLM(config).save_pretrained(new)
+    shutil.copytree(new, old)
+    stored = load_file(old / "model.safetensors")
+    stored["bert.embeddings.position_ids"] = torch.arange(16).unsqueeze(0)  # as old saves did
+    save_file(stored, old / "model.safetensors", {"format": "pt"})
+    # The truth: both load the same weights, and nothing is missing from either.
+    loaded = [
+        transformers.BertForMaskedLM.from_pretrained(f, output_loading_info=True)
+        for f in (old, new)
+    ]
+    assert not any(info["missing_keys"] for _, info in loaded)
+    state_old, state_new = (model.state_dict() for model, _ in loaded)
+    assert all(torch.equal(state_old[k], state_new[k]) for k in state_new)
+    code, report = diff(str(old), str(new), "--fail-on", "warning")
+    assert code == 0, report
+    [gone] = [d for d in report["differences"] if d["code"] == "non-parameter-removed"]
+    assert gone["severity"] == "info" and gone["names"] == ["bert.embeddings.position_ids"]
+    assert "tensor-removed" not in {d["code"] for d in report["differences"]}
