@@ -71,7 +71,7 @@ def count_params(
     *,
     depth: int = 1,
     memory: bool = False,
-    context: int = 4096,
+    context: int | None = None,
     batch: int = 1,
     class_name: str | None = None,
     trust_remote_code: bool = False,
@@ -91,7 +91,7 @@ def count_params(
 ) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes,
     with the same keywords. `memory=True` adds the memory estimate (`report.memory`), with a
-    KV cache for `batch` sequences of `context` tokens."""
+    KV cache for `batch` sequences of `context` tokens (default: the model's maximum)."""
     keywords = _keywords(locals())  # before any import adds a name
     from gpt2tie.inspection.options import MemoryOptions
     from gpt2tie.inspection.request import Counts

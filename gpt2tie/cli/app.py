@@ -126,7 +126,7 @@ def count_params(
         ),
     ] = 1,
     memory: MemoryFlagOption = False,
-    context: ContextOption = 4096,
+    context: ContextOption = None,
     batch: BatchOption = 1,
 ) -> None:
     """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""

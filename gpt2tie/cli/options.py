@@ -240,12 +240,13 @@ MemoryFlagOption = Annotated[
 ]
 
 ContextOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--context",
         metavar="TOKENS",
         callback=at_least_one,
-        help="Tokens per sequence the KV cache is sized for.",
+        help="Tokens per sequence the KV cache is sized for (default: the model's maximum, "
+        "from its config; 4,096 if it names none).",
         rich_help_panel=MEMORY_PANEL,
     ),
 ]

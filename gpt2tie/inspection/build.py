@@ -36,6 +36,7 @@ from gpt2tie.model.skeleton import (
 )
 from gpt2tie.model.transformers_version import installed_major, installed_version
 from gpt2tie.results import (
+    SEVERITY_RANK,
     AliasGroup,
     CheckpointSummary,
     CountReport,
@@ -45,6 +46,7 @@ from gpt2tie.results import (
     ModelInfo,
     TieOnLoad,
 )
+from gpt2tie.results.memory import MemoryEstimate
 from gpt2tie.results.quantization import QuantizationSummary
 from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.version import __version__
@@ -237,11 +239,29 @@ def count_report_from(
         modules=tuple(module_counts(analysis.model, analysis.table, depth)),
         by_dtype=tuple(by_dtype),
         by_dtype_source="checkpoint" if checkpoint is not None else "config",
-        findings=analysis.findings,
+        findings=_with_context_warning(analysis.findings, estimate),
         memory=estimate,
         quantization=analysis.quantization,
         transformers_version=installed_version(),
     )
+
+
+def _with_context_warning(
+    findings: tuple[Finding, ...], estimate: MemoryEstimate | None
+) -> tuple[Finding, ...]:
+    """The findings, and a warning when --context asks for more tokens than the model has
+    positions for."""
+    cache = estimate.kv_cache if estimate is not None else None
+    if cache is None or cache.max_context is None or cache.context <= cache.max_context:
+        return findings
+    beyond = Finding(
+        "context-beyond-maximum",
+        "warning",
+        f"--context {cache.context:,} is beyond the model's maximum of {cache.max_context:,} "
+        "tokens (its config): the KV cache is sized as asked, but the model has no positions "
+        "past its maximum",
+    )
+    return tuple(sorted((*findings, beyond), key=lambda f: (-SEVERITY_RANK[f.severity], f.code)))
 
 
 def _flag_in_file(config: dict[str, Any]) -> bool | None:

@@ -11,7 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpt2tie.formats.gguf import GgufArray, GgufCheckpoint, GgufHeader, GgufTensor
+from gpt2tie.formats.gguf import GgufCheckpoint, GgufHeader, GgufTensor
+from gpt2tie.formats.gguf_reader import GgufArray
 from gpt2tie.formats.gguf_types import (
     ALWAYS_TIED,
     EMBEDDING_TENSORS,

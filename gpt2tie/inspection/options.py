@@ -33,5 +33,5 @@ class InspectOptions:
 class MemoryOptions:
     """`count-params --memory`: the sequences the KV cache is sized for."""
 
-    context: int = 4096
+    context: int | None = None  # None: the model's maximum context (4,096 if none is named)
     batch: int = 1

@@ -68,11 +68,37 @@ def _unique_numel(parameters: Any, seen: set[int]) -> int:
     return total
 
 
+DEFAULT_CONTEXT = 4096  # where the config names no maximum (relative positions: T5)
+MAX_CONTEXT_FIELDS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_sequence_length",
+    "seq_length",
+    "n_ctx",
+    "max_seq_len",
+)
+
+
+def max_context(config: Any) -> tuple[int | None, str | None]:
+    """The model's maximum context and the config field that names it, or (None, None)."""
+    text = config.get_text_config(decoder=True)
+    for name in MAX_CONTEXT_FIELDS:
+        value = getattr(text, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value, name
+    return None, None
+
+
 def kv_cache(
-    config: Any, element_bytes: int, dtype: str, context: int, batch: int
+    config: Any, element_bytes: int, dtype: str, context: int | None, batch: int
 ) -> KvCache | None:
     """The cache transformers builds for `batch` sequences of `context` tokens (None for a
-    model that does not generate with a cache)."""
+    model that does not generate with a cache); `context` None: the model's maximum."""
+    maximum, named_by = max_context(config)
+    if context is None:
+        context, context_from = maximum or DEFAULT_CONTEXT, named_by or "default"
+    else:
+        context_from = "--context"
     text = config.get_text_config(decoder=True)
     heads = _first_int(text, "decoder_attention_heads", "num_attention_heads")
     layers = _first_int(text, "decoder_layers", "num_decoder_layers", "num_hidden_layers")
@@ -108,6 +134,8 @@ def kv_cache(
         self_attention_bytes=self_bytes,
         cross_attention_bytes=cross,
         total_bytes=self_bytes + cross,
+        context_from=context_from,
+        max_context=maximum,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import RenderableType
 from rich.table import Table
 
-from gpt2tie.results.memory import MemoryEstimate
+from gpt2tie.results.memory import KvCache, MemoryEstimate
 
 
 def memory_table(memory: MemoryEstimate) -> RenderableType:
@@ -27,6 +27,7 @@ def memory_table(memory: MemoryEstimate) -> RenderableType:
         shape = f"{cache.batch:,} × {cache.context:,} tokens, {cache.dtype}"
         table.add_row(f"KV cache ({shape})", _size(cache.self_attention_bytes))
         table.add_row("  per token of one sequence", f"{cache.per_token_bytes:,} B")
+        table.add_row(f"  context: {_context_from(cache)}", "")
         if cache.sliding_window_layers:
             table.add_row(
                 f"  {cache.sliding_window_layers} sliding-window layers keep "
@@ -62,3 +63,13 @@ def _size(count: int) -> str:
         if count >= scale:
             return f"{count / scale:,.2f}\u00a0{unit}"
     return f"{count:,}\u00a0B"
+
+
+def _context_from(cache: KvCache) -> str:
+    if cache.context_from == "default":
+        return f"{cache.context:,} tokens (the config names no maximum)"
+    if cache.context_from != "--context":
+        return f"the model's maximum ({cache.context_from})"
+    if cache.max_context is not None and cache.context > cache.max_context:
+        return f"--context, beyond the model's maximum of {cache.max_context:,}"
+    return "--context"

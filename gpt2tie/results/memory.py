@@ -40,6 +40,10 @@ class KvCache:
     self_attention_bytes: int
     cross_attention_bytes: int  # encoder-decoder: the encoder's `context` tokens, per layer
     total_bytes: int
+    # Where `context` came from: "--context", or the config field naming the model's maximum
+    # (the default), or "default" where the config names none (4,096 tokens then).
+    context_from: str = "--context"
+    max_context: int | None = None  # the model's maximum, as its config names it
 
 
 @dataclass(frozen=True)

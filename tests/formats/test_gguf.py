@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from gpt2tie.cli import app
 from gpt2tie.formats.file_access import LocalFiles
-from gpt2tie.formats.gguf import GgufArray, read_gguf_header
+from gpt2tie.formats.gguf import read_gguf_header
+from gpt2tie.formats.gguf_reader import GgufArray
 from gpt2tie.formats.gguf_types import ALWAYS_TIED, FILE_TYPES, GGML_TYPES, NO_OUTPUT_HEAD
 
 runner = CliRunner()

@@ -325,7 +325,7 @@ def test_arrays_of_arrays_are_walked_not_decoded(tmp_path: Path) -> None:
 
 
 def test_metadata_that_decodes_past_the_budget_is_refused(tmp_path: Path) -> None:
-    from gpt2tie.formats.gguf import MAX_DECODED_VALUES
+    from gpt2tie.formats.gguf_reader import MAX_DECODED_VALUES
 
     short = struct.pack("<IQ", 0, 1024) + bytes(1024)  # uint8 arrays, short enough to keep
     count = MAX_DECODED_VALUES // 1024 + 1

@@ -343,7 +343,16 @@ def test_memory_in_human_output_and_bad_input(saved: dict[str, Path]) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Memory (a tied pair counted once)" in result.stdout
-    assert "KV cache (1 × 4,096 tokens, float32)" in result.stdout
+    positions = json.loads((saved["gpt2"] / "config.json").read_text())["n_positions"]
+    assert f"KV cache (1 × {positions:,} tokens, float32)" in result.stdout  # its maximum
+    assert "context: the model's maximum" in result.stdout
+    beyond = runner.invoke(
+        app,
+        ["count-params", str(saved["gpt2"]), "--memory", "--context", str(positions + 1)],
+        env={"COLUMNS": "100"},
+    )
+    assert "context-beyond-maximum" in beyond.stdout
+    assert f"beyond the model's maximum of {positions:,}" in beyond.stdout
     bad = runner.invoke(app, ["count-params", str(saved["gpt2"]), "--memory", "--context", "0"])
     assert bad.exit_code == 2 and "must be at least 1" in bad.output
     plain = runner.invoke(app, ["count-params", str(saved["gpt2"]), "--json"])
