@@ -13,12 +13,12 @@ def adapter_table(summary: AdapterSummary) -> Table:
     table.add_column("stores", overflow="fold")
     table.add_column("parameters", justify="right", no_wrap=True)
     table.add_column("tied in the base to", overflow="fold")
-    for module in summary.modules:
+    for group in summary.module_groups():
         table.add_row(
-            module.module,
-            ", ".join(module.kinds),
-            f"{module.parameters:,}",
-            ", ".join(module.tied_with) or "—",
+            group.pattern if group.count == 1 else f"{group.pattern} ({group.count}×)",
+            ", ".join(group.kinds),
+            f"{group.parameters:,}",
+            ", ".join(group.tied_with) or "—",
         )
     counts = summary.counts
     rank = f"rank {summary.rank}, alpha {summary.alpha:g}" if summary.rank and summary.alpha else ""

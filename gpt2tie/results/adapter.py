@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +19,20 @@ class AdaptedModule:
     kinds: tuple[AdapterTensorKind, ...]
     parameters: int  # adapter tensors stored for it (a base-layer copy not included)
     tied_with: tuple[str, ...]  # other names of the module's weight in the base (a tie)
+
+
+@dataclass(frozen=True)
+class AdaptedModuleGroup:
+    """Adapted modules that differ only in their layer numbers (shown as `*`), for display."""
+
+    pattern: str
+    count: int
+    kinds: tuple[AdapterTensorKind, ...]
+    parameters: int  # all of them together
+    tied_with: tuple[str, ...]
+
+
+_LAYER_NUMBER = re.compile(r"(?<=\.)\d+(?=\.|$)")
 
 
 @dataclass(frozen=True)
@@ -44,3 +59,26 @@ class AdapterSummary:
     files: tuple[str, ...]
     modules: tuple[AdaptedModule, ...]
     counts: AdapterCounts
+
+    def module_groups(self) -> tuple[AdaptedModuleGroup, ...]:
+        """`modules` with those that differ only in layer numbers taken together (an adapter on
+        every layer is a handful of rows, not hundreds), in order of first appearance."""
+        groups: dict[tuple[Any, ...], list[AdaptedModule]] = {}
+        for module in self.modules:
+            key = (
+                _LAYER_NUMBER.sub("*", module.module),
+                module.kinds,
+                module.parameters,
+                tuple(_LAYER_NUMBER.sub("*", name) for name in module.tied_with),
+            )
+            groups.setdefault(key, []).append(module)
+        return tuple(
+            AdaptedModuleGroup(
+                pattern=pattern if len(members) > 1 else members[0].module,
+                count=len(members),
+                kinds=kinds,
+                parameters=each * len(members),
+                tied_with=tied if len(members) > 1 else members[0].tied_with,
+            )
+            for (pattern, kinds, each, tied), members in groups.items()
+        )

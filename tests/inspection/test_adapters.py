@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -497,3 +498,26 @@ def test_a_saved_adapter_report_is_read_back_by_diff_and_check(
     assert "No difference" in same.stdout
     gate = runner.invoke(app, ["check", str(adapter), "--baseline", str(saved), "--no-cache"])
     assert gate.exit_code == 0, gate.output
+
+
+def test_human_output_groups_the_layers_of_an_adapter(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    layers = 3
+    base = tmp_path / "base"
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=layers,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32,
+    )  # fmt: skip
+    transformers.LlamaForCausalLM(config).save_pretrained(base)
+    adapter = tmp_path / "adapter"
+    train_adapter(base, "llama", {"target_modules": ["q_proj", "v_proj"]}, adapter)
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as stored:
+        stored_numel = sum(math.prod(stored.get_slice(k).get_shape()) for k in stored.keys())
+    shown = runner.invoke(app, ["inspect", str(adapter), "--no-cache"], env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    rows = [line for line in shown.stdout.splitlines() if "_proj" in line and "│" in line]
+    assert len(rows) == 2  # one row per projection, not one per layer
+    assert all("layers.*.self_attn" in row and f"({layers}×)" in row for row in rows)
+    totals = [int(row.split("│")[3].strip().replace(",", "")) for row in rows]
+    assert sum(totals) == stored_numel
