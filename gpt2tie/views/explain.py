@@ -88,6 +88,21 @@ def _tied(
         else f"{canonical}; {parameter} is not listed"
     )
     extra_mb = group.numel * _BYTES_PER_FLOAT32 / 1e6
+    # An embedding matrix tied to a head; anything else (BERT's decoder bias) is one tensor
+    # under two names, with no lookup, no "embeddings" rule and no tie_word_embeddings flag.
+    embedding = len(group.shape) == 2
+    unlisted = next(n for n in group.names if n != canonical)
+    uses = " (looking tokens up and projecting to logits)" if embedding else ""
+    decay = (
+        "excluding embeddings from weight decay also excludes the head, and the other way round"
+        if embedding
+        else f"a rule that names {unlisted} never sees it"
+    )
+    reties = (
+        "when the config says tie_word_embeddings: true"
+        if embedding
+        else "(the class declares this tie)"
+    )
     topics = (
         ExplainTopic(
             "identity",
@@ -105,8 +120,8 @@ def _tied(
         ExplainTopic(
             "training",
             f"Training {subject} trains {other}: a step on one is a step "
-            "on the other, and the gradient is the sum of both uses (looking tokens up "
-            "and projecting to logits). You cannot fine-tune one and keep the other.",
+            f"on the other, and the gradient is the sum of both uses{uses}. You cannot "
+            "fine-tune one and keep the other.",
         ),
         ExplainTopic(
             "freezing",
@@ -122,17 +137,14 @@ def _tied(
         ),
         ExplainTopic(
             "weight decay",
-            f"Rules by name see only {canonical}: excluding "
-            "embeddings from weight decay also excludes the head, and the other way "
-            "round. It is one tensor with one setting.",
+            f"Rules by name see only {canonical}: {decay}. It is one tensor with one setting.",
         ),
         ExplainTopic(
             "saving",
             f"save_pretrained stores it once, as {canonical}; the file has "
             f"no {others[-1] if parameter == canonical else parameter}, and "
-            "from_pretrained ties it again when the config says "
-            "tie_word_embeddings: true. safetensors' save_file refuses shared tensors; "
-            "torch.save keeps them as one storage.",
+            f"from_pretrained ties it again {reties}. safetensors' save_file refuses "
+            "shared tensors; torch.save keeps them as one storage.",
         ),
         ExplainTopic(
             "counting",
@@ -141,10 +153,11 @@ def _tied(
             f"(+{counts.duplicated:,}).",
         ),
     )
+    together = "head and embedding" if embedding else " and ".join(group.names)
     ways = (
         ExplainTopic(
             "keep the tie",
-            "Train head and embedding together (the usual choice: the "
+            f"Train {together} together (the usual choice: the "
             f"model was trained that way, and it saves {group.numel:,} parameters).",
         ),
         ExplainTopic(
@@ -152,7 +165,11 @@ def _tied(
             f"Give the head its own copy, then train or freeze each alone: "
             f"{untie_command}. It sets tie_word_embeddings: false and "
             f"stores the copy ({group.numel:,} more parameters, {extra_mb:,.1f} MB "
-            "in float32).",
+            "in float32)."
+            if embedding
+            else f"Give {parameter} its own Parameter in code (a clone of {other}); the "
+            "class declares this tie, so tie_weights() and from_pretrained tie it again: "
+            "keep the copy only in code that never calls them.",
         ),
     )
     return Explanation(
