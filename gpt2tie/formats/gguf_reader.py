@@ -132,7 +132,8 @@ class HeaderReader:
         self.spend(1)
         return self.scalar(kind[1])
 
-    def array(self, depth: int) -> GgufArray:
+    def array_head(self, depth: int) -> tuple[int, int, tuple[str, str], int]:
+        """An array's item type, length, type entry and item size, checked against the file."""
         if depth > MAX_ARRAY_DEPTH:
             raise CheckpointFormatError(self.name, "metadata arrays nest too deeply")
         item_type = self.u32()
@@ -145,40 +146,31 @@ class HeaderReader:
             raise CheckpointFormatError(
                 self.name, f"an array of {length:,} items runs past the end of the file"
             )
+        return item_type, length, kind, item_size
+
+    def array(self, depth: int) -> GgufArray:
+        item_type, length, kind, item_size = self.array_head(depth)
         self.spend(1)
-        if item_type == STRING_TYPE and length > KEPT_ARRAY_ITEMS:
-            self.skip_strings(length)
+        # An array of arrays (no key gpt2tie reads holds one) is walked, never decoded; so is
+        # a long array of strings (the vocabulary).
+        if item_type == ARRAY_TYPE or (item_type == STRING_TYPE and length > KEPT_ARRAY_ITEMS):
+            self.skip_items(item_type, length, item_size, depth)
             return GgufArray(kind[0], length, None)
         if kind[1] and length > KEPT_ARRAY_ITEMS:
             self.take(length * item_size)
             return GgufArray(kind[0], length, None)
-        if item_type == ARRAY_TYPE:  # no key gpt2tie reads holds one: walked, never decoded
-            for _ in range(length):
-                self.skip_array(depth + 1)
-            return GgufArray(kind[0], length, None)
         items = tuple(self.value(item_type, depth) for _ in range(length))
         return GgufArray(kind[0], length, items)
 
-    def skip_array(self, depth: int) -> None:
-        """Walk past one array (and the arrays inside it) without decoding an item."""
-        if depth > MAX_ARRAY_DEPTH:
-            raise CheckpointFormatError(self.name, "metadata arrays nest too deeply")
-        item_type = self.u32()
-        length = self.u64()
-        kind = VALUE_TYPES.get(item_type)
-        if kind is None:
-            raise CheckpointFormatError(self.name, f"unknown metadata value type {item_type}")
-        item_size = struct.calcsize(kind[1]) if kind[1] else 8
-        if length * item_size > self.size - self.pos:
-            raise CheckpointFormatError(
-                self.name, f"an array of {length:,} items runs past the end of the file"
-            )
+    def skip_items(self, item_type: int, length: int, item_size: int, depth: int) -> None:
+        """Walk past an array's items (and the arrays inside them) without decoding one."""
         if item_type == STRING_TYPE:
             self.skip_strings(length)
         elif item_type == ARRAY_TYPE:
             self.spend(length)  # each nested array costs a walk: bounded like decoding
             for _ in range(length):
-                self.skip_array(depth + 1)
+                nested_type, nested_length, _, nested_size = self.array_head(depth + 1)
+                self.skip_items(nested_type, nested_length, nested_size, depth + 1)
         else:
             self.take(length * item_size)
 
