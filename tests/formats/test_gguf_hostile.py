@@ -348,3 +348,28 @@ def test_counts_past_the_bounds_are_refused(make: Any, words: str, tmp_path: Pat
     path.write_bytes(make())
     with pytest.raises(CheckpointFormatError, match=words):
         read_gguf_header(LocalFiles(path.parent), path.name)
+
+
+def test_a_split_set_holding_more_parts_than_its_headers_declare(tmp_path: Path) -> None:
+    from gpt2tie.formats.gguf import read_gguf_checkpoint
+
+    made = tmp_path / "made"
+    made.mkdir()
+    writer = gguf.GGUFWriter(made / "m.gguf", "llama", split_max_tensors=1)
+    for index in range(2):
+        writer.add_tensor(f"blk.{index}.attn_q.weight", np.ones((4, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    first = made / "m-00001-of-00002.gguf"
+    declared = gguf.GGUFReader(str(first)).fields["split.count"].contents()
+    assert declared == 2  # the truth, read by the reference reader
+    three = tmp_path / "three"
+    three.mkdir()
+    for number, source in ((1, 1), (2, 2), (3, 2)):  # a set of three whose headers say two
+        part = made / f"m-{source:05d}-of-00002.gguf"
+        (three / f"m-{number:05d}-of-00003.gguf").write_bytes(part.read_bytes())
+    files = tuple(sorted(p.name for p in three.iterdir()))
+    with pytest.raises(CheckpointFormatError, match=r"split\.count=2, but the set has 3 files"):
+        read_gguf_checkpoint(LocalFiles(three), files)
