@@ -15,6 +15,7 @@ import gguf
 import gguf_models
 import jsonschema
 import pytest
+import torch
 from fake_hub import FakeHub
 from gguf import GGMLQuantizationType as Q
 from typer.testing import CliRunner
@@ -467,3 +468,51 @@ def test_a_tensor_name_without_a_dot_is_its_own_module_row(tmp_path: Path) -> No
     top = {row["name"]: row["owned"] for row in counts["modules"] if row["depth"] == 1}
     assert top["output_norm"] == 16
     assert sum(top.values()) == counts["parameters"]["unique"] == total
+
+
+def test_gguf_embedding_counts_match_the_models_embeddings(built: dict[str, Path]) -> None:
+    from transformers import GPT2LMHeadModel
+
+    model = GPT2LMHeadModel.from_pretrained(built["hf-gpt2"])
+    embeddings = {
+        id(m.weight): m.weight.numel()
+        for m in model.modules()
+        if isinstance(m, torch.nn.Embedding)  # wte and wpe: the truth, off the real instance
+    }
+    assert len(embeddings) == 2  # GPT-2's position_embd is the one that shows the split
+    # The GGUF copy stores the tied head again (output.weight), as llama.cpp's converter does.
+    counts = report_of(str(built["gpt2-copy"]))["parameters"]
+    head = model.lm_head.weight.numel()
+    assert counts["embedding"] == sum(embeddings.values())
+    assert counts["non_embedding"] == counts["unique"] - counts["embedding"]
+    assert counts["unique"] == sum(p.numel() for p in model.parameters()) + head
+
+
+def test_an_encoder_gguf_gets_no_lm_head(tmp_path: Path) -> None:
+    import numpy as np
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=32, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=16,
+    )  # fmt: skip
+    model = BertModel(config, add_pooling_layer=False)
+    assert model.get_output_embeddings() is None  # the truth: an encoder, no LM head
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, config.num_hidden_layers)
+    path = tmp_path / "bert-F32.gguf"
+    writer = gguf.GGUFWriter(path, "bert")
+    writer.add_block_count(config.num_hidden_layers)
+    stored = 0
+    for name, parameter in model.named_parameters():
+        gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        assert gguf_name is not None, name
+        writer.add_tensor(gguf_name, parameter.detach().numpy().astype(np.float32))
+        stored += parameter.numel()
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    report = report_of(str(path))
+    assert report["heads"] == [] and report["alias_groups"] == []
+    assert report["parameters"]["unique"] == report["parameters"]["with_duplicates"] == stored
+    assert not [f for f in report["findings"] if f["code"].startswith("output-")]
