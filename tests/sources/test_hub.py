@@ -258,3 +258,29 @@ def test_complete_cache_needs_no_network(hub: FakeHub, tmp_path: Path, checkpoin
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["source"]["kind"] == "cache"
     assert hub.requests == []
+
+
+def test_a_traversing_revision_never_leaves_the_repos_cache_folder(tmp_path: Path) -> None:
+    """The GGUF-in-cache path: `--revision ../../decoy` would read a ref outside the repo's
+    folder that names a snapshot the repo really has; it must stay 'not found'."""
+    import gguf
+    import numpy as np
+
+    gguf_folder = tmp_path / "gguf"
+    gguf_folder.mkdir()
+    writer = gguf.GGUFWriter(gguf_folder / "model-F32.gguf", "llama")
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    cache = tmp_path / "hf-cache"
+    sha = make_cache(cache, "org/gguf", gguf_folder, ["model-F32.gguf"])
+    (cache / "models--org--gguf" / "refs" / "main").unlink()  # only the decoy names it
+    (cache / "decoy").write_text(sha)
+    assert (cache / "models--org--gguf" / "refs" / "../../decoy").resolve() == cache / "decoy"
+    named = invoke(tmp_path, "inspect", "org/gguf", "--offline", "--revision", sha)
+    assert named.exit_code == 0, named.output  # the snapshot is there, by its commit
+    result = invoke(tmp_path, "inspect", "org/gguf", "--offline", "--revision", "../../decoy")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and "not found" in result.stderr
