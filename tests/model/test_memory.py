@@ -102,6 +102,18 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "num_experts_per_tok": 2,
         },
     ),
+    # Top-2 of 8: "subtract the unused share" (6/8) and "the used share" (2/8) differ here,
+    # where top-2 of 4 cannot tell them apart.
+    "mixtral-top2-of-8": (
+        "MixtralConfig",
+        {
+            **SMALL,
+            "num_hidden_layers": 2,
+            "num_key_value_heads": 2,
+            "num_local_experts": 8,
+            "num_experts_per_tok": 2,
+        },
+    ),
     "qwen2-moe": (
         "Qwen2MoeConfig",
         {
@@ -140,7 +152,14 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
 }
-MOE = ("deepseek-v3-mla", "qwen3-next-hybrid", "mixtral", "qwen2-moe", "gpt-oss")
+MOE = (
+    "deepseek-v3-mla",
+    "qwen3-next-hybrid",
+    "mixtral",
+    "mixtral-top2-of-8",
+    "qwen2-moe",
+    "gpt-oss",
+)
 
 
 def real_model(name: str, seed: int = 0) -> Any:
