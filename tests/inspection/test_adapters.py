@@ -80,6 +80,13 @@ ROWS: dict[str, tuple[str, bool, dict[str, Any], set[str]]] = {
         {"target_modules": ["q_proj"], "modules_to_save": ["lm_head"]},
         set(),
     ),
+    # A wrapper on a layer no tie touches: its own base weight is no partner.
+    "modules-to-save-untied-layer": (
+        "llama",
+        True,
+        {"target_modules": ["q_proj"], "modules_to_save": ["v_proj"]},
+        set(),
+    ),
     "modules-to-save-embedding": (
         "llama",
         True,
@@ -349,6 +356,7 @@ def test_human_output_shows_the_adapter(
         "trainable-tokens",
         "gpt2-wte",
         "untied-control",
+        "modules-to-save-untied-layer",
     ],
 )
 def test_live_peft_model_gets_the_same_findings(
@@ -358,9 +366,22 @@ def test_live_peft_model_gets_the_same_findings(
     trained = train_adapter(bases[(kind, tied)], kind, arguments, tmp_path / "adapter")
     live = gpt2tie.inspect_module(trained)
     saved = inspect_json(str(tmp_path / "adapter"))
-    adapter_codes = {f["code"] for f in saved["findings"] if f["code"].startswith("adapter-")}
-    adapter_codes.discard("adapter-base-copy-stored")  # about the saved files
-    assert {f.code for f in live.findings if f.code.startswith("adapter-")} == adapter_codes
+    saved_findings = {
+        (f["code"], f["severity"], tuple(f["names"]))
+        for f in saved["findings"]
+        if f["code"].startswith("adapter-") and f["code"] != "adapter-base-copy-stored"
+    }
+    live_findings = {
+        (f.code, f.severity, f.names) for f in live.findings if f.code.startswith("adapter-")
+    }
+    assert live_findings == saved_findings  # codes, and the modules and partners they name
+    # Every partner named is a real tie of the base: one Parameter object (the truth).
+    base = transformers.AutoModelForCausalLM.from_pretrained(bases[(kind, tied)])
+    weight_of = {name.rsplit(".", 1)[0]: id(p) for name, p in base.named_parameters(
+        remove_duplicate=False) if name.endswith(".weight")}  # fmt: skip
+    for _, _, names in live_findings:
+        if len(names) > 1:
+            assert len({weight_of[name] for name in names}) == 1, names
 
 
 def test_adapter_repo_on_the_hub_header_only(
