@@ -81,7 +81,7 @@ ROWS: dict[str, tuple[str, bool, dict[str, Any], set[str]]] = {
         set(),
     ),
     # A wrapper on a layer no tie touches: its own base weight is no partner.
-    "modules-to-save-untied-layer": (
+    "untied-layer-modules-to-save": (
         "llama",
         True,
         {"target_modules": ["q_proj"], "modules_to_save": ["v_proj"]},
@@ -356,7 +356,7 @@ def test_human_output_shows_the_adapter(
         "trainable-tokens",
         "gpt2-wte",
         "untied-control",
-        "modules-to-save-untied-layer",
+        "untied-layer-modules-to-save",
     ],
 )
 def test_live_peft_model_gets_the_same_findings(

@@ -11,7 +11,7 @@ import pytest
 
 import gpt2tie
 from gpt2tie.render.github import render_check
-from gpt2tie.results import CheckReport, CheckResult, Finding
+from gpt2tie.results import CheckReport, CheckResult, Finding, InspectReport
 
 RUNNER_DATA = [("%0D", "\r"), ("%0A", "\n"), ("%25", "%")]  # %25 last: it may make the others
 RUNNER_PROPERTY = [("%3A", ":"), ("%2C", ","), *RUNNER_DATA]
@@ -35,12 +35,17 @@ def decode(line: str) -> tuple[str, dict[str, str], str]:
     return level, properties, unescape(message, RUNNER_DATA)
 
 
+@pytest.fixture(scope="module")
+def gpt2_report() -> InspectReport:
+    return gpt2tie.inspect("gpt2", use_cache=False)
+
+
 @pytest.mark.parametrize(
     "text",
     ["100% tied", "a,b", "x: y", "%0A is not a newline", "two\nlines\r\nand, more: 50%25"],
 )
-def test_titles_and_messages_read_back_exactly(text: str) -> None:
-    report = gpt2tie.inspect("gpt2", use_cache=False)
+def test_titles_and_messages_read_back_exactly(text: str, gpt2_report: InspectReport) -> None:
+    report = gpt2_report
     finding = Finding("untied-identical", "warning", f"message {text}", ())
     result = CheckReport(
         passed=False,

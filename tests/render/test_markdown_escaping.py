@@ -14,7 +14,7 @@ from markdown_it import MarkdownIt
 
 import gpt2tie
 from gpt2tie.render.markdown import render_report
-from gpt2tie.results import Finding
+from gpt2tie.results import Finding, InspectReport
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",
@@ -37,8 +37,12 @@ def rendered(markdown: str) -> str:
     return MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
 
 
-def report_naming(name: str) -> Any:
-    report = gpt2tie.inspect("gpt2", use_cache=False)
+@pytest.fixture(scope="module")
+def gpt2_report() -> InspectReport:
+    return gpt2tie.inspect("gpt2", use_cache=False)
+
+
+def report_naming(report: InspectReport, name: str) -> Any:
     message = f"the head {name} is stored twice"
     findings = (Finding("untied-identical", "warning", message, (name,)),)
     head = dataclasses.replace(report.heads[0], parameter=name, tied_to=name)
@@ -46,8 +50,8 @@ def report_naming(name: str) -> Any:
 
 
 @pytest.mark.parametrize("name", HOSTILE, ids=range(len(HOSTILE)))
-def test_a_hostile_name_stays_text(name: str) -> None:
-    markdown = render_report(report_naming(name))
+def test_a_hostile_name_stays_text(name: str, gpt2_report: InspectReport) -> None:
+    markdown = render_report(report_naming(gpt2_report, name))
     tokens = parsed(markdown)
     page = rendered(markdown)
     # No HTML from the name, no link of any kind, no emphasis or strikethrough.
