@@ -258,6 +258,19 @@ def test_metadata_arrays_and_typed_accessors_match_the_reference(tmp_path: Path)
     assert ours.integer("general.architecture") is None
 
 
+def _split_set(folder: Path, parts: int) -> Path:
+    """A real split set written by gguf's writer: `m-0000N-of-0000{parts}.gguf`, one tensor each."""
+    folder.mkdir()
+    writer = gguf.GGUFWriter(folder / "m.gguf", "llama", split_max_tensors=1)
+    for index in range(parts):
+        writer.add_tensor(f"blk.{index}.attn_q.weight", np.ones((4, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return folder
+
+
 def test_split_sets_of_one_part_and_a_wrong_split_count(tmp_path: Path) -> None:
     from gpt2tie.formats.gguf import read_gguf_checkpoint
 
@@ -268,15 +281,7 @@ def test_split_sets_of_one_part_and_a_wrong_split_count(tmp_path: Path) -> None:
     read = read_gguf_checkpoint(LocalFiles(single), (name,))
     assert [t.name for t in read.tensors] == ["token_embd.weight", "blk.0.attn_q.weight"]
 
-    three = tmp_path / "three"
-    three.mkdir()
-    writer = gguf.GGUFWriter(three / "m.gguf", "llama", split_max_tensors=1)
-    for index in range(3):
-        writer.add_tensor(f"blk.{index}.attn_q.weight", np.ones((4, 32), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    three = _split_set(tmp_path / "three", 3)
     two = tmp_path / "two"
     two.mkdir()
     for number in (1, 2):  # two parts of a set of three, renamed as a set of two
@@ -353,15 +358,7 @@ def test_counts_past_the_bounds_are_refused(make: Any, words: str, tmp_path: Pat
 def test_a_split_set_holding_more_parts_than_its_headers_declare(tmp_path: Path) -> None:
     from gpt2tie.formats.gguf import read_gguf_checkpoint
 
-    made = tmp_path / "made"
-    made.mkdir()
-    writer = gguf.GGUFWriter(made / "m.gguf", "llama", split_max_tensors=1)
-    for index in range(2):
-        writer.add_tensor(f"blk.{index}.attn_q.weight", np.ones((4, 32), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    made = _split_set(tmp_path / "made", 2)
     first = made / "m-00001-of-00002.gguf"
     declared = gguf.GGUFReader(str(first)).fields["split.count"].contents()
     assert declared == 2  # the truth, read by the reference reader
