@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from gpt2tie.inspection.findings import FindingInputs, collect_findings
 from gpt2tie.inspection.live_adapter import live_adapter_findings
 from gpt2tie.inspection.live_wrappers import device_placement, fsdp_units, split_tie
+from gpt2tie.inspection.wrapper_keys import PREFIXES as WRAPPER_PREFIXES
 from gpt2tie.model.aliases import alias_groups, parameter_table
 from gpt2tie.model.counts import parameter_counts
 from gpt2tie.model.declared_ties import live_ties
@@ -26,13 +27,6 @@ from gpt2tie.version import __version__
 
 if TYPE_CHECKING:
     import torch
-
-# Prefixes that wrappers add in front of every parameter name.
-WRAPPER_PREFIXES = {
-    "_orig_mod.": "torch.compile",
-    "module.": "DistributedDataParallel / DataParallel",
-    "base_model.model.": "a PEFT wrapper",
-}
 
 
 def inspect_module(module: torch.nn.Module) -> InspectReport:
@@ -224,7 +218,7 @@ def _ties_refused_on_load(
 
 def _wrapper_notes(names: set[str]) -> list[Finding]:
     notes = []
-    for prefix, wrapper in WRAPPER_PREFIXES.items():
+    for prefix, (wrapper, _) in WRAPPER_PREFIXES.items():
         if names and all(name.startswith(prefix) for name in names):
             notes.append(
                 Finding(
