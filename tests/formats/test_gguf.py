@@ -193,6 +193,7 @@ def test_count_params_modules_and_the_same_counts_as_inspect(built: dict[str, Pa
     block0 = sum(int(t.n_elements) for n, t in tensors.items() if n.startswith("blk.0."))
     assert rows["blk.0"]["parameters"] == block0
     assert rows["output"]["owned"] == 0
+    assert (rows["output"]["class"], rows["output"]["depth"]) == ("GGUF", 1)
     assert rows["output"]["parameters"] == int(tensors["token_embd.weight"].n_elements)
     assert (
         sum(r["owned"] for r in counts["modules"] if r["depth"] == 1)
@@ -213,6 +214,8 @@ def test_gpt2_conversion_copies_the_tied_head_and_counts_reconcile(
     assert report["parameters"]["unique"] == truth["with_duplicates"]
     (finding,) = report["findings"]
     assert finding["code"] == "output-untied-in-gguf" and finding["severity"] == "warning"
+    assert finding["names"] == ["output.weight"]
+    assert f"{built['hf-gpt2']} (named by --hf)" in finding["message"]
     reference = report["checkpoint"]["gguf"]["reference"]
     assert reference["found_by"] == "--hf" and reference["head_tied"] is True
     assert reference["unique_parameters"] == truth["unique"]
@@ -223,9 +226,55 @@ def test_untied_model_converted_without_its_head_is_an_error(built: dict[str, Pa
     hf = str(built["hf-llama-untied"])
     report = report_of(str(built["head-dropped"]), "--hf", hf)
     assert [f["code"] for f in report["findings"]] == ["output-tied-in-gguf"]
+    assert report["findings"][0]["names"] == ["output.weight", "token_embd.weight"]
+    counts = invoke("count-params", str(built["head-dropped"]), "--hf", hf, "--json")
+    assert json.loads(counts.stdout)["findings"] == report["findings"]
     gate = invoke("check", str(built["head-dropped"]), "--hf", hf)
     assert gate.exit_code == 1
     assert "output-tied-in-gguf" in gate.stdout
+
+
+@pytest.mark.parametrize("gguf, hf", [("tied", "hf-llama-tied"), ("untied", "hf-llama-untied")])
+def test_a_reference_that_agrees_adds_no_tie_finding(
+    built: dict[str, Path], gguf: str, hf: str
+) -> None:
+    """The GGUF keeps the HF model's tie (both tied, or both with their own head): nothing to
+    say about the tie, whichever way it goes."""
+    truth = gguf_models.hf_truth(built[hf])
+    report = report_of(str(built[gguf]), "--hf", str(built[hf]))
+    (head,) = report["heads"]
+    assert head["tied"] is truth["head_tied"]
+    assert report["checkpoint"]["gguf"]["reference"]["head_tied"] is truth["head_tied"]
+    codes = [f["code"] for f in report["findings"]]
+    assert not {"output-untied-in-gguf", "output-tied-in-gguf"} & set(codes), codes
+    if gguf == "untied":
+        # Module rows: the stored head is its own row, owned by it, counted once.
+        counts = json.loads(
+            invoke("count-params", str(built[gguf]), "--depth", "1", "--json").stdout
+        )
+        output = reference_tensors(built[gguf])["output.weight"]
+        rows = [row for row in counts["modules"] if row["name"] == "output"]
+        assert [(r["parameters"], r["owned"]) for r in rows] == [(int(output.n_elements),) * 2]
+
+
+def test_a_reference_without_an_lm_head_is_not_compared(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """A base model (no LM head) says nothing about how a head should be tied."""
+    import torch
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(built["hf-llama-untied"])
+    config.architectures = ["LlamaModel"]
+    torch.manual_seed(0)
+    transformers.LlamaModel(config).save_pretrained(tmp_path / "base-model")
+    assert (
+        transformers.LlamaModel.from_pretrained(tmp_path / "base-model").get_output_embeddings()
+        is None
+    )
+    report = report_of(str(built["untied"]), "--hf", str(tmp_path / "base-model"))
+    assert report["checkpoint"]["gguf"]["reference"]["head_tied"] is None
+    assert [f["code"] for f in report["findings"]] == ["gguf-output-quantized-differently"]
 
 
 def test_reference_named_in_metadata(built: dict[str, Path], tmp_path: Path) -> None:

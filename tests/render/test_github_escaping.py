@@ -42,18 +42,26 @@ def gpt2_report() -> InspectReport:
 
 @pytest.mark.parametrize(
     "text",
-    ["100% tied", "a,b", "x: y", "%0A is not a newline", "two\nlines\r\nand, more: 50%25"],
+    [
+        "100% tied",
+        "a,b",
+        "x: y",
+        "a::b ends the properties unescaped",
+        "%0A is not a newline",
+        "two\nlines\r\nand, more: 50%25",
+    ],
 )
 def test_titles_and_messages_read_back_exactly(text: str, gpt2_report: InspectReport) -> None:
     report = gpt2_report
     finding = Finding("untied-identical", "warning", f"message {text}", ())
+    note = Finding("structural-only", "info", f"note {text}", ())
     result = CheckReport(
         passed=False,
         checks=(CheckResult(name=f"expect-tied {text}", passed=False, detail=f"detail {text}"),),
-        report=dataclasses.replace(report, findings=(finding,)),
+        report=dataclasses.replace(report, findings=(finding, note)),
     )
     lines = render_check(result).splitlines()
-    assert len(lines) == 3  # one line each: the failed check, the finding, the verdict
+    assert len(lines) == 4  # one line each: the failed check, two findings, the verdict
     level, properties, message = decode(lines[0])
     assert (level, list(properties), message) == ("error", ["title"], f"detail {text}")
     assert properties["title"] == f"gpt2tie check expect-tied {text}"
@@ -62,4 +70,10 @@ def test_titles_and_messages_read_back_exactly(text: str, gpt2_report: InspectRe
         "warning",
         "gpt2tie untied-identical",
         f"message {text}",
+    )
+    level, properties, message = decode(lines[2])
+    assert (level, properties["title"], message) == (
+        "notice",  # the runner has no "info" level
+        "gpt2tie structural-only",
+        f"note {text}",
     )

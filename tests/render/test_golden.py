@@ -62,7 +62,33 @@ CASES = [
     ("diff-refused-tie-github", ["diff", "base", "refused", "--format", "github"]),
     ("diff-refused-tie-markdown", ["diff", "base", "refused", "--format", "markdown"]),
     ("inspect-refused-tie-markdown", ["inspect", "refused", "--format", "markdown"]),
-    ("check-refused-tie-github", ["check", "refused", "--format", "github"]),
+    (
+        "check-refused-tie-github",
+        ["check", "refused", "--expect-tied", "lm_head", "--format", "github"],
+    ),
+    ("inspect-refused-tie-github", ["inspect", "refused", "--format", "github"]),
+    ("inspect-musicgen-github", ["inspect", "musicgen", "--format", "github"]),
+    (
+        "inspect-gpt2-no-head-github",
+        ["inspect", "gpt2", "--class", "GPT2Model", "--format", "github"],
+    ),
+    # The other branch of each CI renderer: a tied head and an alias group, checks that pass,
+    # no difference, an allowed difference.
+    ("inspect-gpt2-markdown", ["inspect", "gpt2", "--format", "markdown"]),
+    ("inspect-gpt2-github", ["inspect", "gpt2", "--format", "github"]),
+    ("inspect-tied-base-markdown", ["inspect", "base", "--format", "markdown"]),
+    ("check-gpt2-markdown", ["check", "gpt2", "--expect-tied", "lm_head", "--format", "markdown"]),
+    ("check-gpt2-github", ["check", "gpt2", "--expect-tied", "lm_head", "--format", "github"]),
+    ("diff-same-markdown", ["diff", "base", "base", "--format", "markdown"]),
+    ("diff-same-github", ["diff", "base", "base", "--format", "github"]),
+    (
+        "diff-refused-tie-allowed-markdown",
+        ["diff", "base", "refused", "--allow", "tie-broken", "--format", "markdown"],
+    ),
+    (
+        "diff-refused-tie-allowed-github",
+        ["diff", "base", "refused", "--allow", "tie-broken", "--format", "github"],
+    ),
     ("list-builtin", ["list-builtin"]),
     *[
         (f"help-{command or 'gpt2tie'}", [command, "--help"] if command else ["--help"])
@@ -99,14 +125,14 @@ def test_golden(
             hf, tmp_path / argv[1], matrix_type=Q.Q4_K, types={"output.weight": Q.Q6_K}
         )
         monkeypatch.chdir(tmp_path)
-    if "refused" in argv[1:3]:
+    if {"refused", "base"} & set(argv[1:3]):
         write_refused_tie(tmp_path / "refused")
         write_tied_base(tmp_path / "base")
         monkeypatch.chdir(tmp_path)
     result = runner.invoke(
         app, argv, env={"COLUMNS": str(width), "NO_COLOR": "1"}, prog_name="gpt2tie"
     )
-    failing = argv[0] in ("check", "diff") and "--help" not in argv
+    failing = argv[0] in ("check", "diff") and "refused" in argv
     assert result.exit_code == (1 if failing else 0), result.output
     golden = GOLDEN / f"{name}-{width}.out"
     if os.environ.get("GPT2TIE_UPDATE_GOLDEN"):
@@ -187,6 +213,9 @@ def _golden_truth(name: str, tmp_path: Path, checkpoint_dir: Any) -> tuple[Any, 
     if "refused" in name:
         folder = tmp_path / "refused"
         write_refused_tie(folder)
+    elif "tied-base" in name:
+        folder = tmp_path / "base"
+        write_tied_base(folder)
     else:
         folder = checkpoint_dir("bert-mlm" if "bert" in name else "musicgen")
     config = json.loads((folder / "config.json").read_text())
