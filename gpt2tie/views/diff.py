@@ -42,18 +42,6 @@ CONFIG_KEYS = (
 )
 
 
-def diff_models(
-    a_spec: str,
-    b_spec: str,
-    request: Request,
-    compare_values: bool = False,
-    allowed: tuple[str, ...] = (),
-) -> DiffReport:
-    """Inspect A and B as `request` asks (a saved report is read instead) and classify every
-    difference from A to B."""
-    return diff_sides(side_of(a_spec, request), side_of(b_spec, request), compare_values, allowed)
-
-
 def side_of(spec: str, request: Request) -> Report:
     """One side of a comparison: a saved `inspect --json` report, or `spec` inspected."""
     from gpt2tie.inspection.run import run

@@ -354,6 +354,12 @@ def test_trainable_counts_count_a_frozen_tied_pair_once() -> None:
     assert counts.trainable == sum(p.numel() for p in trainable.values())
     assert (counts.trainable_tensors, counts.frozen_tensors) == (len(trainable), len(frozen))
     assert not model.lm_head.weight.requires_grad
+    # Freezing more tensors adds to the frozen side, each tensor once.
+    model.transformer.wpe.weight.requires_grad_(False)
+    counts = gpt2tie.trainable_counts(model)
+    frozen = {id(p): p for p in model.parameters() if not p.requires_grad}
+    assert counts.frozen == sum(p.numel() for p in frozen.values()) == 64 * 32 + 1024 * 32
+    assert counts.frozen_tensors == len(frozen) == 2
 
 
 def test_memory_in_human_output_and_bad_input(saved: dict[str, Path]) -> None:

@@ -24,8 +24,9 @@ from gpt2tie.views.explain import explain
 
 
 def sample_results() -> list[object]:
-    from gpt2tie.views.diff import diff_models
+    from gpt2tie.views.diff import diff_sides, side_of
 
+    request = gpt2tie.request("gpt2", offline=True)
     report = gpt2tie.inspect("gpt2", offline=True)
     return [
         report,
@@ -33,7 +34,7 @@ def sample_results() -> list[object]:
         run_checks(report, Expectations(tied=("lm_head",))),
         builtin.listing(),
         explain(report, "lm_head"),
-        diff_models("gpt2", "distilgpt2", gpt2tie.request("gpt2", offline=True)),
+        diff_sides(side_of("gpt2", request), side_of("distilgpt2", request)),
     ]
 
 

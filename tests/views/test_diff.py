@@ -182,6 +182,8 @@ def test_quantized_copy(base: Path, tmp_path: Path) -> None:
     (quantized / "config.json").write_text(json.dumps(config))
     _, report = diff(str(base), str(quantized))
     assert {"quantization-changed", "dtype-changed", "tensor-added"} <= codes(report)
+    quantization = next(d for d in report["differences"] if d["code"] == "quantization-changed")
+    assert quantization["message"] == "quantization: none → fp8"
     redtyped = next(d for d in report["differences"] if d["code"] == "dtype-changed")
     assert sorted(redtyped["names"]) == sorted(linears)
     added = next(d for d in report["differences"] if d["code"] == "tensor-added")
@@ -206,6 +208,49 @@ def test_values_compared_streamed(base: Path, tmp_path: Path) -> None:
     )
     _, plain = diff(str(base), str(tuned))
     assert plain["differences"] == [] and plain["values_bytes_read"] == 0
+
+
+def test_tensor_edits_listed_and_only_comparable_values_compared(
+    base: Path, tmp_path: Path
+) -> None:
+    """Several removed tensors (listed up to five, then counted), one added, one reshaped and
+    one re-typed that sort before a changed one: each named, and --compare-values compares
+    exactly the tensors stored on both sides with one shape and dtype (truth: the files)."""
+    edited = copy_of(base, tmp_path / "edited")
+    tensors = load_file(edited / "model.safetensors")
+    layer1 = "model.layers.1."
+    removed = sorted(
+        n for n in tensors if n.startswith(layer1) and ("self_attn" in n or "layernorm" in n)
+    )
+    assert len(removed) == 6
+    for name in removed:
+        del tensors[name]
+    reshaped, retyped = (
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.0.mlp.down_proj.weight",
+    )
+    tensors[reshaped] = tensors[reshaped].reshape(4, 8).clone()
+    tensors[retyped] = tensors[retyped].to(torch.bfloat16)
+    changed = f"{layer1}mlp.up_proj.weight"
+    tensors[changed] = tensors[changed] + 1.0
+    tensors["extra.weight"] = torch.zeros(3)
+    save_file(tensors, edited / "model.safetensors", metadata={"format": "pt"})
+
+    _, report = diff(str(base), str(edited), "--compare-values")
+    by_code = {d["code"]: d for d in report["differences"]}
+    shown = ", ".join(removed[:5])
+    assert by_code["tensor-removed"]["message"] == f"6 not stored on B: {shown} and 1 more"
+    assert by_code["tensor-removed"]["names"] == removed
+    assert by_code["tensor-added"]["message"] == "extra.weight: stored on B only"
+    assert by_code["tensor-reshaped"]["message"] == f"{reshaped} 32 → 4×8: changed shape"
+    assert by_code["dtype-changed"]["message"] == (f"{retyped} float32 → bfloat16: changed dtype")
+    a, b = load_file(base / "model.safetensors"), load_file(edited / "model.safetensors")
+    comparable = sorted(
+        n for n in a.keys() & b.keys() if (a[n].shape, a[n].dtype) == (b[n].shape, b[n].dtype)
+    )
+    assert [v["name"] for v in report["values"]] == comparable
+    differing = [v["name"] for v in report["values"] if not v["identical"]]
+    assert differing == [n for n in comparable if not torch.equal(a[n], b[n])] == [changed]
 
 
 def test_check_baseline_from_a_saved_report(base: Path, tmp_path: Path) -> None:
@@ -263,6 +308,13 @@ def test_hugging_face_model_beside_its_gguf_conversion(tmp_path: Path) -> None:
     truth = gguf_models.hf_truth(gpt2)
     assert truth["head_tied"]
     assert status == 1 and {"tie-broken", "count-changed"} == codes(report)
+    # The heads compare by role: lm_head.weight and output.weight are one head.
+    (broken,) = [d for d in report["differences"] if d["code"] == "tie-broken"]
+    assert broken["names"] == ["(LM head)"]
+    assert broken["message"] == "(LM head) was (input embedding) on A; on B it is untied"
+    status, back = diff(str(copied), str(gpt2))
+    (added,) = [d for d in back["differences"] if d["code"] == "tie-added"]
+    assert added["message"] == "(LM head) is (input embedding) on B; untied on A"
     unique = next(row for row in report["counts"] if row["name"] == "unique")
     assert unique["b"] - unique["a"] == truth["embedding_numel"]  # the stored copy of the head
 
