@@ -310,6 +310,47 @@ def test_reference_named_in_metadata(built: dict[str, Path], tmp_path: Path) -> 
     assert report["checkpoint"]["gguf"]["reference"] is None
 
 
+@pytest.mark.parametrize(
+    "metadata, expected",
+    [
+        # One base model: every key that names a Hub id, in order, a URL's slash dropped.
+        (
+            {
+                "general.source.repo_url": "https://huggingface.co/org/source/",
+                "general.base_model.count": 1,
+                "general.base_model.0.repo_url": "https://huggingface.co/org/base",
+            },
+            [
+                ("org/source", "general.source.repo_url"),
+                ("org/base", "general.base_model.0.repo_url"),
+            ],
+        ),
+        # A merge of two base models: no single base to compare; the source still counts.
+        (
+            {
+                "general.source.huggingface.repository": "org/merged",
+                "general.base_model.count": 2,
+                "general.base_model.0.repo_url": "https://huggingface.co/org/one",
+            },
+            [("org/merged", "general.source.huggingface.repository")],
+        ),
+    ],
+    ids=["one-base", "merge"],
+)
+def test_reference_candidates_follow_the_metadata(
+    built: dict[str, Path], tmp_path: Path, metadata: dict[str, str | int], expected: list[Any]
+) -> None:
+    from gpt2tie.formats.gguf import read_gguf_checkpoint
+    from gpt2tie.inspection.gguf_report import reference_candidates
+
+    path = gguf_models.convert(built["hf-llama-tied"], tmp_path / "m.gguf", metadata=metadata)
+    reader = gguf.GGUFReader(path)  # the reference reader agrees on what the file says
+    count = reader.get_field("general.base_model.count")
+    assert int(count.parts[-1][0]) == metadata["general.base_model.count"]
+    checkpoint = read_gguf_checkpoint(LocalFiles(tmp_path), ("m.gguf",))
+    assert reference_candidates(checkpoint) == expected
+
+
 def test_an_explicit_reference_that_cannot_be_read_is_an_error(built: dict[str, Path]) -> None:
     result = invoke("inspect", str(built["tied"]), "--hf", "nobody/nothing", "--offline")
     assert result.exit_code == 2

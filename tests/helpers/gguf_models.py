@@ -62,7 +62,7 @@ def convert(
     copy_tied_output: bool = False,
     drop: tuple[str, ...] = (),
     split_max_tensors: int = 0,
-    metadata: dict[str, str] | None = None,
+    metadata: dict[str, str | int] | None = None,
     token_count: int | None = None,
 ) -> Path:
     """Write `hf_folder`'s stored tensors as a GGUF file (or split set) at `out`."""
@@ -85,7 +85,10 @@ def convert(
     writer.add_file_type(gguf.LlamaFileType[file_types.get(matrix_type, "ALL_F32")])
     writer.add_token_list([f"token-{i:08d}" for i in range(token_count or config["vocab_size"])])
     for key, value in (metadata or {}).items():
-        writer.add_string(key, value)
+        if isinstance(value, int):
+            writer.add_uint32(key, value)
+        else:
+            writer.add_string(key, value)
     tensors = []
     for hf_name, array in stored.items():
         gguf_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
