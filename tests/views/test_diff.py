@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from importlib import resources
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ def diff(*args: str) -> tuple[int, dict[str, Any]]:
     assert result.exit_code in (0, 1), result.output
     report: dict[str, Any] = json.loads(result.stdout)
     jsonschema.validate(report, DIFF_SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert report["gpt2tie_version"] == version("gpt2tie")  # the installed distribution's
     return result.exit_code, report
 
 
@@ -208,6 +210,7 @@ def test_values_compared_streamed(base: Path, tmp_path: Path) -> None:
     )
     _, plain = diff(str(base), str(tuned))
     assert plain["differences"] == [] and plain["values_bytes_read"] == 0
+    assert (report["values_compared"], plain["values_compared"]) == (True, False)
 
 
 def test_tensor_edits_listed_and_only_comparable_values_compared(
@@ -261,6 +264,56 @@ def test_tensor_edits_listed_and_only_comparable_values_compared(
     assert differing == [n for n in comparable if not torch.equal(a[n], b[n])] == [changed]
 
 
+def _alias_groups(model: Any) -> list[list[str]]:
+    """Names sharing one Parameter object in a real instance, sorted."""
+    by_object: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        by_object.setdefault(id(parameter), []).append(name)
+    return sorted(sorted(names) for names in by_object.values() if len(names) > 1)
+
+
+def test_ties_outside_heads_and_heads_that_come_and_go(base: Path, tmp_path: Path) -> None:
+    """BART's shared embeddings (no head among them) tied on A and untied on B, and back; an LM
+    head present on one side only. Truth: the loaded instances."""
+    bart = {}
+    for tied in (True, False):
+        config = transformers.BartConfig(
+            vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1,
+            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+            decoder_ffn_dim=32, max_position_embeddings=32, tie_word_embeddings=tied,
+        )  # fmt: skip
+        bart[tied] = tmp_path / f"bart-{tied}"
+        transformers.BartModel(config).save_pretrained(bart[tied])
+    (group,) = _alias_groups(transformers.BartModel.from_pretrained(bart[True]))
+    assert _alias_groups(transformers.BartModel.from_pretrained(bart[False])) == []
+    _, report = diff(str(bart[True]), str(bart[False]))
+    (broken,) = [d for d in report["differences"] if d["code"] == "tie-broken"]
+    assert broken["names"] == group
+    assert broken["message"] == f"{' = '.join(group)}: not one tensor on B"
+    _, report = diff(str(bart[False]), str(bart[True]))
+    (added,) = [d for d in report["differences"] if d["code"] == "tie-added"]
+    assert added["names"] == group
+    assert added["message"] == f"{' = '.join(group)}: one tensor on B only"
+
+    headless = tmp_path / "headless"
+    transformers.LlamaModel.from_pretrained(base).save_pretrained(headless)
+    assert transformers.LlamaModel.from_pretrained(headless).get_output_embeddings() is None
+    assert loaded(base).get_output_embeddings() is not None
+    _, report = diff(str(base), str(headless))
+    (removed,) = [d for d in report["differences"] if d["code"] == "head-removed"]
+    assert (removed["names"], removed["message"]) == (
+        ["lm_head.weight"],
+        "lm_head.weight: no longer a head on B",
+    )
+    assert "tie-broken" not in codes(report)  # the tie went with the head
+    _, report = diff(str(headless), str(base))
+    (new_head,) = [d for d in report["differences"] if d["code"] == "head-added"]
+    assert (new_head["names"], new_head["message"]) == (
+        ["lm_head.weight"],
+        "lm_head.weight: a head on B only",
+    )
+
+
 def test_check_baseline_from_a_saved_report(base: Path, tmp_path: Path) -> None:
     work = copy_of(base, tmp_path / "base")
     saved = tmp_path / "model-structure.json"
@@ -281,6 +334,8 @@ def test_check_baseline_from_a_saved_report(base: Path, tmp_path: Path) -> None:
     assert not checks["baseline"]["passed"] and changed in checks["baseline"]["detail"]
     status, report = diff(str(saved), str(same))
     assert status == 0 and report["a"]["from_saved_report"]
+    assert report["notes"] == ["a saved report lists no stored tensors: files were not compared"]
+    assert not report["values_compared"]
     assert report["notes"] == ["a saved report lists no stored tensors: files were not compared"]
 
 
@@ -310,6 +365,7 @@ def test_hugging_face_model_beside_its_gguf_conversion(tmp_path: Path) -> None:
     converted = gguf_models.convert(tied, tmp_path / "tied.gguf")
     status, report = diff(str(tied), str(converted))
     assert (status, report["differences"]) == (0, [])  # same tie, same counts
+    assert len(report["notes"]) == 1 and report["notes"][0].startswith("Hugging Face model vs GGUF")
     gpt2 = gguf_models.save_hf("gpt2", tmp_path / "hf-gpt2", tied=True)
     copied = gguf_models.convert(gpt2, tmp_path / "gpt2.gguf", copy_tied_output=True)
     status, report = diff(str(gpt2), str(copied))
