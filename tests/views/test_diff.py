@@ -102,11 +102,16 @@ def test_fine_tune_whose_tie_is_refused_on_load(base: Path, tmp_path: Path) -> N
     if TRANSFORMERS_MAJOR >= 5:
         broken = next(d for d in report["differences"] if d["code"] == "tie-broken")
         assert broken["names"] == ["lm_head.weight"] and broken["severity"] == "error"
+        degraded = next(d for d in report["differences"] if d["code"] == "load-degraded")
+        assert degraded["names"] == ["lm_head.weight"]
     else:
         new_finding = next(d for d in report["differences"] if d["code"] == "finding-new")
         assert "tie-discards-stored-values" in new_finding["message"]
     unique = next(row for row in report["counts"] if row["name"] == "unique")
     assert (unique["a"], unique["b"]) == (unique_count(base), unique_count(tuned))
+    # The same finding on both sides is no new finding.
+    status, report = diff(str(tuned), str(copy_of(tuned, tmp_path / "tuned-again")))
+    assert (status, report["differences"]) == (0, [])
 
 
 @pytest.mark.needs_transformers5
@@ -126,6 +131,7 @@ def test_untie_then_retie_written_by_gpt2tie(base: Path, tmp_path: Path) -> None
     }
     new = next(d for d in report["differences"] if d["code"] == "finding-new")
     assert new["message"].startswith("untied-identical:") and new["severity"] == "warning"
+    assert set(new["names"]) == {"lm_head.weight", "model.embed_tokens.weight"}
     delta = {row["name"]: row["b"] - row["a"] for row in report["counts"]}
     assert delta["unique"] == unique_count(untied) - unique_count(base)
     status, report = diff(str(base), str(retied))
@@ -255,6 +261,18 @@ def test_tensor_edits_listed_and_only_comparable_values_compared(
     assert by_code["dtype-changed"]["message"] == "5 changed dtype: " + ", ".join(
         f"{name} float32 → bfloat16" for name in retyped
     )
+    # What from_pretrained reports for B: the removed tensors load at random, the added one
+    # is dropped.
+    _, info = transformers.LlamaForCausalLM.from_pretrained(
+        edited, output_loading_info=True, ignore_mismatched_sizes=True
+    )
+    degraded = [d for d in report["differences"] if d["code"] == "load-degraded"]
+    missing = sorted(info["missing_keys"])
+    assert missing == removed and list(info["unexpected_keys"]) == ["extra.weight"]
+    assert [(d["names"], d["message"]) for d in degraded] == [
+        (missing, f"6 missing (random) on load on B: {shown} and 1 more"),
+        (["extra.weight"], "extra.weight: dropped on load on B"),
+    ]
     a, b = load_file(base / "model.safetensors"), load_file(edited / "model.safetensors")
     comparable = sorted(
         n for n in a.keys() & b.keys() if (a[n].shape, a[n].dtype) == (b[n].shape, b[n].dtype)
@@ -262,6 +280,14 @@ def test_tensor_edits_listed_and_only_comparable_values_compared(
     assert [v["name"] for v in report["values"]] == comparable
     differing = [v["name"] for v in report["values"] if not v["identical"]]
     assert differing == [n for n in comparable if not torch.equal(a[n], b[n])] == [changed]
+
+
+def test_a_side_without_files(base: Path) -> None:
+    """A built-in config (no files) beside a folder: no file or load comparison, and its
+    `structural-only` note is no new finding."""
+    status, report = diff(str(base), "gpt2", "--offline")
+    assert status == 1 and (report["a"]["has_weights"], report["b"]["has_weights"]) == (True, False)
+    assert not {"load-degraded", "tensor-removed", "finding-new"} & codes(report)
 
 
 def _alias_groups(model: Any) -> list[list[str]]:
