@@ -89,6 +89,15 @@ CASES = {
         gguf_bytes(kvs=[kv("a", 9, struct.pack("<IQ", 8, 12) + text("x"))], data=b""),
         "an array of 12 items runs past the end of the file",
     ),
+    # A long string array (walked, not decoded): one of its strings runs past the end.
+    "skipped string past EOF": (
+        gguf_bytes(
+            kvs=[kv("a", 9, struct.pack("<IQ", 8, 2_000) + text("x") * 1_999)],
+            infos=[struct.pack("<Q", 10**9)],
+            data=b"",
+        ),
+        "a string of 1,000,000,000 bytes runs past the end of the file",
+    ),
     "unknown value type": (gguf_bytes(kvs=[kv("a", 77, b"")]), "unknown metadata value type 77"),
     "arrays nested too deep": (
         gguf_bytes(kvs=[kv("a", 9, struct.pack("<IQ", 9, 1) * 6)]),
