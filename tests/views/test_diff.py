@@ -405,6 +405,7 @@ def test_hugging_face_model_beside_its_gguf_conversion(tmp_path: Path) -> None:
     status, back = diff(str(copied), str(gpt2))
     (added,) = [d for d in back["differences"] if d["code"] == "tie-added"]
     assert added["message"] == "(LM head) is (input embedding) on B; untied on A"
+    assert added["names"] == ["(LM head)"]
     unique = next(row for row in report["counts"] if row["name"] == "unique")
     assert unique["b"] - unique["a"] == truth["embedding_numel"]  # the stored copy of the head
 
