@@ -149,6 +149,15 @@ def test_tied_llama_matches_its_hf_model(built: dict[str, Path]) -> None:
     assert group["numel"] == truth["embedding_numel"]
     assert report["checkpoint"]["format"] == "gguf"
     assert report["findings"] == []
+    # The head is a name the file does not store; a GGUF report reads no tensor values.
+    reader_names = set(reference_tensors(built["tied"]))
+    assert "output.weight" not in reader_names
+    checkpoint = report["checkpoint"]
+    assert checkpoint["parameters_not_stored"] == ["output.weight"]
+    assert (checkpoint["values_checked"], checkpoint["values_bytes_read"]) == (False, 0)
+    untied = report_of(str(built["untied"]))["checkpoint"]
+    assert untied["parameters_not_stored"] == []
+    assert "output.weight" in reference_tensors(built["untied"])
 
 
 def test_untied_llama_matches_its_hf_model(built: dict[str, Path]) -> None:

@@ -249,6 +249,20 @@ def test_smallest_valid_file_and_offsets_past_the_end(tmp_path: Path) -> None:
         read_gguf_header(LocalFiles(tmp_path), "late.gguf")
 
 
+def test_a_file_without_architecture_or_file_type(tmp_path: Path) -> None:
+    """The reference reader finds neither key; the report says so instead of guessing."""
+    import json
+
+    (tmp_path / "bare.gguf").write_bytes(gguf_bytes(kvs=[]))
+    fields = gguf.GGUFReader(tmp_path / "bare.gguf").fields
+    assert "general.architecture" not in fields and "general.file_type" not in fields
+    result = runner.invoke(app, ["inspect", str(tmp_path / "bare.gguf"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"]["model_type"] == "unknown"
+    assert report["checkpoint"]["load_dtype"] == "as stored"
+
+
 def test_metadata_arrays_and_typed_accessors_match_the_reference(tmp_path: Path) -> None:
     path = _small_real_file(tmp_path)
     ours = read_gguf_header(LocalFiles(tmp_path), path.name)
