@@ -203,6 +203,7 @@ def test_count_params_modules_and_the_same_counts_as_inspect(built: dict[str, Pa
     assert rows["blk.0"]["parameters"] == block0
     assert rows["output"]["owned"] == 0
     assert (rows["output"]["class"], rows["output"]["depth"]) == ("GGUF", 1)
+    assert {row["class"] for row in counts["modules"]} == {"GGUF"}  # no class names in a GGUF
     assert rows["output"]["parameters"] == int(tensors["token_embd.weight"].n_elements)
     assert (
         sum(r["owned"] for r in counts["modules"] if r["depth"] == 1)
