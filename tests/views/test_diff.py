@@ -214,6 +214,9 @@ def test_values_compared_streamed(base: Path, tmp_path: Path) -> None:
     assert report["values_bytes_read"] == 2 * sum(
         t.numel() * t.element_size() for t in tensors.values()
     )
+    (difference,) = [d for d in report["differences"] if d["code"] == "values-changed"]
+    assert difference["names"] == [name]
+    assert difference["message"] == f"{name}: values changed (largest difference {truth:g})"
     _, plain = diff(str(base), str(tuned))
     assert plain["differences"] == [] and plain["values_bytes_read"] == 0
     assert (report["values_compared"], plain["values_compared"]) == (True, False)
@@ -338,6 +341,23 @@ def test_ties_outside_heads_and_heads_that_come_and_go(base: Path, tmp_path: Pat
         ["lm_head.weight"],
         "lm_head.weight: a head on B only",
     )
+
+
+def test_changed_integer_values_have_no_largest_difference(base: Path, tmp_path: Path) -> None:
+    """An integer tensor (a step counter stored beside the weights) that changed: named, with
+    no "largest difference" (it is given for floating dtypes)."""
+    sides = []
+    for label, values in (("a", [1, 2, 3]), ("b", [1, 2, 4])):
+        folder = copy_of(base, tmp_path / label)
+        tensors = load_file(folder / "model.safetensors")
+        tensors["step"] = torch.tensor(values, dtype=torch.int64)
+        save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+        sides.append(folder)
+    _, report = diff(str(sides[0]), str(sides[1]), "--compare-values")
+    (changed,) = [v for v in report["values"] if not v["identical"]]
+    assert changed == {"name": "step", "identical": False, "max_abs_diff": None}
+    (difference,) = [d for d in report["differences"] if d["code"] == "values-changed"]
+    assert (difference["names"], difference["message"]) == (["step"], "step: values changed")
 
 
 def test_check_baseline_from_a_saved_report(base: Path, tmp_path: Path) -> None:
