@@ -352,6 +352,26 @@ def test_arrays_of_arrays_are_walked_not_decoded(tmp_path: Path) -> None:
     assert header.string("general.architecture") == "llama"
 
 
+def test_arrays_nested_up_to_the_limit_are_read(tmp_path: Path) -> None:
+    """Arrays inside arrays, up to MAX_ARRAY_DEPTH levels, read like the reference reader reads
+    them; one level more is refused."""
+    from gpt2tie.formats.gguf_reader import MAX_ARRAY_DEPTH
+
+    for levels in range(1, MAX_ARRAY_DEPTH + 2):
+        innermost = struct.pack("<IQ", 4, 1) + struct.pack("<I", 7)  # [7] as uint32
+        path = tmp_path / f"nested-{levels}.gguf"
+        path.write_bytes(
+            gguf_bytes(kvs=[kv("a", 9, struct.pack("<IQ", 9, 1) * (levels - 1) + innermost)])
+        )
+        assert len(gguf.GGUFReader(path).fields["a"].data) == 1  # the reference reads every level
+        if levels <= MAX_ARRAY_DEPTH:
+            array = read_gguf_header(LocalFiles(tmp_path), path.name).metadata["a"]
+            assert array.length == 1
+        else:
+            with pytest.raises(CheckpointFormatError, match="nest too deeply"):
+                read_gguf_header(LocalFiles(tmp_path), path.name)
+
+
 def test_metadata_that_decodes_past_the_budget_is_refused(tmp_path: Path) -> None:
     from gpt2tie.formats.gguf_reader import MAX_DECODED_VALUES
 
