@@ -352,6 +352,24 @@ def test_arrays_of_arrays_are_walked_not_decoded(tmp_path: Path) -> None:
     assert header.string("general.architecture") == "llama"
 
 
+def test_a_walked_string_that_ends_exactly_at_the_end_of_the_file(tmp_path: Path) -> None:
+    """The last string of a long (walked) string array runs to the last byte of the file: read,
+    as the reference reader reads it; one byte longer is refused."""
+    strings = struct.pack("<IQ", 8, 2_000) + text("x") * 1_999
+    head = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv("a", 9, strings) + struct.pack("<Q", 0)
+    for extra, accepted in ((0, True), (1, False)):
+        tail = 40 + extra  # the last string's declared length; 40 bytes follow it
+        path = tmp_path / f"tail-{extra}.gguf"
+        path.write_bytes(head[:-8] + struct.pack("<Q", tail) + b"y" * 40)
+        if accepted:
+            assert gguf.GGUFReader(path).fields["a"].data  # the reference reads it
+            header = read_gguf_header(LocalFiles(tmp_path), path.name)
+            assert (header.metadata["a"].length, header.tensors) == (2_000, ())
+        else:
+            with pytest.raises(CheckpointFormatError, match="a string of 41 bytes runs past"):
+                read_gguf_header(LocalFiles(tmp_path), path.name)
+
+
 def test_arrays_nested_up_to_the_limit_are_read(tmp_path: Path) -> None:
     """Arrays inside arrays, up to MAX_ARRAY_DEPTH levels, read like the reference reader reads
     them; one level more is refused."""
