@@ -323,6 +323,12 @@ def test_ties_outside_heads_and_heads_that_come_and_go(base: Path, tmp_path: Pat
     (added,) = [d for d in report["differences"] if d["code"] == "tie-added"]
     assert added["names"] == group
     assert added["message"] == f"{' = '.join(group)}: one tensor on B only"
+    # From a saved report (no config file beside it), the tie flag still compares.
+    saved = tmp_path / "bart-tied.json"
+    saved.write_text(runner.invoke(app, ["inspect", str(bart[True]), "--json"]).stdout)
+    _, report = diff(str(saved), str(bart[False]))
+    flags = [d["message"] for d in report["differences"] if d["code"] == "config-changed"]
+    assert flags == ["tie_word_embeddings: True → False"]
 
     headless = tmp_path / "headless"
     transformers.LlamaModel.from_pretrained(base).save_pretrained(headless)
