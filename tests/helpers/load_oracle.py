@@ -13,6 +13,14 @@ import gpt2tie
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
 
+def identity_groups(model: torch.nn.Module) -> list[list[str]]:
+    """Names grouped by Parameter object, in named_parameters order (the independent oracle)."""
+    by_object: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        by_object.setdefault(id(parameter), []).append(name)
+    return list(by_object.values())
+
+
 def by_major(five: Any, four: Any) -> Any:
     """The expectation for the installed transformers major (each measured on a real load)."""
     return five if TRANSFORMERS_MAJOR >= 5 else four

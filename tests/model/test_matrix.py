@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 import transformers
-from load_oracle import assert_prediction_matches_reality
+from load_oracle import assert_prediction_matches_reality, identity_groups
 from tiny_models import CASES, CASES_BY_ID, make_model
 
 import gpt2tie
@@ -18,14 +18,6 @@ EXPECTED_TASK_HEADS = {
     "gpt2-seq-cls": {"score.weight"},
     "bert-pretraining": {"cls.seq_relationship.weight"},
 }
-
-
-def identity_groups(model: torch.nn.Module) -> list[list[str]]:
-    """Names grouped by Parameter object, in named_parameters order (the independent oracle)."""
-    by_object: dict[int, list[str]] = {}
-    for name, parameter in model.named_parameters(remove_duplicate=False):
-        by_object.setdefault(id(parameter), []).append(name)
-    return list(by_object.values())
 
 
 def declared_tie_targets(model: Any) -> set[str]:

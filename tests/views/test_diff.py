@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import torch
 import transformers
-from load_oracle import TRANSFORMERS_MAJOR, by_major
+from load_oracle import TRANSFORMERS_MAJOR, by_major, identity_groups
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
@@ -293,12 +293,8 @@ def test_a_side_without_files(base: Path) -> None:
     assert not {"load-degraded", "tensor-removed", "finding-new"} & codes(report)
 
 
-def _alias_groups(model: Any) -> list[list[str]]:
-    """Names sharing one Parameter object in a real instance, sorted."""
-    by_object: dict[int, list[str]] = {}
-    for name, parameter in model.named_parameters(remove_duplicate=False):
-        by_object.setdefault(id(parameter), []).append(name)
-    return sorted(sorted(names) for names in by_object.values() if len(names) > 1)
+def _shared(model: Any) -> list[list[str]]:
+    return sorted(sorted(names) for names in identity_groups(model) if len(names) > 1)
 
 
 def test_ties_outside_heads_and_heads_that_come_and_go(base: Path, tmp_path: Path) -> None:
@@ -313,8 +309,8 @@ def test_ties_outside_heads_and_heads_that_come_and_go(base: Path, tmp_path: Pat
         )  # fmt: skip
         bart[tied] = tmp_path / f"bart-{tied}"
         transformers.BartModel(config).save_pretrained(bart[tied])
-    (group,) = _alias_groups(transformers.BartModel.from_pretrained(bart[True]))
-    assert _alias_groups(transformers.BartModel.from_pretrained(bart[False])) == []
+    (group,) = _shared(transformers.BartModel.from_pretrained(bart[True]))
+    assert _shared(transformers.BartModel.from_pretrained(bart[False])) == []
     _, report = diff(str(bart[True]), str(bart[False]))
     (broken,) = [d for d in report["differences"] if d["code"] == "tie-broken"]
     assert broken["names"] == group
