@@ -204,6 +204,41 @@ def merge_truth(base_folder: Path, adapter_folder: Path, trained: Any) -> dict[s
     }
 
 
+def assert_names_and_partners(report: dict[str, Any], base_folder: Path, adapter: Path) -> None:
+    """Each adapter finding about a tie names the adapted module and its partners, the modules
+    whose weight is the same Parameter in the loaded base; a stored base copy is named by its
+    key in the saved file."""
+    from safetensors import safe_open
+
+    base = transformers.AutoModelForCausalLM.from_pretrained(base_folder)
+    modules = dict(base.named_modules(remove_duplicate=False))
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as stored:
+        stored_bytes = {key: stored.get_tensor(key).nbytes for key in stored.keys()}
+    for finding in report["findings"]:
+        if finding["code"] in TIE_FINDINGS:
+            module, *partners = finding["names"]
+            weight = modules[module].weight
+            truth = {
+                name
+                for name, other in modules.items()
+                if name != module and getattr(other, "weight", None) is weight
+            }
+            assert set(partners) == truth != set(), finding
+            assert ", ".join(partners) in finding["message"]
+        elif finding["code"] == "adapter-base-copy-stored":
+            (key,) = finding["names"]
+            assert key.endswith(".base_layer.weight")
+            assert f"({stored_bytes[key]:,} bytes)" in finding["message"]
+
+
+TIE_FINDINGS = (
+    "adapter-merge-changes-tied-partner",
+    "adapter-tie-not-recognised",
+    "adapter-unties-on-merge",
+    "adapter-delta-applied-twice",
+)
+
+
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], Path]:
     root = tmp_path_factory.mktemp("adapter-bases")
@@ -270,6 +305,9 @@ def test_adapter_rows_against_the_real_merge(
         assert head["tied"] is False  # the merged model's head
     else:
         assert truth["tied_after_merge"] == tied
+    assert_names_and_partners(report, base_folder, adapter)
+    saved_config = json.loads((adapter / "adapter_config.json").read_text())
+    assert (section["rank"], section["alpha"]) == (saved_config["r"], saved_config["lora_alpha"])
     counts = section["counts"]
     assert counts["trainable_claimed"] == truth["claimed_trainable"]
     assert counts["trainable"] == truth["trainable_storage"]

@@ -293,6 +293,69 @@ def test_a_side_without_files(base: Path) -> None:
     assert not {"load-degraded", "tensor-removed", "finding-new"} & codes(report)
 
 
+def _config_messages(report: dict[str, Any]) -> list[str]:
+    return [d["message"] for d in report["differences"] if d["code"] == "config-changed"]
+
+
+def test_a_class_change_with_another_config_change(base: Path, tmp_path: Path) -> None:
+    """The class changes and a field changes: both are said, and the class change stands for
+    `architectures` (not said twice). Truth: the two config files."""
+    other = tmp_path / "bare"
+    transformers.LlamaModel(
+        transformers.LlamaConfig(**{**CONFIG, "num_hidden_layers": 1})
+    ).save_pretrained(other)
+    configs = [json.loads((f / "config.json").read_text()) for f in (base, other)]
+    _, report = diff(str(base), str(other))
+    classes = " → ".join(c["architectures"][0] for c in configs)
+    layers = " → ".join(str(c["num_hidden_layers"]) for c in configs)
+    assert _config_messages(report) == [f"class: {classes}", f"num_hidden_layers: {layers}"]
+
+
+def _llava(layers: int) -> Any:
+    config = transformers.LlavaConfig(
+        text_config={**CONFIG, "model_type": "llama", "num_hidden_layers": layers},
+        vision_config={
+            "model_type": "clip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 8, "patch_size": 4,
+        },
+        image_token_index=90,
+    )  # fmt: skip
+    config.architectures = ["LlavaForConditionalGeneration"]
+    return config
+
+
+def _musicgen(layers: int) -> Any:
+    config = transformers.MusicgenConfig(
+        text_encoder=transformers.T5Config(
+            vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2
+        ).to_dict(),
+        audio_encoder=transformers.EncodecConfig().to_dict(),
+        decoder=transformers.MusicgenDecoderConfig(
+            vocab_size=40, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
+            ffn_dim=32, num_codebooks=2,
+        ).to_dict(),
+    )  # fmt: skip
+    config.architectures = ["MusicgenForConditionalGeneration"]
+    return config
+
+
+@pytest.mark.parametrize(("make", "nested"), [(_llava, "text_config"), (_musicgen, "decoder")])
+def test_composite_models_compare_their_language_model(
+    tmp_path: Path, make: Any, nested: str
+) -> None:
+    """Two composite configs whose language model differs: the fields are read from
+    `text_config` (Llava) or `decoder` (MusicGen); the top level of such a config has no
+    `num_hidden_layers`. Truth: the config files."""
+    folders = [tmp_path / "one", tmp_path / "two"]
+    for layers, folder in zip((1, 2), folders, strict=True):
+        make(layers).save_pretrained(folder)
+    saved = [json.loads((f / "config.json").read_text()) for f in folders]
+    assert "num_hidden_layers" not in saved[0]
+    _, report = diff(*map(str, folders), "--offline")
+    change = " → ".join(str(c[nested]["num_hidden_layers"]) for c in saved)
+    assert _config_messages(report) == [f"num_hidden_layers: {change}"]
+
+
 def _shared(model: Any) -> list[list[str]]:
     return sorted(sorted(names) for names in identity_groups(model) if len(names) > 1)
 
