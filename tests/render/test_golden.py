@@ -79,6 +79,10 @@ CASES = [
     ("inspect-tied-base-markdown", ["inspect", "base", "--format", "markdown"]),
     ("check-gpt2-markdown", ["check", "gpt2", "--expect-tied", "lm_head", "--format", "markdown"]),
     ("check-gpt2-github", ["check", "gpt2", "--expect-tied", "lm_head", "--format", "github"]),
+    (
+        "check-refused-tie-markdown",
+        ["check", "refused", "--expect-tied", "lm_head", "--format", "markdown"],
+    ),
     ("diff-same-markdown", ["diff", "base", "base", "--format", "markdown"]),
     ("diff-same-github", ["diff", "base", "base", "--format", "github"]),
     (
