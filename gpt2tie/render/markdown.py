@@ -112,5 +112,6 @@ def render_diff(report: DiffReport) -> str:
             f"| {'allowed' if d.allowed else d.severity} | {_code(d.code)} | {_cell(d.message)} |"
             for d in report.differences
         ]
-    lines += [""] + [f"_{_cell(note)}_" for note in report.notes]
+    for note in report.notes:  # a paragraph each
+        lines += ["", f"_{_cell(note)}_"]
     return "\n".join(lines).rstrip() + "\n"

@@ -5,7 +5,6 @@ parsed as GitHub parses it (CommonMark with tables), no raw HTML, link, autolink
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 from typing import Any
 
@@ -26,7 +25,10 @@ HOSTILE = [
     "line\nbreak",
     "**bold** _it_ ~~gone~~",
     "back`tick``s",
+    "carriage\rreturn",
+    "&lt;b&gt; &amp; &#64;x",  # entities in a name are text, not characters to decode
 ]
+ZERO_WIDTH_SPACE = "\u200b"
 
 
 def parsed(markdown: str) -> Any:
@@ -61,25 +63,69 @@ def test_a_hostile_name_stays_text(name: str, gpt2_report: InspectReport) -> Non
     assert "<img" not in page and "<a " not in page and "<strong>" not in page
     # Text outside code spans: no bare URL or www. name GitHub would link, no @mention.
     text = "".join(c.content for c in inline if c.type == "text")
-    plain = html.unescape(text)
-    assert "://" not in plain and "www." not in plain
-    assert re.search(r"@[A-Za-z0-9]", plain) is None
+    # (The parser has decoded entities already: decoding again would read a name's own
+    # "&#64;" as an @.)
+    assert "://" not in text and "www." not in text
+    assert re.search(r"@[A-Za-z0-9]", text) is None
     # Every table row has as many cells as its header: no pipe broke out of a cell.
-    for table in _tables(tokens):
+    tables = _tables(tokens)
+    for table in tables:
         widths = {len(row) for row in table}
         assert len(widths) == 1, table
     # And the name itself is shown: in a code span, exactly (one line).
     spans = [c.content for c in inline if c.type == "code_inline"]
-    assert name.replace("\n", " ") in spans
+    assert _one_line(name) in spans
+    # The finding's message is one row of its table and reads as written, on one line (the
+    # parser pads a row that a line break cut short, so the widths alone cannot tell).
+    (findings,) = [t for t in tables if t[0] == ["severity", "code", "message"]]
+    assert findings[1:] == [
+        ["warning", "untied-identical", _one_line(f"the head {name} is stored twice")]
+    ]
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def test_a_hostile_note_under_a_diff_stays_text() -> None:
+    """A diff's notes quote what the files say: each note is one emphasised paragraph that
+    reads as written."""
+    from gpt2tie.render.markdown import render_diff
+    from gpt2tie.views.diff import diff_sides, side_of
+
+    request = gpt2tie.request("gpt2", offline=True)
+    report = diff_sides(side_of("gpt2", request), side_of("gpt2", request))
+    notes = tuple(f"note {name}" for name in HOSTILE)
+    tokens = parsed(render_diff(dataclasses.replace(report, notes=notes)))
+    shown = []
+    for index, token in enumerate(tokens):
+        if not token.children:
+            continue
+        children = token.children
+        if children[0].type == "em_open" and children[-1].type == "em_close":
+            shown.append(_shown(children[1:-1]))
+        assert not [c for c in children if c.type in ("html_inline", "link_open")], index
+    assert shown == [_one_line(note) for note in notes]
+
+
+def _shown(children: list[Any]) -> str:
+    """What a reader sees of inline tokens: text and code as shown, entities decoded."""
+    text = "".join(c.content if c.type != "softbreak" else "\n" for c in children)
+    return text.replace(ZERO_WIDTH_SPACE, "")
 
 
 def _tables(tokens: list[Any]) -> list[list[list[str]]]:
+    """Each table as rows of cells, each cell as shown."""
     tables: list[list[list[str]]] = []
+    in_cell = False
     for token in tokens:
         if token.type == "table_open":
             tables.append([])
         elif token.type == "tr_open":
             tables[-1].append([])
         elif token.type in ("th_open", "td_open"):
-            tables[-1][-1].append("")
+            in_cell = True
+        elif token.type == "inline" and in_cell:
+            tables[-1][-1].append(_shown(token.children or []))
+            in_cell = False
     return tables
