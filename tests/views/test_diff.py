@@ -143,13 +143,17 @@ def test_untie_then_retie_written_by_gpt2tie(base: Path, tmp_path: Path) -> None
 def test_resized_vocabulary(base: Path, tmp_path: Path) -> None:
     model = loaded(base)
     model.resize_token_embeddings(CONFIG["vocab_size"] + 8)
-    model.save_pretrained(tmp_path / "resized")
-    status, report = diff(str(base), str(tmp_path / "resized"))
+    resized = tmp_path / "resized"
+    model.save_pretrained(resized)
+    status, report = diff(str(base), str(resized))
     assert status == 1
     assert {"vocab-resized", "count-changed", "tensor-reshaped"} <= codes(report)
     assert "tie-broken" not in codes(report)
     embedding = next(row for row in report["counts"] if row["name"] == "embedding")
     assert embedding["b"] - embedding["a"] == 8 * CONFIG["hidden_size"]
+    sizes = [json.loads((f / "config.json").read_text())["vocab_size"] for f in (base, resized)]
+    (vocab,) = [d for d in report["differences"] if d["code"] == "vocab-resized"]
+    assert vocab["message"] == f"vocab_size: {sizes[0]} → {sizes[1]}"
     reshaped = next(d for d in report["differences"] if d["code"] == "tensor-reshaped")
     assert reshaped["names"] == ["model.embed_tokens.weight"]
     # Allowed classes are reported but do not fail.
@@ -309,6 +313,28 @@ def test_a_class_change_with_another_config_change(base: Path, tmp_path: Path) -
     classes = " → ".join(c["architectures"][0] for c in configs)
     layers = " → ".join(str(c["num_hidden_layers"]) for c in configs)
     assert _config_messages(report) == [f"class: {classes}", f"num_hidden_layers: {layers}"]
+    # Another model_type too (Mistral): the class change stands for it as well.
+    mistral = tmp_path / "mistral"
+    transformers.MistralForCausalLM(transformers.MistralConfig(**CONFIG)).save_pretrained(mistral)
+    configs = [json.loads((f / "config.json").read_text()) for f in (base, mistral)]
+    assert configs[0]["model_type"] != configs[1]["model_type"]
+    _, report = diff(str(base), str(mistral))
+    classes = " → ".join(c["architectures"][0] for c in configs)
+    assert _config_messages(report) == [f"class: {classes}"]
+
+
+@pytest.mark.needs_transformers5
+def test_a_legacy_compression_config_is_a_quantization(tmp_path: Path) -> None:
+    """compressed-tensors' older key, `compression_config`, beside a config without one."""
+    plain, compressed = tmp_path / "plain", tmp_path / "compressed"
+    transformers.LlamaConfig(**CONFIG, architectures=["LlamaForCausalLM"]).save_pretrained(plain)
+    config = json.loads((plain / "config.json").read_text())
+    config["compression_config"] = {"quant_method": "compressed-tensors", "format": "dense"}
+    compressed.mkdir()
+    (compressed / "config.json").write_text(json.dumps(config))
+    _, report = diff(str(plain), str(compressed), "--offline")
+    (changed,) = [d for d in report["differences"] if d["code"] == "quantization-changed"]
+    assert changed["message"] == "quantization: none → compressed-tensors"
 
 
 def _llava(layers: int) -> Any:
