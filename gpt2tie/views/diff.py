@@ -60,8 +60,8 @@ def diff_sides(
     if _is_gguf(a.inspection) != _is_gguf(b.inspection):
         # A Hugging Face model beside its GGUF conversion: names and configs differ by design.
         notes.append(
-            "Hugging Face model vs GGUF file: the LM heads are compared by role, and no config "
-            "or tensor names"
+            "Hugging Face model vs GGUF file: the LM heads are compared by role; configs and "
+            "tensor names are not compared (they differ by design)"
         )
         found += _tie_and_head_changes(
             _lm_heads_by_role(a.inspection), _lm_heads_by_role(b.inspection)
