@@ -104,6 +104,29 @@ def test_real_load_agrees(scheme: str, tied: bool, bases: dict[bool, Path], tmp_
     roles = {w["name"]: w["role"] for w in quant["kept_weights"]}
     assert roles["model.embed_tokens.weight"] == "embedding"
     assert roles["lm_head.weight"] == "head"  # kept: tied, it is the embedding itself
+    if scheme in ("bnb-nf4", "bnb-fp4-double", "bnb-8bit", "ct-int4", "ct-nvfp4"):
+        assert (quant["bits"], quant["group_size"]) == _bits_and_group(folder, scheme)
+
+
+def _bits_and_group(folder: Path, scheme: str) -> tuple[int, int | None]:
+    """Bits per weight and weights per scale, read off one projection's stored tensors (the
+    truth for what the report says the config declares)."""
+    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    prefix = "model.layers.0.self_attn.q_proj."  # a hidden-by-hidden Linear
+    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
+        names = [n for n in handle.keys() if n.startswith(prefix)]
+        t = {n[len(prefix) :]: handle.get_tensor(n) for n in names}
+    if scheme == "gptq":  # qweight [in·bits/32, out], scales [in/group, out]
+        return 32 * t["qweight"].shape[0] // hidden, hidden // t["scales"].shape[0]
+    if scheme == "awq":  # qweight [in, out·bits/32]
+        return 32 * t["qweight"].shape[1] // hidden, hidden // t["scales"].shape[0]
+    if scheme in ("ct-int4", "ct-nvfp4"):  # weight_packed [out, in·bits/(8·itemsize)]
+        packed = t["weight_packed"]
+        bits = 8 * packed.element_size() * packed.shape[1] // hidden
+        return bits, hidden // t["weight_scale"].shape[1]
+    if "weight.absmax" in t:  # bitsandbytes 4-bit: packed bytes, one absmax a block
+        return 8 * t["weight"].numel() // hidden**2, hidden**2 // t["weight.absmax"].numel()
+    return 8 * t["weight"].element_size(), None
 
 
 def _tensors(folder: Path, names: list[str]) -> list[torch.Tensor]:
@@ -138,9 +161,23 @@ def test_published_layouts_need_no_backend(
     ]
     assert quant["companion_tensors"] == len(companions)
     if scheme in ("gptq", "awq"):
+        assert (quant["bits"], quant["group_size"]) == _bits_and_group(folder, scheme)
         # The quantized tensors become buffers: only the rest are parameters.
         assert quant["counts"]["after_load"] == logical - linears
     assert quant["counts"]["stored"] == sum(t.numel() for t in stored)
+
+
+def test_bits_and_group_size_that_are_no_integers_are_not_reported(
+    bases: dict[bool, Path], tmp_path: Path
+) -> None:
+    """A hand-edited config: `bits` as text, `group_size` as a boolean. The report's fields
+    are integers or null (the schema says so), never the config's values passed through."""
+    folder = qm.gptq(bases[True], tmp_path / "gptq")
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"].update(bits="4", group_size=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    quant = inspect(folder)["quantization"]
+    assert (quant["method"], quant["bits"], quant["group_size"]) == ("gptq", None, None)
 
 
 def test_hqq_is_reported_as_not_loaded(bases: dict[bool, Path], tmp_path: Path) -> None:
