@@ -25,6 +25,8 @@ HOSTILE = [
     "line\nbreak",
     "**bold** _it_ ~~gone~~",
     "back`tick``s",
+    "`start",
+    "end`",
     "carriage\rreturn",
     "&lt;b&gt; &amp; &#64;x",  # entities in a name are text, not characters to decode
 ]
