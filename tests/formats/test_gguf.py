@@ -169,7 +169,9 @@ def test_untied_llama_matches_its_hf_model(built: dict[str, Path]) -> None:
     assert report["parameters"]["with_duplicates"] == truth["with_duplicates"]
     gguf_section = report["checkpoint"]["gguf"]
     assert (gguf_section["embedding_type"], gguf_section["output_type"]) == ("Q4_K", "Q6_K")
-    assert [f["code"] for f in report["findings"]] == ["gguf-output-quantized-differently"]
+    (finding,) = report["findings"]
+    assert finding["code"] == "gguf-output-quantized-differently"
+    assert finding["names"] == ["output.weight", "token_embd.weight"]
     same = report_of(str(built["untied-same"]))
     assert same["findings"] == []
 
@@ -616,3 +618,58 @@ def test_an_encoder_gguf_gets_no_lm_head(tmp_path: Path) -> None:
     assert report["heads"] == [] and report["alias_groups"] == []
     assert report["parameters"]["unique"] == report["parameters"]["with_duplicates"] == stored
     assert not [f for f in report["findings"] if f["code"].startswith("output-")]
+
+
+def _write_gguf(path: Path, arch: str, tensors: dict[str, Any], **keys: int) -> Path:
+    """A GGUF written by gguf's own writer: `tensors` by GGUF name, `keys` as uint32 values
+    of `{arch}.KEY` (or `general.file_type`)."""
+    writer = gguf.GGUFWriter(path, arch)
+    writer.add_block_count(1)
+    for key, value in keys.items():
+        writer.add_uint32(key if key.startswith("general.") else f"{arch}.{key}", value)
+    for name, array in tensors.items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("with_output", [True, False], ids=["output-stored", "no-output"])
+def test_an_always_tied_architecture_ignores_a_stored_head(
+    tmp_path: Path, with_output: bool
+) -> None:
+    """Gemma in llama.cpp has no `output` tensor (gguf's own table says so): a stored
+    output.weight is never used, and the head is token_embd.weight."""
+    import numpy as np
+
+    assert gguf.MODEL_TENSOR.OUTPUT not in gguf.MODEL_TENSORS[gguf.MODEL_ARCH.GEMMA]
+    tensors = {"token_embd.weight": np.ones((16, 8), dtype=np.float32)}
+    if with_output:
+        tensors["output.weight"] = np.ones((16, 8), dtype=np.float32)
+    report = report_of(str(_write_gguf(tmp_path / "gemma.gguf", "gemma", tensors)))
+    ignored = [f for f in report["findings"] if f["code"] == "gguf-output-ignored"]
+    if with_output:
+        (finding,) = ignored
+        assert (finding["severity"], finding["names"]) == ("warning", ["output.weight"])
+        assert (
+            "llama.cpp's gemma always computes the logits with token_embd.weight"
+            in (finding["message"])
+        )
+    else:
+        assert ignored == []
+
+
+def test_header_facts_against_the_reference_reader(tmp_path: Path) -> None:
+    """The vocabulary size, an unknown file type (shown as its number) and a file without
+    tensors (one part), read back by gguf.GGUFReader."""
+    path = _write_gguf(
+        tmp_path / "facts.gguf", "llama", {}, vocab_size=77, **{"general.file_type": 999}
+    )
+    reader = gguf.GGUFReader(path)
+    assert len(reader.tensors) == 0
+    section = report_of(str(path))["checkpoint"]["gguf"]
+    assert section["vocab_size"] == reader.fields["llama.vocab_size"].contents() == 77
+    assert section["file_type"] == str(reader.fields["general.file_type"].contents()) == "999"
+    assert section["split_count"] == 1
