@@ -41,6 +41,13 @@ def base_model(kind: str, tied: bool = True) -> Any:
             tie_word_embeddings=tied,
         )
         return transformers.GPT2LMHeadModel(config)
+    if kind == "opt":  # the embedding three levels deep: model.decoder.embed_tokens
+        config = transformers.OPTConfig(
+            vocab_size=64, hidden_size=32, word_embed_proj_dim=32, ffn_dim=64,
+            num_hidden_layers=1, num_attention_heads=4, max_position_embeddings=32,
+            tie_word_embeddings=tied,
+        )  # fmt: skip
+        return transformers.OPTForCausalLM(config)
     config = transformers.LlamaConfig(
         vocab_size=64,
         hidden_size=32,
@@ -123,6 +130,12 @@ ROWS: dict[str, tuple[str, bool, dict[str, Any], set[str]]] = {
             "adapter-merge-changes-tied-partner",
             "adapter-tie-not-recognised",
         },
+    ),
+    "opt-lora-on-embedding": (
+        "opt",
+        True,
+        {"target_modules": ["embed_tokens"]},
+        {"adapter-merge-changes-tied-partner"},
     ),
     "untied-control": ("llama", False, {"target_modules": ["lm_head", "embed_tokens"]}, set()),
 }
@@ -243,7 +256,7 @@ TIE_FINDINGS = (
 def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], Path]:
     root = tmp_path_factory.mktemp("adapter-bases")
     folders = {}
-    for kind in ("llama", "gpt2"):
+    for kind in ("llama", "gpt2", "opt"):
         for tied in (True, False):
             folder = root / f"{kind}-{tied}"
             base_model(kind, tied).save_pretrained(folder)
