@@ -100,8 +100,15 @@ def kv_cache(
     else:
         context_from = "--context"
     text = config.get_text_config(decoder=True)
-    heads = _first_int(text, "decoder_attention_heads", "num_attention_heads")
-    layers = _first_int(text, "decoder_layers", "num_decoder_layers", "num_hidden_layers")
+    # A flat encoder-decoder config (BART): transformers 5's decoder view moves decoder_* to
+    # the generic names and leaves the class defaults under decoder_*; transformers 4 returns
+    # the config itself. The config's own decoder_* values come first under both.
+    heads = _first_int(config, "decoder_attention_heads") or _first_int(
+        text, "decoder_attention_heads", "num_attention_heads"
+    )
+    layers = _first_int(config, "decoder_layers", "num_decoder_layers") or _first_int(
+        text, "decoder_layers", "num_decoder_layers", "num_hidden_layers"
+    )
     if not heads or not layers:
         return None
     kv_heads = _first_int(text, "num_key_value_heads") or heads

@@ -51,7 +51,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             **SMALL,
             "num_hidden_layers": 4,
             "num_key_value_heads": 2,
-            "head_dim": 8,
+            "head_dim": 16,  # not hidden_size / heads: the config's own value is read
             "sliding_window": 8,
         },
     ),
@@ -137,6 +137,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "head_dim": 8,
             "num_local_experts": 4,
             "num_experts_per_tok": 2,
+            "sliding_window": 8,  # reached by the test's tokens (the default is 128)
         },
     ),
     "t5-encoder-decoder": (
@@ -144,13 +145,32 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "vocab_size": 64,
             "d_model": 32,
-            "d_kv": 8,
+            "d_kv": 16,  # not d_model / heads
             "d_ff": 64,
             "num_layers": 2,
             "num_decoder_layers": 3,
             "num_heads": 4,
         },
     ),
+    # decoder_* fields that differ from the encoder's: 4 decoder heads over 2, 3 layers over 1.
+    "bart-encoder-decoder": (
+        "BartConfig",
+        {
+            "vocab_size": 64,
+            "d_model": 32,
+            "encoder_layers": 1,
+            "decoder_layers": 3,
+            "encoder_attention_heads": 2,
+            "decoder_attention_heads": 4,
+            "encoder_ffn_dim": 64,
+            "decoder_ffn_dim": 64,
+            "max_position_embeddings": 64,
+        },
+    ),
+}
+ENCODER_DECODER = {
+    "t5-encoder-decoder": "T5ForConditionalGeneration",
+    "bart-encoder-decoder": "BartForConditionalGeneration",
 }
 MOE = (
     "deepseek-v3-mla",
@@ -166,8 +186,8 @@ def real_model(name: str, seed: int = 0) -> Any:
     config_class, values = CONFIGS[name]
     config = getattr(transformers, config_class)(**values)
     torch.manual_seed(seed)
-    if name.startswith("t5"):
-        return transformers.T5ForConditionalGeneration(config).eval()
+    if name in ENCODER_DECODER:
+        return getattr(transformers, ENCODER_DECODER[name])(config).eval()
     return transformers.AutoModelForCausalLM.from_config(config).eval()
 
 
@@ -231,7 +251,7 @@ def test_kv_cache_is_what_a_forward_pass_allocates(
     model = real_model(name)
     ids = torch.randint(0, 64, (batch, TOKENS))
     with torch.no_grad():
-        if name.startswith("t5"):
+        if name in ENCODER_DECODER:
             out = model(input_ids=ids, decoder_input_ids=ids, use_cache=True)
         else:
             out = model(input_ids=ids, use_cache=True)
@@ -240,6 +260,18 @@ def test_kv_cache_is_what_a_forward_pass_allocates(
     assert cache["self_attention_bytes"] == real_self
     assert cache["cross_attention_bytes"] == real_cross
     assert cache["total_bytes"] == real_self + real_cross
+    # The window a sliding layer keeps: what the real cache holds after more tokens than that.
+    cache_layers = getattr(out.past_key_values, "self_attention_cache", out.past_key_values).layers
+    kept = {
+        layer.keys.shape[-2]
+        for layer in cache_layers
+        if isinstance(layer, transformers.cache_utils.DynamicSlidingWindowLayer)
+    }
+    assert all(window < TOKENS for window in kept)  # so each is the window, not the tokens
+    assert cache["sliding_window"] == (kept.pop() if kept else None) and not kept
+    assert cache["context_from"] == "--context" and cache["context"] == TOKENS
+    # Byte counts are integers (JSON integers, not 1234.0).
+    assert all(type(cache[k]) is int for k in ("per_token_bytes", "self_attention_bytes"))
 
 
 def test_kv_cache_grows_by_the_per_token_figure(saved: dict[str, Path]) -> None:
