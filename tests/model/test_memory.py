@@ -192,7 +192,11 @@ def real_model(name: str, seed: int = 0) -> Any:
 
 
 def memory_of(folder: Path, *args: str) -> dict[str, Any]:
-    result = runner.invoke(app, ["count-params", str(folder), "--memory", "--json", *args])
+    # --no-cache: each test computes its own report (a cached one would hide from mutation
+    # testing which test exercises which function).
+    result = runner.invoke(
+        app, ["count-params", str(folder), "--memory", "--json", "--no-cache", *args]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
