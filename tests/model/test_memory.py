@@ -444,3 +444,35 @@ def test_builtin_offline_memory_matches_a_real_gpt2() -> None:
     assert memory["kv_cache"]["per_token_bytes"] == per_token
     assert memory["kv_cache"]["total_bytes"] == 1024 * per_token
     assert memory["stored_bytes"] is None
+
+
+@pytest.mark.parametrize("vocab", [64, 4096], ids=["a-layer-is-largest", "the-embedding-is"])
+def test_largest_block_is_the_largest_unit_accelerate_measures(vocab: int, tmp_path: Path) -> None:
+    """What `device_map` must keep on one device: a decoder layer (the model's
+    `_no_split_modules`) or, with a large vocabulary, the tied embedding (counted once, not
+    again as the head). Sizes from accelerate's own `compute_module_sizes`."""
+    from accelerate.utils import compute_module_sizes
+
+    config = transformers.LlamaConfig(
+        **{**SMALL, "vocab_size": vocab}, num_hidden_layers=2, tie_word_embeddings=True
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config)
+    model.save_pretrained(tmp_path)
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    sizes = compute_module_sizes(model)
+    name, class_name = (
+        ("model.layers.0", "LlamaDecoderLayer")
+        if vocab == 64
+        else ("model.embed_tokens", "Embedding")
+    )
+    assert class_name in model._no_split_modules or class_name == "Embedding"
+    others = [sizes[n] for n in ("model.layers.0", "model.layers.1", "model.embed_tokens")]
+    assert sizes[name] == max(others)
+    block = memory_of(tmp_path)["largest_block"]
+    assert block == {
+        "name": name,
+        "class_name": class_name,
+        "parameters": sizes[name] // 4,
+        "bytes": sizes[name],
+    }
