@@ -106,6 +106,16 @@ def test_real_load_agrees(scheme: str, tied: bool, bases: dict[bool, Path], tmp_
     assert roles["lm_head.weight"] == "head"  # kept: tied, it is the embedding itself
     if scheme in ("bnb-nf4", "bnb-fp4-double", "bnb-8bit", "ct-int4", "ct-nvfp4"):
         assert (quant["bits"], quant["group_size"]) == _bits_and_group(folder, scheme)
+    # The format, as the stored tensors show it: an 8-bit weight's dtype, bitsandbytes'
+    # quant-state key.
+    q_proj = [n for n in names if n.startswith("model.layers.0.self_attn.q_proj.weight")]
+    if scheme in ("fp8", "bnb-8bit"):
+        (weight,) = _tensors(folder, ["model.layers.0.self_attn.q_proj.weight"])
+        assert quant["bits"] == 8 * weight.element_size()
+        assert quant["format"] == str(weight.dtype).removeprefix("torch.")
+    if scheme.startswith("bnb-") and scheme != "bnb-8bit":
+        (state,) = [n for n in q_proj if ".quant_state.bitsandbytes__" in n]
+        assert quant["format"] == state.rsplit("__", 1)[-1]
 
 
 def _bits_and_group(folder: Path, scheme: str) -> tuple[int, int | None]:
