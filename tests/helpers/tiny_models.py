@@ -197,3 +197,26 @@ def make_model(case: TinyCase, seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     return getattr(transformers, case.class_name)(make_config(case)).eval()
+
+
+def musicgen_config(decoder_layers: int = 1) -> Any:
+    """A tiny MusicGen: a composite config (T5 text encoder, EnCodec audio encoder, and a
+    `decoder` sub-config holding the language model)."""
+    import transformers
+
+    config = transformers.MusicgenConfig(
+        text_encoder=transformers.T5Config(
+            vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2
+        ).to_dict(),
+        audio_encoder=transformers.EncodecConfig().to_dict(),
+        decoder=transformers.MusicgenDecoderConfig(
+            vocab_size=40,
+            hidden_size=16,
+            num_hidden_layers=decoder_layers,
+            num_attention_heads=2,
+            ffn_dim=32,
+            num_codebooks=2,
+        ).to_dict(),
+    )
+    config.architectures = ["MusicgenForConditionalGeneration"]
+    return config

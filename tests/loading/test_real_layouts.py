@@ -12,6 +12,7 @@ import torch
 import transformers
 from load_oracle import TRANSFORMERS_MAJOR, assert_prediction_matches_reality, by_major, real_load
 from safetensors.torch import load_file, save_file
+from tiny_models import musicgen_config
 from typer.testing import CliRunner
 
 import gpt2tie
@@ -183,21 +184,7 @@ def test_llava_composite_with_weights(tmp_path: Path, tied: bool) -> None:
 
 
 def test_musicgen_composite_reads_each_sub_config_flag(tmp_path: Path) -> None:
-    config = transformers.MusicgenConfig(
-        text_encoder=transformers.T5Config(
-            vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2
-        ).to_dict(),
-        audio_encoder=transformers.EncodecConfig().to_dict(),
-        decoder=transformers.MusicgenDecoderConfig(
-            vocab_size=40,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            ffn_dim=32,
-            num_codebooks=2,
-        ).to_dict(),
-    )
-    config.architectures = ["MusicgenForConditionalGeneration"]
+    config = musicgen_config()
     config.save_pretrained(tmp_path)
     result = runner.invoke(app, ["inspect", str(tmp_path), "--json", "--no-cache"])
     assert result.exit_code == 0, result.output

@@ -16,6 +16,7 @@ import torch
 import transformers
 from load_oracle import TRANSFORMERS_MAJOR, by_major, identity_groups
 from safetensors.torch import load_file, save_file
+from tiny_models import musicgen_config
 from typer.testing import CliRunner
 
 from gpt2tie.cli import app
@@ -354,22 +355,9 @@ def _llava(layers: int) -> Any:
     return config
 
 
-def _musicgen(layers: int) -> Any:
-    config = transformers.MusicgenConfig(
-        text_encoder=transformers.T5Config(
-            vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2
-        ).to_dict(),
-        audio_encoder=transformers.EncodecConfig().to_dict(),
-        decoder=transformers.MusicgenDecoderConfig(
-            vocab_size=40, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
-            ffn_dim=32, num_codebooks=2,
-        ).to_dict(),
-    )  # fmt: skip
-    config.architectures = ["MusicgenForConditionalGeneration"]
-    return config
-
-
-@pytest.mark.parametrize(("make", "nested"), [(_llava, "text_config"), (_musicgen, "decoder")])
+@pytest.mark.parametrize(
+    ("make", "nested"), [(_llava, "text_config"), (musicgen_config, "decoder")]
+)
 def test_composite_models_compare_their_language_model(
     tmp_path: Path, make: Any, nested: str
 ) -> None:
