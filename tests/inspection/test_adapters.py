@@ -217,13 +217,12 @@ def merge_truth(base_folder: Path, adapter_folder: Path, trained: Any) -> dict[s
     }
 
 
-def assert_names_and_partners(report: dict[str, Any], base_folder: Path, adapter: Path) -> None:
+def assert_names_and_partners(report: dict[str, Any], base: Any, adapter: Path) -> None:
     """Each adapter finding about a tie names the adapted module and its partners, the modules
     whose weight is the same Parameter in the loaded base; a stored base copy is named by its
     key in the saved file."""
     from safetensors import safe_open
 
-    base = transformers.AutoModelForCausalLM.from_pretrained(base_folder)
     modules = dict(base.named_modules(remove_duplicate=False))
     with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as stored:
         stored_bytes = {key: stored.get_tensor(key).nbytes for key in stored.keys()}
@@ -318,7 +317,8 @@ def test_adapter_rows_against_the_real_merge(
         assert head["tied"] is False  # the merged model's head
     else:
         assert truth["tied_after_merge"] == tied
-    assert_names_and_partners(report, base_folder, adapter)
+    base = transformers.AutoModelForCausalLM.from_pretrained(base_folder)  # the loaded base
+    assert_names_and_partners(report, base, adapter)
     saved_config = json.loads((adapter / "adapter_config.json").read_text())
     assert (section["rank"], section["alpha"]) == (saved_config["r"], saved_config["lora_alpha"])
     counts = section["counts"]
@@ -326,11 +326,7 @@ def test_adapter_rows_against_the_real_merge(
     assert counts["trainable"] == truth["trainable_storage"]
     assert counts["merged_unique"] == truth["merged_unique"] == report["parameters"]["unique"]
     assert counts["merged_with_duplicates"] == truth["merged_per_name"]
-    base_unique = sum(
-        p.numel()
-        for p in transformers.AutoModelForCausalLM.from_pretrained(base_folder).parameters()
-    )
-    assert counts["base_unique"] == base_unique
+    assert counts["base_unique"] == sum(p.numel() for p in base.parameters())
 
 
 def test_check_judges_the_merged_model(bases: dict[tuple[str, bool], Path], tmp_path: Path) -> None:
