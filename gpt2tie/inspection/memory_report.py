@@ -54,7 +54,7 @@ def memory_estimate(
         )
     return MemoryEstimate(
         load_dtype=dtype_name,
-        weights_as_loaded=weights_as_loaded(unique, dtype_name),
+        weights_as_loaded=weights_as_loaded(unique, dtype_name, element_bytes),
         stored_bytes=None if checkpoint is None else checkpoint.stored_bytes,
         redundant_stored_bytes=redundant_bytes,
         largest_block=largest_block(model, element_bytes),

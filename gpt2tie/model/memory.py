@@ -28,9 +28,14 @@ GROWING = {"full_attention", "attention", "global_attention"}
 WINDOWED = {"sliding_attention", "chunked_attention", "local_attention"}
 
 
-def weights_as_loaded(unique: int, load_dtype: str) -> tuple[WeightBytes, ...]:
+def weights_as_loaded(
+    unique: int, load_dtype: str, element_bytes: float
+) -> tuple[WeightBytes, ...]:
+    """The weights in the dtype they load in (`element_bytes` each), then in fp32 … int4."""
     order = [load_dtype, *(d for d in DTYPE_BYTES if d != load_dtype)]
-    return tuple(WeightBytes(dtype, round(unique * DTYPE_BYTES.get(dtype, 4.0))) for dtype in order)
+    return tuple(
+        WeightBytes(dtype, round(unique * DTYPE_BYTES.get(dtype, element_bytes))) for dtype in order
+    )
 
 
 def largest_block(model: torch.nn.Module, bytes_per_parameter: float) -> LargestBlock | None:
@@ -181,9 +186,14 @@ def moe_counts(model: torch.nn.Module, config: Any, unique: int) -> MoeCounts | 
     per_token = _first_int(text, "num_experts_per_tok", "moe_topk", "num_experts_per_token")
     layers, routed, experts = 0, 0, 0
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] == "experts":
+        leaf = name.rsplit(".", 1)[-1]
+        # Shared experts run for every token: told apart by where they sit (`shared_experts`),
+        # not by class name (Granite MoE Shared's routed experts are `GraniteMoeSharedExperts`).
+        if "shared" in leaf.lower():
+            continue
+        if isinstance(module, torch.nn.ModuleList) and leaf == "experts":
             count = len(module)
-        elif type(module).__name__.endswith("Experts") and "Shared" not in type(module).__name__:
+        elif type(module).__name__.endswith("Experts"):
             shapes = [p.shape for p in module.parameters(recurse=False)]
             if not shapes or len({s[0] for s in shapes if len(s)}) != 1:
                 continue
