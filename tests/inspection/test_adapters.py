@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 import torch
 import transformers
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 import gpt2tie
@@ -104,6 +105,13 @@ ROWS: dict[str, tuple[str, bool, dict[str, Any], set[str]]] = {
         "llama",
         True,
         {"target_modules": ["lm_head"], "ensure_weight_tying": True},
+        {"adapter-delta-applied-twice"},
+    ),
+    # Beside the tied pair, a LoRA of its own: only the head's shares the embedding's storage.
+    "ensure-weight-tying-and-attention": (
+        "llama",
+        True,
+        {"target_modules": ["lm_head", "q_proj"], "ensure_weight_tying": True},
         {"adapter-delta-applied-twice"},
     ),
     "trainable-tokens": (
@@ -301,6 +309,10 @@ def test_adapter_rows_against_the_real_merge(
         assert truth["embedding_changed"] == (changes_partner or row == "gpt2-ensure-weight-tying")
     if changes_partner:
         assert truth["delta_logits"] > 1e-3
+    if row.startswith("ensure-weight-tying"):
+        # One tie, one finding (the embedding's and the head's LoRA are one pair).
+        codes = [f["code"] for f in report["findings"]]
+        assert codes.count("adapter-delta-applied-twice") == 1
     if row == "ensure-weight-tying":
         assert truth["single_delta"] is not None
         assert torch.allclose(truth["embedding_delta"], 2 * truth["single_delta"], atol=1e-5)
@@ -327,6 +339,15 @@ def test_adapter_rows_against_the_real_merge(
     assert counts["merged_unique"] == truth["merged_unique"] == report["parameters"]["unique"]
     assert counts["merged_with_duplicates"] == truth["merged_per_name"]
     assert counts["base_unique"] == sum(p.numel() for p in base.parameters())
+    # The checkpoint section is the base's files (the adapter's own are in `adapter`), and
+    # the version is the transformers whose from_pretrained merged it here.
+    with safe_open(str(base_folder / "model.safetensors"), "pt") as handle:
+        assert report["checkpoint"]["tensors"] == len(list(handle.keys()))
+    assert report["transformers_version"] == transformers.__version__
+    # Findings are ordered by severity: errors first, then warnings, then notes.
+    rank = {"error": 0, "warning": 1, "info": 2}
+    severities = [rank[f["severity"]] for f in report["findings"]]
+    assert severities == sorted(severities)
 
 
 def test_check_judges_the_merged_model(bases: dict[tuple[str, bool], Path], tmp_path: Path) -> None:

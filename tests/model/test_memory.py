@@ -486,10 +486,18 @@ def test_moe_active_parameters_follow_the_real_router(name: str, saved: dict[str
     assert moe["moe_layers"] == len(routed)
     assert moe["total_parameters"] == unique
     assert moe["active_parameters"] == unique - unused
+    assert type(moe["active_parameters"]) is int  # a JSON integer, not 1234.0
 
 
-def test_dense_model_has_no_moe_section(saved: dict[str, Path]) -> None:
+def test_dense_model_has_no_moe_section(saved: dict[str, Path], tmp_path: Path) -> None:
     assert memory_of(saved["llama-gqa"])["moe"] is None
+    # A MoE config whose every layer is dense (`mlp_only_layers`): a top-k, no experts.
+    config_class, values = CONFIGS["qwen2-moe"]
+    config = getattr(transformers, config_class)(**{**values, "mlp_only_layers": [0, 1, 2]})
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    assert not [m for m in model.modules() if type(m).__name__.endswith("Experts")]
+    model.save_pretrained(tmp_path)
+    assert memory_of(tmp_path)["moe"] is None
 
 
 def test_trainable_counts_count_a_frozen_tied_pair_once() -> None:
@@ -662,9 +670,9 @@ from transformers import LlamaConfig, PreTrainedModel
 class ListMoeConfig(LlamaConfig):
     model_type = "list-moe"
 
-    def __init__(self, num_local_experts=4, num_experts_per_tok=2, **kwargs):
+    def __init__(self, num_local_experts=4, num_experts_per_token=2, **kwargs):
         self.num_local_experts = num_local_experts
-        self.num_experts_per_tok = num_experts_per_tok
+        self.num_experts_per_token = num_experts_per_token
         super().__init__(**kwargs)
 
 
@@ -681,7 +689,7 @@ class Expert(nn.Module):
 class Block(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.top_k = config.num_experts_per_tok
+        self.top_k = config.num_experts_per_token
         self.gate = nn.Linear(config.hidden_size, config.num_local_experts, bias=False)
         self.experts = nn.ModuleList(Expert(config) for _ in range(config.num_local_experts))
 
@@ -720,7 +728,8 @@ class ListMoeForCausalLM(PreTrainedModel):
 
 def test_moe_with_an_experts_module_list(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Remote code (transformers 4's Mixtral, DeepSeek's own code) keeps one module per expert
-    in an `experts` ModuleList: the active parameters follow the experts a real router runs."""
+    in an `experts` ModuleList, here with top-k named `num_experts_per_token` (Kimi's spelling)
+    and no alias: the active parameters follow the experts a real router runs."""
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
     folder = tmp_path / "list-moe"
     folder.mkdir()
@@ -737,7 +746,7 @@ def test_moe_with_an_experts_module_list(monkeypatch: pytest.MonkeyPatch, tmp_pa
                 **SMALL,
                 "num_hidden_layers": 2,
                 "num_local_experts": 4,
-                "num_experts_per_tok": 2,
+                "num_experts_per_token": 2,
                 "tie_word_embeddings": True,
             }
         )
