@@ -311,8 +311,37 @@ def test_split_sets_of_one_part_and_a_wrong_split_count(tmp_path: Path) -> None:
         source = three / f"m-{number:05d}-of-00003.gguf"
         (two / f"m-{number:05d}-of-00002.gguf").write_bytes(source.read_bytes())
     files = tuple(sorted(p.name for p in two.iterdir()))
-    with pytest.raises(CheckpointFormatError, match=r"split\.count=3, but the set has 2 files"):
+    with pytest.raises(
+        CheckpointFormatError, match=r"split\.count=3, but the set has 2 files"
+    ) as err:
         read_gguf_checkpoint(LocalFiles(two), files)
+    assert err.value.file == files[0]  # the first part whose header disagrees
+
+    # A part given alone, its siblings absent: the error names that part and what is missing.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "m-00002-of-00003.gguf").write_bytes((three / "m-00002-of-00003.gguf").read_bytes())
+    with pytest.raises(CheckpointFormatError, match=r"parts are missing \(2\)") as err:
+        read_gguf_checkpoint(LocalFiles(alone), ("m-00002-of-00003.gguf",))
+    assert err.value.file == "m-00002-of-00003.gguf"
+
+
+def test_a_tensor_stored_in_two_parts_of_a_split_set(tmp_path: Path) -> None:
+    from gpt2tie.formats.gguf import read_gguf_checkpoint
+
+    made = _split_set(tmp_path / "made", 2)
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    first = (made / "m-00001-of-00002.gguf").read_bytes()
+    for number in (1, 2):  # the first part twice: both declare split.count=2
+        (twice / f"m-{number:05d}-of-00002.gguf").write_bytes(first)
+    files = tuple(sorted(p.name for p in twice.iterdir()))
+    names = [[t.name for t in gguf.GGUFReader(str(twice / f)).tensors] for f in files]
+    assert names[0] == names[1] == ["blk.0.attn_q.weight"]  # the reference reader's view
+    with pytest.raises(CheckpointFormatError) as err:
+        read_gguf_checkpoint(LocalFiles(twice), files)
+    assert err.value.file == files[1]
+    assert err.value.problem == f"tensor 'blk.0.attn_q.weight' is also stored in {files[0]}"
 
 
 # --- a memory bound that holds for any header (round three, N2) --------------------------------
@@ -429,5 +458,8 @@ def test_a_split_set_holding_more_parts_than_its_headers_declare(tmp_path: Path)
         part = made / f"m-{source:05d}-of-00002.gguf"
         (three / f"m-{number:05d}-of-00003.gguf").write_bytes(part.read_bytes())
     files = tuple(sorted(p.name for p in three.iterdir()))
-    with pytest.raises(CheckpointFormatError, match=r"split\.count=2, but the set has 3 files"):
+    with pytest.raises(
+        CheckpointFormatError, match=r"split\.count=2, but the set has 3 files"
+    ) as err:
         read_gguf_checkpoint(LocalFiles(three), files)
+    assert err.value.file == files[0]
