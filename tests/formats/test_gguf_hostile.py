@@ -430,6 +430,30 @@ def test_metadata_that_decodes_past_the_budget_is_refused(tmp_path: Path) -> Non
         read_gguf_header(LocalFiles(path.parent), path.name)
 
 
+def test_text_counts_against_its_own_budget(tmp_path: Path) -> None:
+    """Long string values cost their bytes, not one value per byte: 24 of 60,000 bytes are
+    read as gguf's own reader reads them; 540 of 64 KiB (more than 32 MiB of text, few
+    values) are refused by the text budget alone."""
+    from gpt2tie.formats.gguf_reader import MAX_DECODED_BYTES, MAX_DECODED_VALUES
+
+    path = tmp_path / "texts.gguf"
+    values = {f"texts.{n}": chr(ord("a") + n) * 60_000 for n in range(24)}
+    kvs = [kv("general.architecture", 8, text("llama"))]
+    path.write_bytes(gguf_bytes(kvs=kvs + [kv(k, 8, text(v)) for k, v in values.items()]))
+    assert MAX_DECODED_VALUES < 24 * 60_000  # refused if each byte counted as a value
+    header = read_gguf_header(LocalFiles(path.parent), path.name)
+    reference = gguf.GGUFReader(str(path))
+    for key, value in values.items():
+        assert header.string(key) == reference.fields[key].contents() == value
+
+    count = 540
+    long = text("x" * 65_536)
+    assert count * 65_536 > MAX_DECODED_BYTES and count < MAX_DECODED_VALUES
+    path.write_bytes(gguf_bytes(kvs=[kv(f"k{n}", 8, long) for n in range(count)]))
+    with pytest.raises(CheckpointFormatError, match="32 MiB of text"):
+        read_gguf_header(LocalFiles(path.parent), path.name)
+
+
 @pytest.mark.parametrize(
     ("make", "words"),
     [
