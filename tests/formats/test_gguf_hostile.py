@@ -430,6 +430,39 @@ def test_metadata_that_decodes_past_the_budget_is_refused(tmp_path: Path) -> Non
         read_gguf_header(LocalFiles(path.parent), path.name)
 
 
+def test_arrays_kept_and_arrays_reported_by_length(tmp_path: Path) -> None:
+    """Arrays up to 1,024 items are read item by item; a longer numeric array is reported by
+    its type and length, and the key after it is still read right. gguf's reader is the
+    truth."""
+    from gpt2tie.formats.gguf_reader import GgufArray
+
+    def array(item_type: int, items: list[bytes]) -> bytes:
+        return struct.pack("<IQ", item_type, len(items)) + b"".join(items)
+
+    token_types = [struct.pack("<i", n % 7) for n in range(2_000)]
+    kept = [text(f"s{n}") for n in range(1_024)]
+    path = tmp_path / "arrays.gguf"
+    path.write_bytes(
+        gguf_bytes(
+            kvs=[
+                kv("general.architecture", 8, text("llama")),
+                kv("tokenizer.ggml.token_type", 9, array(5, token_types)),
+                kv("general.tags", 9, array(8, [text("a"), text("b"), text("c")])),
+                kv("strings.kept", 9, array(8, kept)),
+                kv("after", 4, struct.pack("<I", 7)),
+            ]
+        )
+    )
+    header = read_gguf_header(LocalFiles(path.parent), path.name)
+    reference = gguf.GGUFReader(str(path)).fields
+    long_type = reference["tokenizer.ggml.token_type"].types[-1].name
+    assert header.metadata["tokenizer.ggml.token_type"] == GgufArray(long_type, 2_000, None)
+    tags = header.metadata["general.tags"]
+    assert (tags.item_type, tags.items) == ("STRING", tuple(reference["general.tags"].contents()))
+    assert list(header.metadata["strings.kept"].items) == reference["strings.kept"].contents()
+    assert header.integer("after") == reference["after"].contents() == 7
+
+
 def test_text_counts_against_its_own_budget(tmp_path: Path) -> None:
     """Long string values cost their bytes, not one value per byte: 24 of 60,000 bytes are
     read as gguf's own reader reads them; 540 of 64 KiB (more than 32 MiB of text, few
