@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -158,6 +159,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs_transformers5: the feature it tests refuses under transformers 4 "
         "(untie, retie, quantized checkpoints, --memory; the refusal is in test_versions.py)",
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The sandbox goes with the session (a run of the suite left ~1 MB in /tmp per session,
+    and mutation testing runs thousands of sessions)."""
+    shutil.rmtree(_SANDBOX, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -104,7 +104,7 @@ def test_real_load_agrees(scheme: str, tied: bool, bases: dict[bool, Path], tmp_
     roles = {w["name"]: w["role"] for w in quant["kept_weights"]}
     assert roles["model.embed_tokens.weight"] == "embedding"
     assert roles["lm_head.weight"] == "head"  # kept: tied, it is the embedding itself
-    if scheme in ("bnb-nf4", "bnb-fp4-double", "bnb-8bit", "ct-int4", "ct-nvfp4"):
+    if scheme in ("bnb-nf4", "bnb-fp4-double", "bnb-8bit", "ct-int4", "ct-nvfp4", "fp8"):
         assert (quant["bits"], quant["group_size"]) == _bits_and_group(folder, scheme)
     # The format, as the stored tensors show it: an 8-bit weight's dtype, bitsandbytes'
     # quant-state key.
@@ -134,6 +134,8 @@ def _bits_and_group(folder: Path, scheme: str) -> tuple[int, int | None]:
         packed = t["weight_packed"]
         bits = 8 * packed.element_size() * packed.shape[1] // hidden
         return bits, hidden // t["weight_scale"].shape[1]
+    if "weight_scale_inv" in t:  # fp8 blocks: one scale per block of rows and columns
+        return 8 * t["weight"].element_size(), hidden // t["weight_scale_inv"].shape[0]
     if "weight.absmax" in t:  # bitsandbytes 4-bit: packed bytes, one absmax a block
         return 8 * t["weight"].numel() // hidden**2, hidden**2 // t["weight.absmax"].numel()
     return 8 * t["weight"].element_size(), None
@@ -275,6 +277,16 @@ def test_mxfp4_experts_against_a_real_load(tied: bool, tmp_path: Path) -> None:
     assert quant["counts"]["logical"] == quant["counts"]["after_load"] == truth["after_load"]
     blocks = [n for n in stored_names(folder) if n.endswith("_blocks")]
     assert len(quant["quantized_weights"]) == len(blocks) == 4
+    # gate_up_proj_blocks [experts, out, in / values per block, bytes per block].
+    (packed,) = _tensors(folder, [n for n in blocks if "gate_up_proj" in n][:1])
+    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    values_per_block = hidden // packed.shape[-2]
+    per_block = 8 * packed.shape[-1] * packed.element_size()
+    assert (quant["bits"], quant["group_size"], quant["format"]) == (
+        per_block // values_per_block,
+        values_per_block,
+        "mxfp4",
+    )
     assert quant["companion_tensors"] == sum(
         1 for n in stored_names(folder) if n.endswith("_scales")
     )
