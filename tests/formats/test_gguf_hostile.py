@@ -430,6 +430,39 @@ def test_metadata_that_decodes_past_the_budget_is_refused(tmp_path: Path) -> Non
         read_gguf_header(LocalFiles(path.parent), path.name)
 
 
+def test_a_header_that_ends_at_the_end_of_the_file_is_read(tmp_path: Path) -> None:
+    """No tensors and no data: the last byte of the file is the last byte of the header."""
+    content = gguf_bytes(kvs=[kv("general.architecture", 8, text("llama"))], infos=[], data=b"")
+    path = tmp_path / "bare.gguf"
+    path.write_bytes(content)
+    header = read_gguf_header(LocalFiles(tmp_path), path.name)
+    reference = gguf.GGUFReader(str(path))
+    assert header.tensors == () and len(reference.tensors) == 0
+    assert (
+        header.string("general.architecture") == reference.fields["general.architecture"].contents()
+    )
+
+
+def test_a_header_larger_than_its_cap_is_refused(tmp_path: Path) -> None:
+    """A header whose array runs one byte past the 256 MiB cap, in a file that really holds
+    those bytes (sparse: no disk used): refused before they are read."""
+    from gpt2tie.formats.gguf_reader import MAX_HEADER_BYTES
+
+    items = MAX_HEADER_BYTES + 1  # uint8
+    content = gguf_bytes(kvs=[kv("big", 9, struct.pack("<IQ", 0, items))], infos=[], data=b"")
+    path = tmp_path / "big.gguf"
+    with path.open("wb") as handle:
+        handle.write(content)
+        handle.truncate(len(content) + items)
+    with pytest.raises(CheckpointFormatError) as err:
+        read_gguf_header(LocalFiles(tmp_path), path.name)
+    assert (err.value.file, err.value.problem) == (
+        "big.gguf",
+        f"its GGUF header is larger than {MAX_HEADER_BYTES // 2**20} MiB",
+    )
+    assert MAX_HEADER_BYTES // 2**20 == 256
+
+
 def test_arrays_kept_and_arrays_reported_by_length(tmp_path: Path) -> None:
     """Arrays up to 1,024 items are read item by item; a longer numeric array is reported by
     its type and length, and the key after it is still read right. gguf's reader is the
