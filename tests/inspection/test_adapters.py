@@ -250,6 +250,30 @@ def assert_names_and_partners(report: dict[str, Any], base: Any, adapter: Path) 
             assert key.endswith(".base_layer.weight")
             assert f"({stored_bytes[key]:,} bytes)" in finding["message"]
 
+    # Every base copy the saved file holds of a layer tied in the base is reported, and only
+    # those (PEFT also saves the copies of untied embedding layers: no tie, no finding).
+    def tied(module: str) -> bool:
+        weight = getattr(modules.get(module), "weight", None)
+        return (
+            any(
+                o is not modules[module] and getattr(o, "weight", None) is weight
+                for o in modules.values()
+            )
+            if weight is not None
+            else False
+        )
+
+    copies = sorted(
+        key
+        for key in stored_bytes
+        if key.endswith(".base_layer.weight")
+        and tied(key.removeprefix("base_model.model.").removesuffix(".base_layer.weight"))
+    )
+    reported = sorted(
+        f["names"][0] for f in report["findings"] if f["code"] == "adapter-base-copy-stored"
+    )
+    assert reported == copies
+
 
 TIE_FINDINGS = (
     "adapter-merge-changes-tied-partner",
