@@ -130,6 +130,18 @@ CASES = {
         gguf_bytes(infos=[info("t", (4,), 0, 0), info("t", (4,), 0, 32)]),
         "tensor 't' appears twice",
     ),
+    "zero alignment": (
+        gguf_bytes(kvs=[kv("general.alignment", 4, struct.pack("<I", 0))]),
+        "general.alignment 0 is not a positive power of two",
+    ),
+    "boolean alignment": (
+        gguf_bytes(kvs=[kv("general.alignment", 7, b"\x01")]),
+        "general.alignment True is not a positive power of two",
+    ),
+    "text alignment": (
+        gguf_bytes(kvs=[kv("general.alignment", 8, text("32"))]),
+        "general.alignment '32' is not a positive power of two",
+    ),
     "bad alignment": (
         gguf_bytes(kvs=[kv("general.alignment", 4, struct.pack("<I", 3))]),
         "general.alignment 3 is not a positive power of two",
