@@ -550,8 +550,9 @@ def test_text_counts_against_its_own_budget(tmp_path: Path) -> None:
 def test_counts_past_the_bounds_are_refused(make: Any, words: str, tmp_path: Path) -> None:
     path = tmp_path / "big.gguf"
     path.write_bytes(make())
-    with pytest.raises(CheckpointFormatError, match=words):
+    with pytest.raises(CheckpointFormatError, match=words) as err:
         read_gguf_header(LocalFiles(path.parent), path.name)
+    assert err.value.file == "big.gguf"
 
 
 def test_a_split_set_holding_more_parts_than_its_headers_declare(tmp_path: Path) -> None:
