@@ -115,7 +115,7 @@ CASES = {
     "unknown tensor type": (gguf_bytes(infos=[info("t", (4,), 99, 0)]), "unknown tensor type 99"),
     "row not whole blocks": (
         gguf_bytes(infos=[info("t", (16, 2), 8, 0)]),
-        "not a whole number of Q8_0 blocks",
+        "a row of 16 is not a whole number of Q8_0 blocks (32)",
     ),
     "misaligned offset": (gguf_bytes(infos=[info("t", (4,), 0, 3)]), "is not aligned"),
     "data past EOF": (
