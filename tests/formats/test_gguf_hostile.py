@@ -535,8 +535,9 @@ def test_text_counts_against_its_own_budget(tmp_path: Path) -> None:
     long = text("x" * 65_536)
     assert count * 65_536 > MAX_DECODED_BYTES and count < MAX_DECODED_VALUES
     path.write_bytes(gguf_bytes(kvs=[kv(f"k{n}", 8, long) for n in range(count)]))
-    with pytest.raises(CheckpointFormatError, match="32 MiB of text"):
+    with pytest.raises(CheckpointFormatError, match="32 MiB of text") as err:
         read_gguf_header(LocalFiles(path.parent), path.name)
+    assert err.value.file == "texts.gguf"
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,9 @@ def test_published_layouts_need_no_backend(
     assert quant["companion_tensors"] == len(companions)
     if scheme in ("gptq", "awq"):
         assert (quant["bits"], quant["group_size"]) == _bits_and_group(folder, scheme)
+        # The format of a GPTQ or AWQ checkpoint is its packing, named by the config.
+        config = json.loads((folder / "config.json").read_text())["quantization_config"]
+        assert quant["format"] == config["quant_method"] == scheme
         # The quantized tensors become buffers: only the rest are parameters.
         assert quant["counts"]["after_load"] == logical - linears
     assert quant["counts"]["stored"] == sum(t.numel() for t in stored)
