@@ -15,6 +15,7 @@ from gpt2tie.inspection.quantized import (
     quantization_findings,
     quantization_summary,
     quantized_checkpoint,
+    unapplied_quantization_findings,
 )
 from gpt2tie.inspection.stored_copies import identical_untied_heads, redundant_copy_bytes
 from gpt2tie.loading.prediction import LoadPrediction, predict_load, untie
@@ -162,6 +163,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
         stored = prediction.stored_by_model_key if prediction is not None else {}
         quantization = quantization_summary(model, table, checkpoint, quant, scheme, layout, stored)
         extra = quantization_findings(quant, scheme, heads, bool(declared))
+    extra += unapplied_quantization_findings(model_source.config)
     findings = collect_findings(
         FindingInputs(
             class_name=skeleton.class_name,

@@ -12,12 +12,13 @@ from gpt2tie.loading.quantization import (
     QuantizationConfig,
     QuantizedLayout,
     Scheme,
+    UnappliedQuantization,
     backend_installed,
     quantized_layout,
     read_quantization_config,
     scheme_for,
 )
-from gpt2tie.model.transformers_version import require_transformers5
+from gpt2tie.model.transformers_version import described, require_transformers5
 from gpt2tie.results import Finding, Head
 from gpt2tie.results.quantization import KeptWeight, QuantizationSummary, QuantizedCounts
 
@@ -32,7 +33,7 @@ def quantized_checkpoint(
 ) -> tuple[QuantizationConfig, Scheme, QuantizedLayout | None] | None:
     """The quantization of a checkpoint: its config, scheme, and stored layout (None: none)."""
     quant = read_quantization_config(config)
-    if quant is None:
+    if not isinstance(quant, QuantizationConfig):
         return None
     # The stored layouts are read from transformers 5's quantizers and measured against its loads.
     require_transformers5("a quantized checkpoint")
@@ -190,6 +191,46 @@ def quantization_findings(
             )
         )
     return found
+
+
+def unapplied_quantization_findings(config: dict[str, Any]) -> list[Finding]:
+    """A quantization config from_pretrained does not apply: it loads the stored tensors as
+    they are (or, without a `quant_method`, raises)."""
+    unapplied = read_quantization_config(config)
+    if not isinstance(unapplied, UnappliedQuantization):
+        return []
+    if unapplied.why == "legacy-key":
+        return [
+            Finding(
+                "quantization-config-ignored",
+                "warning",
+                "config.json holds a `compression_config` (compressed-tensors' key before "
+                "September 2024) and no `quantization_config`: from_pretrained never reads it, "
+                "so it loads the stored tensors as they are, without decompressing or scaling "
+                "them. Rename the key to `quantization_config` (with `quant_method: "
+                "compressed-tensors`), or re-save with a current compressed-tensors.",
+            )
+        ]
+    if unapplied.why == "no-method":
+        return [
+            Finding(
+                "quantization-method-missing",
+                "error",
+                "config.json has a `quantization_config` without `quant_method`: "
+                "from_pretrained raises ValueError before loading anything. Add the method "
+                "that wrote the checkpoint (e.g. `quant_method: compressed-tensors`).",
+            )
+        ]
+    return [
+        Finding(
+            "quantization-method-unknown",
+            "warning",
+            f"config.json names `quant_method: {unapplied.method}`, which {described()} does "
+            "not know: from_pretrained skips the quantization (it logs a warning) and loads "
+            "the stored tensors as they are. Upgrade transformers if the method is newer, or "
+            "load with the library that wrote it.",
+        )
+    ]
 
 
 def _asymmetric_int_weights(raw: dict[str, Any]) -> bool:

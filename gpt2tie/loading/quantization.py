@@ -67,7 +67,7 @@ _BACKENDS = {
 
 @dataclass(frozen=True)
 class QuantizationConfig:
-    """The config's `quantization_config` (or `compression_config`), read as plain data."""
+    """The config's `quantization_config` that from_pretrained applies, read as plain data."""
 
     method: str
     bits: int | None
@@ -76,46 +76,91 @@ class QuantizationConfig:
     raw: dict[str, Any] = field(compare=False, repr=False)
 
 
-def read_quantization_config(config: dict[str, Any]) -> QuantizationConfig | None:
-    raw = config.get("quantization_config") or config.get("compression_config")
-    if not isinstance(raw, dict):
+Unapplied = Literal[
+    "legacy-key",  # compressed-tensors' `compression_config`: transformers never reads it
+    "no-method",  # no `quant_method`: from_pretrained raises ValueError
+    "unknown-method",  # a method this transformers does not know: it skips quantization
+]
+
+
+@dataclass(frozen=True)
+class UnappliedQuantization:
+    """A quantization config in config.json that from_pretrained does not apply, and why."""
+
+    why: Unapplied
+    method: str | None  # `quant_method` as written, None when absent
+
+
+def read_quantization_config(
+    config: dict[str, Any],
+) -> QuantizationConfig | UnappliedQuantization | None:
+    """What from_pretrained makes of the config's quantization, by transformers' own rules
+    (`AutoHfQuantizer.supports_quant_method`, the same in 4.57 and 5.x)."""
+    raw = config.get("quantization_config")
+    if not raw or not isinstance(raw, dict):
+        if isinstance(config.get("compression_config"), dict):
+            legacy = config["compression_config"].get("quant_method")
+            return UnappliedQuantization("legacy-key", str(legacy) if legacy else None)
         return None
-    method = str(raw.get("quant_method") or "")
-    if not method and "config_groups" in raw:
-        method = "compressed-tensors"
-    if method == "bitsandbytes":
+    written = raw.get("quant_method")
+    if raw.get("load_in_8bit") or raw.get("load_in_4bit"):
         method = "bitsandbytes_4bit" if raw.get("load_in_4bit") else "bitsandbytes_8bit"
+    elif written is None:
+        return UnappliedQuantization("no-method", None)
+    elif not isinstance(written, str) or written not in _known_methods():
+        return UnappliedQuantization("unknown-method", str(written))
+    else:
+        method = written
     bits, fmt, group = _bits_format_group(method, raw)
-    return QuantizationConfig(method or "unknown", bits, fmt, group, raw)
+    return QuantizationConfig(method, bits, fmt, group, raw)
+
+
+def _known_methods() -> frozenset[str]:
+    from transformers.quantizers.auto import AUTO_QUANTIZATION_CONFIG_MAPPING
+
+    return frozenset(AUTO_QUANTIZATION_CONFIG_MAPPING)
 
 
 def _bits_format_group(
     method: str, raw: dict[str, Any]
 ) -> tuple[int | None, str | None, int | None]:
     if method == "bitsandbytes_4bit":
-        return 4, str(raw.get("bnb_4bit_quant_type", "fp4")), int(raw.get("bnb_4bit_blocksize", 64))
+        kind, block = raw.get("bnb_4bit_quant_type", "fp4"), raw.get("bnb_4bit_blocksize", 64)
+        return 4, _text(kind), _int(block)
     if method == "bitsandbytes_8bit":
         return 8, "int8", None
     if method in ("fp8", "mxfp8"):
         block = raw.get("weight_block_size")
-        return 8, "float8_e4m3fn", block[0] if isinstance(block, list) and block else None
+        return 8, "float8_e4m3fn", _int(block[0]) if isinstance(block, list) and block else None
     if method == "mxfp4":
         return 4, "mxfp4", 32
     if method in ("gptq", "awq"):
         return _int(raw.get("bits")), method, _int(raw.get("group_size"))
     if method == "compressed-tensors":
-        for group in (raw.get("config_groups") or {}).values():
+        groups = raw.get("config_groups")
+        for group in groups.values() if isinstance(groups, dict) else ():
             weights = group.get("weights") if isinstance(group, dict) else None
             if isinstance(weights, dict):
                 kind = weights.get("type")
-                fmt = f"{kind}{weights.get('num_bits')}" if kind else raw.get("format")
+                fmt = f"{kind}{weights.get('num_bits')}" if kind else _text(raw.get("format"))
                 return _int(weights.get("num_bits")), fmt, _int(weights.get("group_size"))
-        return None, raw.get("format"), None
-    return _int(raw.get("nbits") or raw.get("bits")), None, _int(raw.get("group_size"))
+        return None, _text(raw.get("format")), None
+    if method == "hqq":
+        # HqqConfig stores hqq's BaseQuantizeConfig; a per-layer config has no single answer.
+        held = raw.get("quant_config")
+        weights = held.get("weight_quant_params") if isinstance(held, dict) else None
+        if isinstance(weights, dict):
+            return _int(weights.get("nbits")), None, _int(weights.get("group_size"))
+        return None, None, None
+    return _int(raw.get("bits")), None, _int(raw.get("group_size"))
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def scheme_for(quant: QuantizationConfig, stored_names: frozenset[str]) -> Scheme:

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 import quantized_models as qm
 import torch
+import transformers
 from safetensors import safe_open
 from typer.testing import CliRunner
 
@@ -116,6 +117,10 @@ def test_real_load_agrees(scheme: str, tied: bool, bases: dict[bool, Path], tmp_
     if scheme.startswith("bnb-") and scheme != "bnb-8bit":
         (state,) = [n for n in q_proj if ".quant_state.bitsandbytes__" in n]
         assert quant["format"] == state.rsplit("__", 1)[-1]
+    if scheme.startswith("ct-"):
+        # compressed-tensors' own reading of the config, on the loaded layer: type and bits.
+        weights = truth["model"].model.layers[0].self_attn.q_proj.quantization_scheme.weights
+        assert quant["format"] == f"{weights.type}{weights.num_bits}"
 
 
 def _bits_and_group(folder: Path, scheme: str) -> tuple[int, int | None]:
@@ -193,6 +198,41 @@ def test_bits_and_group_size_that_are_no_integers_are_not_reported(
     (folder / "config.json").write_text(json.dumps(config))
     quant = inspect(folder)["quantization"]
     assert (quant["method"], quant["bits"], quant["group_size"]) == ("gptq", None, None)
+
+
+def test_bits_and_group_size_of_other_methods(bases: dict[bool, Path], tmp_path: Path) -> None:
+    """Methods without a layout of their own here: bits and group size as their config
+    classes write them (AutoRound at the top level, HQQ inside hqq's BaseQuantizeConfig)."""
+    written = transformers.AutoRoundConfig(bits=4, group_size=32).to_dict()
+    folder = qm.gptq(bases[True], tmp_path / "auto-round")  # packing_format auto_round:gptq
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = json.loads(json.dumps(written))
+    (folder / "config.json").write_text(json.dumps(config))
+    quant = inspect(folder)["quantization"]
+    assert (quant["method"], quant["bits"], quant["group_size"]) == ("auto-round", 4, 32)
+    hqq = qm.hqq(bases[True], tmp_path / "hqq")
+    weights = json.loads((hqq / "config.json").read_text())["quantization_config"]
+    expected = weights["quant_config"]["weight_quant_params"]
+    quant = inspect(hqq)["quantization"]
+    assert (quant["bits"], quant["group_size"]) == (expected["nbits"], expected["group_size"])
+    assert (quant["bits"], quant["group_size"]) == (4, 64)
+
+
+def test_bitsandbytes_is_known_by_its_load_in_flags(
+    bases: dict[bool, Path], tmp_path: Path
+) -> None:
+    """transformers takes `load_in_4bit` / `load_in_8bit` for bitsandbytes, whatever
+    `quant_method` says (or without one)."""
+    folder = qm.with_bitsandbytes(bases[True], tmp_path / "bnb", load_in_4bit=True)
+    config = json.loads((folder / "config.json").read_text())
+    del config["quantization_config"]["quant_method"]
+    (folder / "config.json").write_text(json.dumps(config))
+    truth = qm.real_load(folder)
+    assert type(truth["model"].model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
+    report = inspect(folder)
+    assert report["quantization"]["method"] == "bitsandbytes_4bit"
+    assert report["checkpoint"]["missing"] == truth["missing"]
+    assert report["checkpoint"]["unexpected"] == truth["unexpected"]
 
 
 def test_hqq_is_reported_as_not_loaded(bases: dict[bool, Path], tmp_path: Path) -> None:
