@@ -179,12 +179,15 @@ def training(unique: int, frozen: int, scenario: str) -> TrainingBytes:
 
 def moe_counts(model: torch.nn.Module, config: Any, unique: int) -> MoeCounts | None:
     """Routed experts: fused `…Experts` modules (one tensor per weight, experts first) or an
-    `experts` ModuleList; a token runs through `experts_per_token` of them per MoE layer."""
+    `experts` ModuleList; a token runs through `experts_per_token` of them per MoE layer. The
+    experts modules of one parent are one MoE layer (one router): JetMoe's `input_linear` and
+    `output_linear`, in its MLP and again in its attention, are two layers, not four."""
     import torch
 
     text = config.get_text_config(decoder=True)
     per_token = _first_int(text, "num_experts_per_tok", "moe_topk", "num_experts_per_token")
-    layers, routed, experts = 0, 0, 0
+    parents: set[str] = set()
+    routed, experts = 0, 0
     for name, module in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
         # Shared experts run for every token: told apart by where they sit (`shared_experts`),
@@ -200,16 +203,16 @@ def moe_counts(model: torch.nn.Module, config: Any, unique: int) -> MoeCounts | 
             count = shapes[0][0]
         else:
             continue
-        layers += 1
+        parents.add(name.rpartition(".")[0])
         experts = count
         routed += sum(p.numel() for p in module.parameters())
-    if not layers or not per_token or experts < per_token:
+    if not parents or not per_token or experts < per_token:
         return None
     unused = routed * (experts - per_token) // experts
     return MoeCounts(
         experts=experts,
         experts_per_token=per_token,
-        moe_layers=layers,
+        moe_layers=len(parents),
         routed_expert_parameters=routed,
         total_parameters=unique,
         active_parameters=unique - unused,

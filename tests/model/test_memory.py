@@ -769,3 +769,49 @@ def test_moe_with_an_experts_module_list(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert (moe["experts"], moe["experts_per_token"], moe["moe_layers"]) == (4, 2, 2)
     assert moe["total_parameters"] == unique
     assert moe["active_parameters"] == unique - unused
+
+
+def test_moe_layers_are_routers_not_experts_modules(tmp_path: Path) -> None:
+    """JetMoe routes twice a layer (its MoA attention and its MoE MLP), each router feeding two
+    `JetMoeParallelExperts` (`input_linear`, `output_linear`): the MoE layers are the routers
+    a forward pass runs, the active parameters the experts their expert sizes use."""
+    config = transformers.JetMoeConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_key_value_heads=2,
+        kv_channels=8,
+        intermediate_size=64,
+        num_local_experts=8,
+        num_experts_per_tok=2,
+    )
+    torch.manual_seed(0)
+    model = transformers.JetMoeForCausalLM(config).eval()
+    model.save_pretrained(tmp_path)
+    routers: list[torch.nn.Module] = []
+    unused = 0
+
+    def count_router(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        routers.append(module)
+
+    def count_unused(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        nonlocal unused
+        expert_size = args[1]  # tokens per expert, in expert order
+        weight = module.weight
+        unused += sum(1 for size in expert_size if size == 0) * weight[0].numel()
+
+    hooks = []
+    for module in model.modules():
+        if type(module).__name__ == "JetMoeTopKGating":
+            hooks.append(module.register_forward_pre_hook(count_router))
+        elif type(module).__name__ == "JetMoeParallelExperts":
+            hooks.append(module.register_forward_pre_hook(count_unused))
+    with torch.no_grad():
+        model(torch.randint(0, 64, (1, 1)))  # one token
+    for hook in hooks:
+        hook.remove()
+    moe = memory_of(tmp_path)["moe"]
+    assert moe["moe_layers"] == len(routers) == 4
+    assert moe["experts"] == 8 and moe["experts_per_token"] == 2
+    unique = sum(p.numel() for p in model.parameters())
+    assert moe["active_parameters"] == unique - unused
