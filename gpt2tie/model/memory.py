@@ -185,7 +185,9 @@ def moe_counts(model: torch.nn.Module, config: Any, unique: int) -> MoeCounts | 
     import torch
 
     text = config.get_text_config(decoder=True)
-    per_token = _first_int(text, "num_experts_per_tok", "moe_topk", "num_experts_per_token")
+    per_token = _first_int(
+        text, "num_experts_per_tok", "moe_topk", "num_experts_per_token"
+    ) or _first_int(getattr(text, "ffn_config", None), "moe_top_k")  # DBRX
     parents: set[str] = set()
     routed, experts = 0, 0
     for name, module in model.named_modules():
@@ -198,9 +200,13 @@ def moe_counts(model: torch.nn.Module, config: Any, unique: int) -> MoeCounts | 
             count = len(module)
         elif type(module).__name__.endswith("Experts"):
             shapes = [p.shape for p in module.parameters(recurse=False)]
-            if not shapes or len({s[0] for s in shapes if len(s)}) != 1:
+            held = getattr(module, "num_experts", None)
+            if not shapes and isinstance(held, int) and held > 0:
+                count = held  # DBRX: experts flattened into one tensor per weight, in a child
+            elif not shapes or len({s[0] for s in shapes if len(s)}) != 1:
                 continue
-            count = shapes[0][0]
+            else:
+                count = shapes[0][0]
         else:
             continue
         parents.add(name.rpartition(".")[0])

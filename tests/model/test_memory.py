@@ -195,6 +195,20 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "num_experts_per_tok": 2,
         },
     ),
+    "dbrx": (
+        "DbrxConfig",
+        {
+            "vocab_size": 64,
+            "d_model": 32,
+            "n_heads": 4,
+            "n_layers": 2,
+            # clip_qkv as DBRX publishes it: the default (None) fails transformers 5.24's
+            # forward (torch.clamp without bounds).
+            "attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0},
+            # top-2 of 8, nested; the experts flattened to [experts · ffn, d] in a child module
+            "ffn_config": {"ffn_hidden_size": 16, "moe_num_experts": 8, "moe_top_k": 2},
+        },
+    ),
     "qwen2-moe": (
         "Qwen2MoeConfig",
         {
@@ -255,6 +269,7 @@ ENCODER_DECODER = {
 }
 MOE = (
     "aria-text-moe",
+    "dbrx",
     "deepseek-v3-mla",
     "granitemoe-shared",
     "inkling-shared-experts",
@@ -479,8 +494,10 @@ def test_moe_active_parameters_follow_the_real_router(name: str, saved: dict[str
         hook.remove()
     assert routed
     for module, used in routed:
-        experts = next(iter(module.parameters())).shape[0]
-        per_expert = sum(p[0].numel() for p in module.parameters())
+        # The number of experts the module's own forward uses (DBRX flattens its experts into
+        # one tensor per weight); else the experts dimension of its tensors.
+        experts = getattr(module, "num_experts", None) or next(module.parameters()).shape[0]
+        per_expert = sum(p.numel() for p in module.parameters()) // experts
         unused += (experts - len(used)) * per_expert
     moe = memory_of(saved[name])["moe"]
     assert moe["moe_layers"] == len(routed)
