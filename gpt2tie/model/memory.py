@@ -6,6 +6,7 @@ Every figure counts a tied pair once: it is one tensor, with one gradient and on
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.results.memory import (
@@ -24,17 +25,22 @@ if TYPE_CHECKING:
 
 # Bytes per parameter of the dtypes a user asks "does it fit" for.
 DTYPE_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "int4": 0.5}
-GROWING = {"full_attention", "attention", "global_attention"}
-WINDOWED = {"sliding_attention", "chunked_attention", "local_attention"}
+# Layer types (`layer_types`) whose cache grows with every token, and those that keep a window;
+# the hybrid ones (Inkling) also hold a linear-attention state, not counted.
+GROWING = {"full_attention", "attention", "global_attention", "hybrid"}
+WINDOWED = {"sliding_attention", "chunked_attention", "local_attention", "hybrid_sliding"}
+SWA_HEADS = {"hybrid_sliding"}  # Inkling: sliding layers with `swa_*` heads of their own
 
 
 def weights_as_loaded(
     unique: int, load_dtype: str, element_bytes: float
 ) -> tuple[WeightBytes, ...]:
-    """The weights in the dtype they load in (`element_bytes` each), then in fp32 … int4."""
+    """The weights in the dtype they load in (`element_bytes` each), then in fp32 … int4 (two
+    values a byte: an odd count takes its last byte whole)."""
     order = [load_dtype, *(d for d in DTYPE_BYTES if d != load_dtype)]
     return tuple(
-        WeightBytes(dtype, round(unique * DTYPE_BYTES.get(dtype, element_bytes))) for dtype in order
+        WeightBytes(dtype, math.ceil(unique * DTYPE_BYTES.get(dtype, element_bytes)))
+        for dtype in order
     )
 
 
@@ -116,22 +122,38 @@ def kv_cache(
     )
     if not heads or not layers:
         return None
-    kv_heads = _first_int(text, "num_key_value_heads") or heads
-    head_dim = _first_int(text, "head_dim", "d_kv") or _first_int(text, "hidden_size") // heads
     latent = _first_int(text, "kv_lora_rank")
-    per_layer = latent + _first_int(text, "qk_rope_head_dim") if latent else 2 * kv_heads * head_dim
-    types = list(getattr(text, "layer_types", None) or ())[:layers]
-    window = _first_int(text, "sliding_window", "attention_chunk_size")
+    types = list(_attribute(text, "layer_types") or ())[:layers]
     if not types:
-        use_window = window and getattr(text, "use_sliding_window", True) is not False
+        window = _first_int(text, "sliding_window", "attention_chunk_size")
+        use_window = window and _attribute(text, "use_sliding_window") is not False
         types = ["sliding_attention" if use_window else "full_attention"] * layers
-    full = sum(1 for t in types if t in GROWING)
-    sliding = sum(1 for t in types if t in WINDOWED) if window else 0
-    full += sum(1 for t in types if t in WINDOWED) if not window else 0
-    kept = min(context, window - 1) if window else context
-    self_bytes = (full * context + sliding * kept) * per_layer * element_bytes * batch
+    # Layers that read another layer's cache store none (Gemma 4, Gemma 3n: `kv_sharing_modes`).
+    modes = list(_attribute(text, "kv_sharing_modes") or ())
+    full = sliding = 0
+    per_token = self_bytes = 0
+    sliding_kept: int | None = None  # tokens a sliding layer keeps: its window minus one
+    layer_configs = _layer_configs(text, len(types))
+    for index, kind in enumerate(types):
+        if index < len(modes) and modes[index] == "reuse":
+            continue
+        windowed = kind in WINDOWED
+        if not windowed and kind not in GROWING:
+            continue  # linear attention, recurrent, convolution: a fixed state, not counted
+        layer = layer_configs[index]
+        size = _per_token(config, text, layer, heads, latent, kind) * element_bytes
+        window = _first_int(layer, "sliding_window", "attention_chunk_size") if windowed else 0
+        if window:
+            sliding += 1
+            sliding_kept = window - 1
+            self_bytes += min(context, window - 1) * size * batch
+        else:  # a windowed type without a window grows like full attention
+            full += 1
+            per_token += size
+            self_bytes += context * size * batch
     cross = 0
-    if getattr(config, "is_encoder_decoder", False):
+    if _attribute(config, "is_encoder_decoder"):
+        head_dim = _first_int(text, "head_dim", "d_kv") or _first_int(text, "hidden_size") // heads
         cross = layers * 2 * heads * head_dim * context * element_bytes * batch
     return KvCache(
         dtype=dtype,
@@ -139,10 +161,10 @@ def kv_cache(
         batch=batch,
         full_attention_layers=full,
         sliding_window_layers=sliding,
-        sliding_window=window - 1 if window and sliding else None,
+        sliding_window=sliding_kept,
         latent_attention=bool(latent),
         other_layers=layers - full - sliding,
-        per_token_bytes=full * per_layer * element_bytes,
+        per_token_bytes=per_token,
         self_attention_bytes=self_bytes,
         cross_attention_bytes=cross,
         total_bytes=self_bytes + cross,
@@ -151,9 +173,46 @@ def kv_cache(
     )
 
 
+def _layer_configs(text: Any, layers: int) -> list[Any]:
+    """Each layer's config: transformers 5's `per_layer_config` (Gemma 4's layers differ in
+    head size); the text config itself for every layer otherwise."""
+    view = _attribute(text, "per_layer_config")
+    if view is None:
+        return [text] * layers
+    try:
+        return [view[index] for index in range(layers)]
+    except (IndexError, KeyError, TypeError):
+        return [text] * layers
+
+
+def _per_token(config: Any, text: Any, layer: Any, heads: int, latent: int, kind: str) -> int:
+    """Elements one token adds to one layer's cache: keys and values, or MLA's latent."""
+    if latent:
+        return latent + _first_int(text, "qk_rope_head_dim")
+    if kind in SWA_HEADS and _first_int(layer, "swa_num_key_value_heads"):
+        # Inkling's sliding layers have heads of their own.
+        kv_heads = _first_int(layer, "swa_num_key_value_heads")
+        return 2 * kv_heads * (_first_int(layer, "swa_head_dim") or _first_int(layer, "head_dim"))
+    if layer is not text:  # transformers 5's per-layer config (Gemma 4)
+        heads = _first_int(layer, "num_attention_heads") or heads
+    kv_heads = _first_int(layer, "num_key_value_heads") or heads
+    head_dim = _first_int(layer, "head_dim", "d_kv") or _first_int(layer, "hidden_size") // heads
+    return 2 * kv_heads * head_dim
+
+
+def _attribute(config: Any, name: str) -> Any:
+    # transformers 5 refuses a global read of an attribute that differs per layer (Gemma 4's
+    # `head_dim`, a RuntimeError): that value is read per layer instead. A config property
+    # that refuses its own values (Gemma 4's `kv_sharing_modes`, a ValueError) reads as absent.
+    try:
+        return getattr(config, name, None)
+    except (RuntimeError, ValueError):
+        return None
+
+
 def _first_int(config: Any, *names: str) -> int:
     for name in names:
-        value = getattr(config, name, None)
+        value = _attribute(config, name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return 0
