@@ -128,14 +128,16 @@ def kv_cache(
         window = _first_int(text, "sliding_window", "attention_chunk_size")
         use_window = window and _attribute(text, "use_sliding_window") is not False
         types = ["sliding_attention" if use_window else "full_attention"] * layers
-    # Layers that read another layer's cache store none (Gemma 4, Gemma 3n: `kv_sharing_modes`).
+    # Layers that read another layer's cache store none (Gemma 4, Gemma 3n: `kv_sharing_modes`);
+    # Mllama's cross-attention layers hold an image's keys, not the context's.
     modes = list(_attribute(text, "kv_sharing_modes") or ())
+    cross_layers = set(_attribute(text, "cross_attention_layers") or ())
     full = sliding = 0
     per_token = self_bytes = 0
     sliding_kept: int | None = None  # tokens a sliding layer keeps: its window minus one
     layer_configs = _layer_configs(text, len(types))
     for index, kind in enumerate(types):
-        if index < len(modes) and modes[index] == "reuse":
+        if (index < len(modes) and modes[index] == "reuse") or index in cross_layers:
             continue
         windowed = kind in WINDOWED
         if not windowed and kind not in GROWING:
@@ -195,9 +197,17 @@ def _per_token(config: Any, text: Any, layer: Any, heads: int, latent: int, kind
         return 2 * kv_heads * (_first_int(layer, "swa_head_dim") or _first_int(layer, "head_dim"))
     if layer is not text:  # transformers 5's per-layer config (Gemma 4)
         heads = _first_int(layer, "num_attention_heads") or heads
-    kv_heads = _first_int(layer, "num_key_value_heads") or heads
+    kv_heads = _first_int(layer, "num_key_value_heads") or _falcon_kv_heads(layer) or heads
     head_dim = _first_int(layer, "head_dim", "d_kv") or _first_int(layer, "hidden_size") // heads
     return 2 * kv_heads * head_dim
+
+
+def _falcon_kv_heads(layer: Any) -> int:
+    """Falcon's cache heads, as its attention stores them: one with `multi_query` in the old
+    layout (Falcon-7B); every head (0 here) otherwise — Falcon-40B's
+    `new_decoder_architecture` expands its `num_kv_heads` keys to all heads before caching."""
+    old_layout = _attribute(layer, "new_decoder_architecture") is False
+    return 1 if old_layout and _attribute(layer, "multi_query") is True else 0
 
 
 def _attribute(config: Any, name: str) -> Any:

@@ -208,6 +208,27 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "hidden_size_per_layer_input": 8,
         },
     ),
+    "falcon-multi-query": (
+        "FalconConfig",
+        # Falcon-7B's layout: one cache head (`multi_query`), `num_kv_heads` unused
+        {**SMALL, "num_hidden_layers": 2, "multi_query": True, "num_kv_heads": 4},
+    ),
+    "falcon-new-architecture": (
+        "FalconConfig",
+        # Falcon-40B's layout: `num_kv_heads` heads, expanded to every head before caching
+        {**SMALL, "num_hidden_layers": 2, "new_decoder_architecture": True, "num_kv_heads": 2},
+    ),
+    "mllama-text": (
+        "MllamaTextConfig",
+        # layer 1 attends to an image, not to the context: it caches no token
+        {
+            **SMALL,
+            "num_hidden_layers": 3,
+            "num_key_value_heads": 2,
+            "cross_attention_layers": [1],
+            "pad_token_id": 0,
+        },
+    ),
     "mixtral": (
         "MixtralConfig",
         {
@@ -302,6 +323,8 @@ ENCODER_DECODER = {
     "t5-encoder-decoder": "T5ForConditionalGeneration",
     "bart-encoder-decoder": "BartForConditionalGeneration",
 }
+# Configs AutoModelForCausalLM does not map to a class.
+CLASS_OF = {"mllama-text": "MllamaForCausalLM"}
 MOE = (
     "aria-text-moe",
     "dbrx",
@@ -322,6 +345,8 @@ def real_model(name: str, seed: int = 0) -> Any:
     torch.manual_seed(seed)
     if name in ENCODER_DECODER:
         return getattr(transformers, ENCODER_DECODER[name])(config).eval()
+    if name in CLASS_OF:
+        return getattr(transformers, CLASS_OF[name])(config).eval()
     return transformers.AutoModelForCausalLM.from_config(config).eval()
 
 
