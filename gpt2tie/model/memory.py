@@ -136,6 +136,7 @@ def kv_cache(
     per_token = self_bytes = 0
     sliding_kept: int | None = None  # tokens a sliding layer keeps: its window minus one
     layer_configs = _layer_configs(text, len(types))
+    passes = _passes(text, len(types))
     for index, kind in enumerate(types):
         if (index < len(modes) and modes[index] == "reuse") or index in cross_layers:
             continue
@@ -143,7 +144,7 @@ def kv_cache(
         if not windowed and kind not in GROWING:
             continue  # linear attention, recurrent, convolution: a fixed state, not counted
         layer = layer_configs[index]
-        size = _per_token(config, text, layer, heads, latent, kind) * element_bytes
+        size = _per_token(config, text, layer, heads, latent, kind) * element_bytes * passes[index]
         window = _first_int(layer, "sliding_window", "attention_chunk_size") if windowed else 0
         if window:
             sliding += 1
@@ -173,6 +174,24 @@ def kv_cache(
         context_from=context_from,
         max_context=maximum,
     )
+
+
+def _passes(text: Any, layers: int) -> list[int]:
+    """The caches each layer fills: one per pass through a looped block (Inkling 2 Loop's
+    `loop_num_passes`; Dory's `n_recurrent_loops` with `recurrent_kv_cache_mode: per_loop`),
+    else one."""
+    passes = [1] * layers
+    looped = _first_int(text, "loop_num_passes")
+    if looped:
+        start = _first_int(text, "loop_layer_index_start")
+        for index in range(start, min(_first_int(text, "loop_layer_index_end"), layers)):
+            passes[index] = looped
+    recurrent = _first_int(text, "n_recurrent_loops")
+    if recurrent and _attribute(text, "recurrent_kv_cache_mode") == "per_loop":
+        start = _first_int(text, "n_input_layers")
+        for index in range(start, min(start + _first_int(text, "n_recurrent_layers"), layers)):
+            passes[index] = recurrent
+    return passes
 
 
 def _layer_configs(text: Any, layers: int) -> list[Any]:

@@ -229,6 +229,46 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "pad_token_id": 0,
         },
     ),
+    "dory-recurrent-loops": (
+        "DoryConfig",
+        {
+            **SMALL,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "sliding_window": 8,
+            # layers 2-3 run three times, each pass with a cache of its own (`per_loop`)
+            "num_hidden_layers": 6,
+            "n_input_layers": 2,
+            "n_output_layers": 2,
+            "n_recurrent_loops": 3,
+        },
+    ),
+    "inkling2-loop": (
+        "Inkling2LoopTextConfig",
+        {
+            **SMALL,
+            "unpadded_vocab_size": 64,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "swa_num_attention_heads": 4,
+            "swa_num_key_value_heads": 1,
+            "swa_head_dim": 8,
+            "sliding_window_size": 8,
+            "num_hidden_layers": 4,
+            "layer_types": ["hybrid_sliding", "hybrid_sliding", "hybrid_sliding", "hybrid"],
+            # layers 2-3 run twice, each pass with a cache of its own
+            "n_layers_per_attn_res_block": 2,
+            "loop_layer_index_start": 2,
+            "loop_layer_index_end": 4,
+            "loop_num_passes": 2,
+            "loop_gate_rank": 4,
+            "moe_intermediate_size": 16,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "d_rel": 4,
+            "rel_extent": 16,
+        },
+    ),
     "mixtral": (
         "MixtralConfig",
         {
