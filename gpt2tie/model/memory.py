@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 # Bytes per parameter of the dtypes a user asks "does it fit" for.
 DTYPE_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "int4": 0.5}
 # Layer types (`layer_types`) whose cache grows with every token, and those that keep a window;
-# the hybrid ones (Inkling) also hold a linear-attention state, not counted.
-GROWING = {"full_attention", "attention", "global_attention", "hybrid"}
+# the hybrid ones (Inkling) also hold a linear-attention state, not counted; the indexed ones
+# (DeepSeek V3.2's sparse attention) also keep one indexer key a token.
+GROWING = {"full_attention", "attention", "global_attention", "hybrid", "indexed_attention"}
 WINDOWED = {"sliding_attention", "chunked_attention", "local_attention", "hybrid_sliding"}
 SWA_HEADS = {"hybrid_sliding"}  # Inkling: sliding layers with `swa_*` heads of their own
 
@@ -120,9 +121,10 @@ def kv_cache(
     layers = _first_int(config, "decoder_layers", "num_decoder_layers") or _first_int(
         text, "decoder_layers", "num_decoder_layers", "num_hidden_layers"
     )
+    if not heads and layers:  # heads that differ per layer (Dots 3 Note): each layer's own
+        heads = _first_int(_layer_configs(text, 1)[0], "num_attention_heads")
     if not heads or not layers:
         return None
-    latent = _first_int(text, "kv_lora_rank")
     types = list(_attribute(text, "layer_types") or ())[:layers]
     if not types:
         window = _first_int(text, "sliding_window", "attention_chunk_size")
@@ -134,6 +136,7 @@ def kv_cache(
     cross_layers = set(_attribute(text, "cross_attention_layers") or ())
     full = sliding = 0
     per_token = self_bytes = 0
+    latent = False
     sliding_kept: int | None = None  # tokens a sliding layer keeps: its window minus one
     layer_configs = _layer_configs(text, len(types))
     passes = _passes(text, len(types))
@@ -144,7 +147,11 @@ def kv_cache(
         if not windowed and kind not in GROWING:
             continue  # linear attention, recurrent, convolution: a fixed state, not counted
         layer = layer_configs[index]
-        size = _per_token(config, text, layer, heads, latent, kind) * element_bytes * passes[index]
+        latent = latent or bool(_first_int(layer, "kv_lora_rank"))
+        elements = _per_token(config, text, layer, heads, kind)
+        if kind == "indexed_attention" and _indexer_of_its_own(text, index):
+            elements += _first_int(layer, "index_head_dim")
+        size = elements * element_bytes * passes[index]
         window = _first_int(layer, "sliding_window", "attention_chunk_size") if windowed else 0
         if window:
             sliding += 1
@@ -206,19 +213,29 @@ def _layer_configs(text: Any, layers: int) -> list[Any]:
         return [text] * layers
 
 
-def _per_token(config: Any, text: Any, layer: Any, heads: int, latent: int, kind: str) -> int:
-    """Elements one token adds to one layer's cache: keys and values, or MLA's latent."""
+def _per_token(config: Any, text: Any, layer: Any, heads: int, kind: str) -> int:
+    """Elements one token adds to one layer's cache: keys and values, or MLA's latent (its
+    rank may differ per layer: Dots 3 Note)."""
+    latent = _first_int(layer, "kv_lora_rank")
     if latent:
-        return latent + _first_int(text, "qk_rope_head_dim")
+        return latent + _first_int(layer, "qk_rope_head_dim")
     if kind in SWA_HEADS and _first_int(layer, "swa_num_key_value_heads"):
         # Inkling's sliding layers have heads of their own.
         kv_heads = _first_int(layer, "swa_num_key_value_heads")
         return 2 * kv_heads * (_first_int(layer, "swa_head_dim") or _first_int(layer, "head_dim"))
-    if layer is not text:  # transformers 5's per-layer config (Gemma 4)
+    if layer is not text:  # transformers 5's per-layer config (Gemma 4, Dots 3 Note)
         heads = _first_int(layer, "num_attention_heads") or heads
     kv_heads = _first_int(layer, "num_key_value_heads") or _falcon_kv_heads(layer) or heads
     head_dim = _first_int(layer, "head_dim", "d_kv") or _first_int(layer, "hidden_size") // heads
-    return 2 * kv_heads * head_dim
+    # Values may be narrower than keys (MiMo V2: `v_head_dim`).
+    return kv_heads * (head_dim + (_first_int(layer, "v_head_dim") or head_dim))
+
+
+def _indexer_of_its_own(text: Any, index: int) -> bool:
+    """An indexed layer keeps indexer keys unless it shares another layer's (HY V4:
+    `indexer_types` "shared")."""
+    kinds = _attribute(text, "indexer_types") or ()
+    return not (index < len(kinds) and kinds[index] == "shared")
 
 
 def _falcon_kv_heads(layer: Any) -> int:

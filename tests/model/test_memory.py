@@ -28,6 +28,23 @@ SCHEMA = json.loads(
 TOKENS = 20
 
 SMALL = {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4}
+# DeepSeek's multi-head latent attention, small, with a MoE after the first layer.
+MLA = {
+    **SMALL,
+    "moe_intermediate_size": 16,
+    "num_key_value_heads": 4,
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "n_shared_experts": 1,
+    "kv_lora_rank": 16,
+    "q_lora_rank": 16,
+    "qk_rope_head_dim": 8,
+    "qk_nope_head_dim": 8,
+    "v_head_dim": 8,
+    "first_k_dense_replace": 1,
+    "n_group": 1,
+    "topk_group": 1,
+}
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "llama-gqa": ("LlamaConfig", {**SMALL, "num_hidden_layers": 2, "num_key_value_heads": 2}),
     "gpt2": (
@@ -72,24 +89,49 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "sliding_window": 8,
         },
     ),
-    "deepseek-v3-mla": (
-        "DeepseekV3Config",
+    "deepseek-v3-mla": ("DeepseekV3Config", {**MLA, "num_hidden_layers": 3}),
+    "deepseek-v32-indexed": (
+        "DeepseekV32Config",
+        {
+            **MLA,
+            "num_hidden_layers": 2,
+            # sparse attention: each layer also caches one indexer key a token
+            "index_topk": 4,
+            "index_head_dim": 16,
+            "index_n_heads": 2,
+        },
+    ),
+    "hy-v4-shared-indexer": (
+        "HYV4Config",
+        {
+            **MLA,
+            "num_hidden_layers": 3,
+            # layers 1-2 reuse layer 0's indexer keys: they cache none of their own
+            "indexer_types": ["full", "shared", "shared"],
+            "index_topk": 4,
+            "index_head_dim": 16,
+            "index_n_heads": 2,
+            "pad_token_id": 0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+        },
+    ),
+    "mimo-v2-narrow-values": (
+        "MiMoV2FlashConfig",
         {
             **SMALL,
+            "num_hidden_layers": 2,
+            "num_key_value_heads": 2,
+            # values narrower than keys
+            "head_dim": 12,
+            "v_head_dim": 8,
+            "layer_types": ["full_attention", "full_attention"],
             "moe_intermediate_size": 16,
-            "num_hidden_layers": 3,
-            "num_key_value_heads": 4,
             "n_routed_experts": 4,
             "num_experts_per_tok": 2,
-            "n_shared_experts": 1,
-            "kv_lora_rank": 16,
-            "q_lora_rank": 16,
-            "qk_rope_head_dim": 8,
-            "qk_nope_head_dim": 8,
-            "v_head_dim": 8,
-            "first_k_dense_replace": 1,
-            "n_group": 1,
-            "topk_group": 1,
+            "pad_token_id": 0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
         },
     ),
     "qwen3-next-hybrid": (
@@ -424,7 +466,8 @@ def cache_bytes(cache: Any) -> tuple[int, int]:
     for one in caches:
         total = 0
         for layer in one.layers:
-            for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            held = ("keys", "values", "indexer_keys")  # indexed attention: its indexer's keys
+            for tensor in (getattr(layer, name, None) for name in held):
                 if isinstance(tensor, torch.Tensor):
                     total += tensor.numel() * tensor.element_size()
         sizes.append(total)
