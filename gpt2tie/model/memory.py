@@ -291,7 +291,7 @@ def moe_counts(model: torch.nn.Module, config: Any, unique: int) -> MoeCounts | 
 
     text = config.get_text_config(decoder=True)
     per_token = _first_int(
-        text, "num_experts_per_tok", "moe_topk", "num_experts_per_token"
+        text, "num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k_experts"
     ) or _first_int(getattr(text, "ffn_config", None), "moe_top_k")  # DBRX
     parents: set[str] = set()
     routed, experts = 0, 0

@@ -311,6 +311,24 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "rel_extent": 16,
         },
     ),
+    "gemma4-moe": (
+        "Gemma4TextConfig",
+        {
+            **SMALL,
+            "num_hidden_layers": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "global_head_dim": 16,
+            "sliding_window": 8,
+            "vocab_size_per_layer_input": 64,
+            "hidden_size_per_layer_input": 8,
+            # Gemma 4's MoE block: top-2 of 8, named `top_k_experts`
+            "enable_moe_block": True,
+            "num_experts": 8,
+            "top_k_experts": 2,
+            "moe_intermediate_size": 16,
+        },
+    ),
     "mixtral": (
         "MixtralConfig",
         {
@@ -409,6 +427,7 @@ ENCODER_DECODER = {
 CLASS_OF = {"mllama-text": "MllamaForCausalLM"}
 MOE = (
     "aria-text-moe",
+    "gemma4-moe",
     "dbrx",
     "deepseek-v3-mla",
     "granitemoe-shared",
