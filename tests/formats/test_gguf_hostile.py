@@ -7,6 +7,7 @@ CI runs a fixed-seed, bounded number of examples. For a long local run:
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import tempfile
@@ -99,6 +100,10 @@ CASES = {
         "a string of 1,000,000,000 bytes runs past the end of the file",
     ),
     "unknown value type": (gguf_bytes(kvs=[kv("a", 77, b"")]), "unknown metadata value type 77"),
+    "array of an unknown item type": (
+        gguf_bytes(kvs=[kv("a", 9, struct.pack("<IQ", 77, 1) + b"\0" * 8)]),
+        "unknown metadata value type 77",
+    ),
     "arrays nested too deep": (
         gguf_bytes(kvs=[kv("a", 9, struct.pack("<IQ", 9, 1) * 6)]),
         "nest too deeply",
@@ -259,6 +264,25 @@ def test_smallest_valid_file_and_offsets_past_the_end(tmp_path: Path) -> None:
     (tmp_path / "late.gguf").write_bytes(late)
     with pytest.raises(CheckpointFormatError, match="'b': its data runs past the end"):
         read_gguf_header(LocalFiles(tmp_path), "late.gguf")
+
+
+def test_tensors_of_one_to_four_dimensions_read_like_the_reference(tmp_path: Path) -> None:
+    """GGUF allows up to four dimensions (llama.cpp's GGML_MAX_DIMS): each is read, with the
+    shape and element count gguf's own reader finds."""
+    infos = [
+        info("one", (8,), 0, 0),
+        info("two", (4, 2), 0, 32),
+        info("three", (2, 2, 2), 0, 64),
+        info("four", (2, 1, 2, 2), 0, 96),
+    ]
+    (tmp_path / "dims.gguf").write_bytes(gguf_bytes(infos=infos, data=b"\0" * 128))
+    ours = read_gguf_header(LocalFiles(tmp_path), "dims.gguf")
+    reference = {t.name: t for t in gguf.GGUFReader(tmp_path / "dims.gguf").tensors}
+    assert [t.name for t in ours.tensors] == ["one", "two", "three", "four"]
+    for tensor in ours.tensors:
+        truth = reference[tensor.name]
+        assert tuple(tensor.dims) == tuple(int(d) for d in truth.shape)
+        assert math.prod(tensor.dims) == int(truth.n_elements)
 
 
 def test_a_file_without_architecture_or_file_type(tmp_path: Path) -> None:
