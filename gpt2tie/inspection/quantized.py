@@ -18,6 +18,7 @@ from gpt2tie.loading.quantization import (
     read_quantization_config,
     scheme_for,
 )
+from gpt2tie.model.heads import input_embedding, output_embeddings
 from gpt2tie.model.transformers_version import described, require_transformers5
 from gpt2tie.results import Finding, Head
 from gpt2tie.results.quantization import KeptWeight, QuantizationSummary, QuantizedCounts
@@ -75,8 +76,7 @@ def quantization_summary(
     companions = layout.companions if layout is not None and checkpoint is not None else ()
     kept = []
     head_ids = _head_weight_ids(model)
-    getter = getattr(model, "get_input_embeddings", None)
-    embedding = getter() if callable(getter) else None
+    embedding = input_embedding(model)
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
         if not isinstance(weight, torch.nn.Parameter) or f"{name}.weight" in quantized_keys:
@@ -117,10 +117,8 @@ def quantization_summary(
 
 
 def _head_weight_ids(model: torch.nn.Module) -> set[int]:
-    getter = getattr(model, "get_output_embeddings", None)
-    head = getter() if callable(getter) else None
-    weight = getattr(head, "weight", None)
-    return {id(weight)} if weight is not None else set()
+    weights = (getattr(head, "weight", None) for head in output_embeddings(model))
+    return {id(weight) for weight in weights if weight is not None}
 
 
 def quantization_findings(

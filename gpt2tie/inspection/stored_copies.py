@@ -11,6 +11,7 @@ from gpt2tie.inspection.findings import IdenticalUntiedHead
 from gpt2tie.loading.prediction import LoadPrediction
 from gpt2tie.loading.values import stored_values_equal
 from gpt2tie.model.aliases import ParameterTable
+from gpt2tie.model.heads import input_embedding
 from gpt2tie.results import Head
 
 if TYPE_CHECKING:
@@ -28,11 +29,7 @@ def identical_untied_heads(
     """Untied LM heads stored with exactly the values of their input embedding; bytes read."""
     import torch
 
-    getter = getattr(model, "get_input_embeddings", None)
-    try:
-        embedding = getter() if getter is not None else None
-    except (NotImplementedError, AttributeError):
-        embedding = None
+    embedding = input_embedding(model)
     if not isinstance(embedding, torch.nn.Embedding):
         return (), 0
     embedding_name = table.canonical_name(id(embedding.weight))

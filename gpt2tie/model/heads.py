@@ -37,7 +37,7 @@ def find_heads(
 
     candidates: dict[str, tuple[str, HeadKind]] = {}
     module_names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
-    for module in _output_embeddings(model):
+    for module in output_embeddings(model):
         name = module_names.get(id(module))
         if name is not None and isinstance(getattr(module, "weight", None), torch.nn.Parameter):
             candidates.setdefault(f"{name}.weight" if name else "weight", (name, "lm"))
@@ -72,7 +72,21 @@ def find_heads(
     return sorted(heads, key=lambda head: order[head.parameter])
 
 
-def _output_embeddings(model: torch.nn.Module) -> list[torch.nn.Module]:
+def input_embedding(model: torch.nn.Module) -> torch.nn.Module | None:
+    """`get_input_embeddings()`, or None where the class has none: many vision and audio
+    models raise NotImplementedError from it (transformers 5's default)."""
+    import torch
+
+    getter = getattr(model, "get_input_embeddings", None)
+    try:
+        found = getter() if callable(getter) else None
+    except (NotImplementedError, AttributeError):
+        return None
+    return found if isinstance(found, torch.nn.Module) else None
+
+
+def output_embeddings(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """`get_output_embeddings()` as a list (some return several), empty where it raises."""
     import torch
 
     getter = getattr(model, "get_output_embeddings", None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from gpt2tie.model.heads import input_embedding
 from gpt2tie.results.memory import (
     KvCache,
     LargestBlock,
@@ -345,6 +346,5 @@ def trainable_counts(module: torch.nn.Module) -> TrainableCounts:
 
 def frozen_embedding_numel(model: torch.nn.Module, table: ParameterTable) -> int:
     """The input embedding's parameters (a tied head freezes with it: one tensor)."""
-    getter = getattr(model, "get_input_embeddings", None)
-    weight = getattr(getter() if callable(getter) else None, "weight", None)
+    weight = getattr(input_embedding(model), "weight", None)
     return int(weight.numel()) if weight is not None and id(weight) in table.objects else 0

@@ -985,3 +985,18 @@ def test_moe_layers_are_routers_not_experts_modules(tmp_path: Path) -> None:
     assert moe["experts"] == 8 and moe["experts_per_token"] == 2
     unique = sum(p.numel() for p in model.parameters())
     assert moe["active_parameters"] == unique - unused
+
+
+def test_a_model_without_input_embeddings(tmp_path: Path) -> None:
+    """Vision and audio classes whose `get_input_embeddings()` raises NotImplementedError
+    (MobileNetV1 here; WavLM, SEW, OwlViT, … alike) get a memory estimate, with nothing to
+    freeze: the two training scenarios are the same."""
+    config = transformers.MobileNetV1Config(image_size=32, depth_multiplier=0.25)
+    model = transformers.MobileNetV1Model(config)
+    with pytest.raises(NotImplementedError):
+        model.get_input_embeddings()
+    model.save_pretrained(tmp_path)
+    memory = memory_of(tmp_path)
+    runs = {run["scenario"]: run for run in memory["training"]}
+    assert runs["frozen-embedding"]["frozen_parameters"] == 0
+    assert runs["full"]["trainable_parameters"] == sum(p.numel() for p in model.parameters())
