@@ -210,7 +210,8 @@ def _layer_configs(text: Any, layers: int) -> list[Any]:
         return [text] * layers
     try:
         return [view[index] for index in range(layers)]
-    except (IndexError, KeyError, TypeError):
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, RuntimeError):
+        # A view this config cannot give (Parakeet's has no `num_hidden_layers`).
         return [text] * layers
 
 

@@ -1000,3 +1000,14 @@ def test_a_model_without_input_embeddings(tmp_path: Path) -> None:
     runs = {run["scenario"]: run for run in memory["training"]}
     assert runs["frozen-embedding"]["frozen_parameters"] == 0
     assert runs["full"]["trainable_parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_a_config_whose_per_layer_view_fails(tmp_path: Path) -> None:
+    """transformers 5's `per_layer_config` of Parakeet's RNN-T config raises AttributeError
+    (it has no `num_hidden_layers`): the estimate reads the config itself."""
+    config = transformers.ParakeetForRNNT.config_class()
+    with pytest.raises(AttributeError):
+        config.per_layer_config[0]
+    config.architectures = ["ParakeetForRNNT"]
+    config.save_pretrained(tmp_path)  # the config alone: the class, built on the meta device
+    assert memory_of(tmp_path)["weights_as_loaded"]
