@@ -132,6 +132,11 @@ def check_class(class_name: str, folder: Path) -> Outcome:
                 return Outcome(class_name, "disagree", refusal)
         return Outcome(class_name, "unbuildable", f"{type(exc).__name__}: {reason}")
     truth = truth_of(model)
+    # The live path too: the same instance, inspected in this process.
+    try:
+        live = gpt2tie.inspect_module(model)
+    except Exception as exc:
+        return Outcome(class_name, "disagree", f"inspect_module raised {type(exc).__name__}: {exc}")
     del model
     try:
         report = gpt2tie.inspect(str(folder))
@@ -155,6 +160,20 @@ def check_class(class_name: str, folder: Path) -> Outcome:
             problems.append(f"head {parameter}: {heads.get(parameter)} != tied={tied}")
     if counted.parameters != report.parameters:
         problems.append("count-params disagrees with inspect")
+    if (live.parameters.unique, live.parameters.with_duplicates) != (
+        truth["unique"],
+        truth["with_duplicates"],
+    ):
+        problems.append(f"live counts {live.parameters}")
+    if [list(g.names) for g in live.alias_groups] != truth["alias_groups"]:
+        problems.append(f"live alias groups {[g.names for g in live.alias_groups]}")
+    live_heads = {h.parameter: h.tied for h in live.heads}
+    for parameter, tied in truth["output_heads"].items():
+        if live_heads.get(parameter) != tied:
+            problems.append(f"live head {parameter}: {live_heads.get(parameter)} != tied={tied}")
+    live_errors = [f.code for f in live.findings if f.severity == "error"]
+    if live_errors:
+        problems.append(f"live findings {live_errors}")
     moe = counted.memory.moe if counted.memory is not None else None
     if moe is not None and moe.total_parameters != truth["unique"]:
         problems.append(f"moe total {moe.total_parameters} != {truth['unique']}")

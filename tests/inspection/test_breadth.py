@@ -1,4 +1,6 @@
-"""transformers' own classes, built from their default configs: gpt2tie agrees with each.
+"""transformers' own classes, built from their default configs: gpt2tie agrees with each, from
+the saved folder (`inspect`, `count-params`, with `--memory` under transformers 5) and live
+(`inspect_module` on the same instance).
 
 CI checks a fixed sample of 60 (its seed is in `tests/helpers/breadth_seed.txt`, rotated by a
 commit); `GPT2TIE_BREADTH=all` checks every class (about 8 minutes on 2 cores;
