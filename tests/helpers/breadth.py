@@ -148,29 +148,10 @@ def check_class(class_name: str, folder: Path) -> Outcome:
     problems = []
     if report.model.class_name != class_name:
         problems.append(f"built {report.model.class_name}")
-    got = report.parameters
-    for key in ("unique", "with_duplicates", "embedding"):
-        if getattr(got, key) != truth[key]:
-            problems.append(f"{key} {getattr(got, key)} != {truth[key]}")
-    if [list(g.names) for g in report.alias_groups] != truth["alias_groups"]:
-        problems.append(f"alias groups {[g.names for g in report.alias_groups]}")
-    heads = {h.parameter: h.tied for h in report.heads}
-    for parameter, tied in truth["output_heads"].items():
-        if heads.get(parameter) != tied:
-            problems.append(f"head {parameter}: {heads.get(parameter)} != tied={tied}")
+    problems += _differences("", report, truth, ("unique", "with_duplicates", "embedding"))
     if counted.parameters != report.parameters:
         problems.append("count-params disagrees with inspect")
-    if (live.parameters.unique, live.parameters.with_duplicates) != (
-        truth["unique"],
-        truth["with_duplicates"],
-    ):
-        problems.append(f"live counts {live.parameters}")
-    if [list(g.names) for g in live.alias_groups] != truth["alias_groups"]:
-        problems.append(f"live alias groups {[g.names for g in live.alias_groups]}")
-    live_heads = {h.parameter: h.tied for h in live.heads}
-    for parameter, tied in truth["output_heads"].items():
-        if live_heads.get(parameter) != tied:
-            problems.append(f"live head {parameter}: {live_heads.get(parameter)} != tied={tied}")
+    problems += _differences("live ", live, truth, ("unique", "with_duplicates"))
     live_errors = [f.code for f in live.findings if f.severity == "error"]
     if live_errors:
         problems.append(f"live findings {live_errors}")
@@ -180,6 +161,23 @@ def check_class(class_name: str, folder: Path) -> Outcome:
     if problems:
         return Outcome(class_name, "disagree", "; ".join(problems))
     return Outcome(class_name, "agree")
+
+
+def _differences(
+    label: str, report: Any, truth: dict[str, Any], counts: tuple[str, ...]
+) -> list[str]:
+    """What `report` (from the saved folder, or live) says that the instance does not."""
+    problems = []
+    for key in counts:
+        if getattr(report.parameters, key) != truth[key]:
+            problems.append(f"{label}{key} {getattr(report.parameters, key)} != {truth[key]}")
+    if [list(g.names) for g in report.alias_groups] != truth["alias_groups"]:
+        problems.append(f"{label}alias groups {[g.names for g in report.alias_groups]}")
+    heads = {h.parameter: h.tied for h in report.heads}
+    for parameter, tied in truth["output_heads"].items():
+        if heads.get(parameter) != tied:
+            problems.append(f"{label}head {parameter}: {heads.get(parameter)} != tied={tied}")
+    return problems
 
 
 def _refusal(folder: Path) -> str | None:

@@ -290,6 +290,32 @@ def hqq(source: Path, folder: Path) -> Path:
     return rewrite(source, folder, config, store)
 
 
+def inspect_json(folder: Path) -> dict[str, Any]:
+    """`gpt2tie inspect FOLDER --json`, validated against the shipped schema."""
+    from importlib import resources
+
+    import jsonschema
+    from typer.testing import CliRunner
+
+    from gpt2tie.cli import app
+
+    result = CliRunner().invoke(app, ["inspect", str(folder), "--json", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    report: dict[str, Any] = json.loads(result.stdout)
+    schema = json.loads(
+        resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
+    )
+    jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
+    return report
+
+
+def stored_names(folder: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
+        return list(handle.keys())
+
+
 def real_load(folder: Path) -> dict[str, Any]:
     """What a real from_pretrained on this CPU reports and builds."""
     model, info = transformers.AutoModelForCausalLM.from_pretrained(

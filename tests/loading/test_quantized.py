@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
@@ -54,25 +53,12 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
     return {tied: qm.base(root / f"base-{tied}", tied) for tied in (True, False)}
 
 
-def inspect(folder: Path) -> dict[str, Any]:
-    result = runner.invoke(app, ["inspect", str(folder), "--json", "--no-cache"])
-    assert result.exit_code == 0, result.output
-    report: dict[str, Any] = json.loads(result.stdout)
-    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
-    return report
-
-
-def stored_names(folder: Path) -> list[str]:
-    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
-        return list(handle.keys())
-
-
 @pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
 @pytest.mark.parametrize("scheme", sorted(REAL))
 def test_real_load_agrees(scheme: str, tied: bool, bases: dict[bool, Path], tmp_path: Path) -> None:
     folder = REAL[scheme](bases[tied], tmp_path / scheme)
     truth = qm.real_load(folder)
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     checkpoint, quant = report["checkpoint"], report["quantization"]
     assert (checkpoint["missing"], checkpoint["unexpected"]) == (
         truth["missing"],
@@ -87,7 +73,7 @@ def test_real_load_agrees(scheme: str, tied: bool, bases: dict[bool, Path], tmp_
     assert counts["logical"] == report["parameters"]["unique"] == logical
     assert counts["after_load"] == truth["after_load"]
     assert counts["num_parameters_after_load"] == truth["num_parameters"]
-    names = stored_names(folder)
+    names = qm.stored_names(folder)
     assert counts["stored"] == sum(t.numel() for t in _tensors(folder, names))
     # The published companions of each scheme (scales, quant maps, quant states…).
     suffixes = {
@@ -157,7 +143,7 @@ def test_published_layouts_need_no_backend(
     scheme: str, tied: bool, bases: dict[bool, Path], tmp_path: Path
 ) -> None:
     folder = BY_HAND[scheme](bases[tied], tmp_path / scheme)
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     checkpoint, quant = report["checkpoint"], report["quantization"]
     assert (checkpoint["missing"], checkpoint["unexpected"], checkpoint["mismatched"]) == (
         [],
@@ -170,10 +156,10 @@ def test_published_layouts_need_no_backend(
     logical, linears = qm.logical_truth(tied)
     assert quant["counts"]["logical"] == logical
     assert len(quant["quantized_weights"]) == 14
-    stored = _tensors(folder, stored_names(folder))
+    stored = _tensors(folder, qm.stored_names(folder))
     companions = [
         n
-        for n in stored_names(folder)
+        for n in qm.stored_names(folder)
         if not n.endswith((".weight", ".qweight", ".weight_packed", "._weight_qdata"))
     ]
     assert quant["companion_tensors"] == len(companions)
@@ -196,7 +182,7 @@ def test_bits_and_group_size_that_are_no_integers_are_not_reported(
     config = json.loads((folder / "config.json").read_text())
     config["quantization_config"].update(bits="4", group_size=True)
     (folder / "config.json").write_text(json.dumps(config))
-    quant = inspect(folder)["quantization"]
+    quant = qm.inspect_json(folder)["quantization"]
     assert (quant["method"], quant["bits"], quant["group_size"]) == ("gptq", None, None)
 
 
@@ -208,12 +194,12 @@ def test_bits_and_group_size_of_other_methods(bases: dict[bool, Path], tmp_path:
     config = json.loads((folder / "config.json").read_text())
     config["quantization_config"] = json.loads(json.dumps(written))
     (folder / "config.json").write_text(json.dumps(config))
-    quant = inspect(folder)["quantization"]
+    quant = qm.inspect_json(folder)["quantization"]
     assert (quant["method"], quant["bits"], quant["group_size"]) == ("auto-round", 4, 32)
     hqq = qm.hqq(bases[True], tmp_path / "hqq")
     weights = json.loads((hqq / "config.json").read_text())["quantization_config"]
     expected = weights["quant_config"]["weight_quant_params"]
-    quant = inspect(hqq)["quantization"]
+    quant = qm.inspect_json(hqq)["quantization"]
     assert (quant["bits"], quant["group_size"]) == (expected["nbits"], expected["group_size"])
     assert (quant["bits"], quant["group_size"]) == (4, 64)
 
@@ -229,7 +215,7 @@ def test_bitsandbytes_is_known_by_its_load_in_flags(
     (folder / "config.json").write_text(json.dumps(config))
     truth = qm.real_load(folder)
     assert type(truth["model"].model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     assert report["quantization"]["method"] == "bitsandbytes_4bit"
     assert report["checkpoint"]["missing"] == truth["missing"]
     assert report["checkpoint"]["unexpected"] == truth["unexpected"]
@@ -237,8 +223,8 @@ def test_bitsandbytes_is_known_by_its_load_in_flags(
 
 def test_hqq_is_reported_as_not_loaded(bases: dict[bool, Path], tmp_path: Path) -> None:
     folder = qm.hqq(bases[True], tmp_path / "hqq")
-    report = inspect(folder)
-    names = stored_names(folder)
+    report = qm.inspect_json(folder)
+    names = qm.stored_names(folder)
     quantized_modules = sorted({n.rsplit(".", 1)[0] for n in names if n.endswith(".W_q")})
     assert report["checkpoint"]["missing"] == sorted(f"{m}.weight" for m in quantized_modules)
     assert len(report["checkpoint"]["unexpected"]) == sum(
@@ -253,7 +239,7 @@ def test_hqq_against_a_real_load(bases: dict[bool, Path], tmp_path: Path) -> Non
     pytest.importorskip("hqq", reason="hqq is not in the test extras (an sdist with extra deps)")
     folder = qm.hqq(bases[True], tmp_path / "hqq")
     truth = qm.real_load(folder)
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     assert report["checkpoint"]["missing"] == truth["missing"]
     assert report["checkpoint"]["unexpected"] == truth["unexpected"]
 
@@ -263,10 +249,10 @@ def test_tied_head_findings(bases: dict[bool, Path], tmp_path: Path) -> None:
     folder = qm.ct_fp8(bases[True], tmp_path / "ct-tied-head", ignore=[])
     truth = qm.real_load(folder)
     assert truth["missing"] == ["lm_head.weight_scale"]
-    codes = {f["code"] for f in inspect(folder)["findings"]}
+    codes = {f["code"] for f in qm.inspect_json(folder)["findings"]}
     assert "quantized-tied-head-crash" in codes
     assert "quantized-tied-head-crash" not in {
-        f["code"] for f in inspect(qm.ct_fp8(bases[True], tmp_path / "ct-ok"))["findings"]
+        f["code"] for f in qm.inspect_json(qm.ct_fp8(bases[True], tmp_path / "ct-ok"))["findings"]
     }
     # bitsandbytes with an empty skip list on a tied model: loads 0/0, the forward fails.
     folder = qm.with_bitsandbytes(
@@ -276,7 +262,7 @@ def test_tied_head_findings(bases: dict[bool, Path], tmp_path: Path) -> None:
     assert (truth["missing"], truth["unexpected"]) == ([], [])
     with pytest.raises(AssertionError):
         truth["model"](torch.tensor([[1, 2, 3]]))
-    codes = {f["code"] for f in inspect(folder)["findings"]}
+    codes = {f["code"] for f in qm.inspect_json(folder)["findings"]}
     assert "quantized-tied-head-unusable" in codes
 
 
@@ -284,8 +270,10 @@ def test_asymmetric_int4_and_missing_backend(bases: dict[bool, Path], tmp_path: 
     folder = qm.ct_int4(bases[False], tmp_path / "asym", symmetric=False)
     with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
         qm.real_load(folder)
-    assert "quantized-load-shape-mismatch" in {f["code"] for f in inspect(folder)["findings"]}
-    gptq = inspect(qm.gptq(bases[False], tmp_path / "gptq"))
+    assert "quantized-load-shape-mismatch" in {
+        f["code"] for f in qm.inspect_json(folder)["findings"]
+    }
+    gptq = qm.inspect_json(qm.gptq(bases[False], tmp_path / "gptq"))
     import importlib.util
 
     missing = {f["code"] for f in gptq["findings"]}
@@ -301,14 +289,14 @@ def test_header_only_for_quantized(bases: dict[bool, Path], tmp_path: Path) -> N
 
 
 def test_unquantized_checkpoint_has_no_quantization_section(bases: dict[bool, Path]) -> None:
-    assert inspect(bases[True])["quantization"] is None
+    assert qm.inspect_json(bases[True])["quantization"] is None
 
 
 @pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
 def test_mxfp4_experts_against_a_real_load(tied: bool, tmp_path: Path) -> None:
     folder = qm.mxfp4_gpt_oss(tmp_path / "mxfp4", tied)
     truth = qm.real_load(folder)
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     checkpoint, quant = report["checkpoint"], report["quantization"]
     assert (checkpoint["missing"], checkpoint["unexpected"]) == (
         truth["missing"],
@@ -318,7 +306,7 @@ def test_mxfp4_experts_against_a_real_load(tied: bool, tmp_path: Path) -> None:
     assert [f for f in report["findings"] if f["severity"] != "info"] == []
     # Dequantized on the CPU: the loaded model counts its logical experts.
     assert quant["counts"]["logical"] == quant["counts"]["after_load"] == truth["after_load"]
-    blocks = [n for n in stored_names(folder) if n.endswith("_blocks")]
+    blocks = [n for n in qm.stored_names(folder) if n.endswith("_blocks")]
     assert len(quant["quantized_weights"]) == len(blocks) == 4
     # gate_up_proj_blocks [experts, out, in / values per block, bytes per block].
     (packed,) = _tensors(folder, [n for n in blocks if "gate_up_proj" in n][:1])
@@ -331,7 +319,7 @@ def test_mxfp4_experts_against_a_real_load(tied: bool, tmp_path: Path) -> None:
         "mxfp4",
     )
     assert quant["companion_tensors"] == sum(
-        1 for n in stored_names(folder) if n.endswith("_scales")
+        1 for n in qm.stored_names(folder) if n.endswith("_scales")
     )
 
 
@@ -342,7 +330,7 @@ def test_count_params_carries_the_same_quantization(
     counted = runner.invoke(app, ["count-params", str(folder), "--json", "--no-cache"])
     data = json.loads(counted.stdout)
     jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert data["quantization"] == inspect(folder)["quantization"]
+    assert data["quantization"] == qm.inspect_json(folder)["quantization"]
     human = runner.invoke(app, ["count-params", str(folder)], env={"COLUMNS": "100"})
     assert "Quantization" in human.stdout and "after load" in human.stdout
 
@@ -355,7 +343,7 @@ def test_eetq_on_a_cpu_needs_its_backend_and_a_gpu(bases: dict[bool, Path], tmp_
     folder = qm.eetq(bases[True], tmp_path / "eetq")
     with pytest.raises((ImportError, RuntimeError)):  # the truth on this machine
         AutoModelForCausalLM.from_pretrained(folder)
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     codes = {f["code"] for f in report["findings"]}
     backend = report["quantization"]["backend"]
     assert backend == "kernels"  # transformers 5 loads EETQ's kernels from the kernels hub

@@ -6,22 +6,11 @@ and 5 alike (the rule, `AutoHfQuantizer.supports_quant_method`, is the same in b
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import quantized_models as qm
-from safetensors import safe_open
-from typer.testing import CliRunner
-
-from gpt2tie.cli import app
-
-runner = CliRunner()
-SCHEMA = json.loads(
-    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
-)
 
 
 @pytest.fixture(scope="module")
@@ -39,19 +28,6 @@ def edited(source: Path, folder: Path, edit: Any) -> Path:
     edit(config)
     (folder / "config.json").write_text(json.dumps(config))
     return folder
-
-
-def inspect(folder: Path) -> dict[str, Any]:
-    result = runner.invoke(app, ["inspect", str(folder), "--json", "--no-cache"])
-    assert result.exit_code == 0, result.output
-    report: dict[str, Any] = json.loads(result.stdout)
-    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
-    return report
-
-
-def stored_names(folder: Path) -> list[str]:
-    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
-        return list(handle.keys())
 
 
 def severity_of(report: dict[str, Any]) -> dict[str, str]:
@@ -75,9 +51,9 @@ def test_a_legacy_compression_config_is_not_applied(
     folder = edited(fp8_checkpoint, tmp_path / "legacy", edit)
     truth = qm.real_load(folder)
     # Not quantized on load: every weight scale is left over, unused.
-    scales = sorted(n for n in stored_names(folder) if n.endswith(".weight_scale"))
+    scales = sorted(n for n in qm.stored_names(folder) if n.endswith(".weight_scale"))
     assert scales and truth["unexpected"] == scales
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     assert report["quantization"] is None
     assert report["checkpoint"]["unexpected"] == truth["unexpected"]
     assert report["checkpoint"]["missing"] == truth["missing"]
@@ -94,7 +70,7 @@ def test_a_quantization_config_without_a_method_fails_to_load(
     )
     with pytest.raises(ValueError, match="quant_method"):
         qm.real_load(folder)
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     assert severity_of(report)["quantization-method-missing"] == "error"
     assert report["quantization"] is None
 
@@ -106,7 +82,7 @@ def test_an_unknown_method_is_skipped(fp8_checkpoint: Path, tmp_path: Path) -> N
     folder = edited(fp8_checkpoint, tmp_path / "unknown", rename)
     truth = qm.real_load(folder)
     assert truth["unexpected"], "the method was applied after all"
-    report = inspect(folder)
+    report = qm.inspect_json(folder)
     assert report["quantization"] is None
     assert report["checkpoint"]["unexpected"] == truth["unexpected"]
     found = [f for f in report["findings"] if f["code"] == "quantization-method-unknown"]
@@ -118,5 +94,5 @@ def test_an_unknown_method_is_skipped(fp8_checkpoint: Path, tmp_path: Path) -> N
 
 def test_a_config_without_quantization_has_no_such_finding(fp8_checkpoint: Path) -> None:
     base = fp8_checkpoint.parent / "base"
-    codes = set(severity_of(inspect(base)))
+    codes = set(severity_of(qm.inspect_json(base)))
     assert not {c for c in codes if c.startswith(("quantization-", "quantized-"))}

@@ -45,6 +45,20 @@ MLA = {
     "n_group": 1,
     "topk_group": 1,
 }
+# Inkling: sliding layers with heads of their own, and a MoE with shared experts.
+INKLING = {
+    **SMALL,
+    "swa_num_attention_heads": 4,
+    "swa_num_key_value_heads": 2,
+    "swa_head_dim": 8,
+    "sliding_window_size": 8,
+    "rel_extent": 16,
+    "d_rel": 4,
+    "moe_intermediate_size": 16,
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "n_shared_experts": 2,
+}
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "llama-gqa": ("LlamaConfig", {**SMALL, "num_hidden_layers": 2, "num_key_value_heads": 2}),
     "gpt2": (
@@ -198,41 +212,17 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     # every token runs through.
     "inkling-shared-experts": (
         "InklingTextConfig",
-        {
-            **SMALL,
-            "num_hidden_layers": 2,
-            "num_key_value_heads": 2,
-            "head_dim": 8,
-            "swa_num_attention_heads": 4,
-            "swa_num_key_value_heads": 2,
-            "swa_head_dim": 8,
-            "sliding_window_size": 8,
-            "rel_extent": 16,
-            "d_rel": 4,
-            "moe_intermediate_size": 16,
-            "n_routed_experts": 4,
-            "num_experts_per_tok": 2,
-            "n_shared_experts": 2,
-        },
+        {**INKLING, "num_hidden_layers": 2, "num_key_value_heads": 2, "head_dim": 8},
     ),
     "inkling-hybrid-mix": (
         "InklingTextConfig",
         {
-            **SMALL,
+            **INKLING,
             "num_hidden_layers": 3,
             # layer 0 slides with heads of its own (`swa_*`), layers 1-2 grow ("hybrid")
             "local_layer_ids": [0],
             "num_key_value_heads": 1,
             "head_dim": 16,
-            "swa_num_attention_heads": 4,
-            "swa_num_key_value_heads": 2,
-            "swa_head_dim": 8,
-            "sliding_window_size": 8,
-            "rel_extent": 16,
-            "d_rel": 4,
-            "moe_intermediate_size": 16,
-            "n_routed_experts": 4,
-            "num_experts_per_tok": 2,
             "n_shared_experts": 1,
         },
     ),
