@@ -19,6 +19,7 @@ from gpt2tie.inspection.quantized import (
 )
 from gpt2tie.inspection.stored_copies import identical_untied_heads, redundant_copy_bytes
 from gpt2tie.loading.prediction import LoadPrediction, predict_load, untie
+from gpt2tie.loading.quantization import read_quantization_config
 from gpt2tie.model.aliases import ParameterTable, alias_groups, parameter_table
 from gpt2tie.model.counts import (
     dtype_counts_from_checkpoint,
@@ -102,7 +103,8 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
     declared = declared_ties(skeleton.model)
     checkpoint = model_source.checkpoint
     model = skeleton.model
-    quantized = quantized_checkpoint(model_source.config, checkpoint)
+    quantization_read = read_quantization_config(model_source.config)
+    quantized = quantized_checkpoint(quantization_read, checkpoint)
     prediction: LoadPrediction | None = None
     log_lines: tuple[str, ...] = ()
     if checkpoint is not None and options.load:
@@ -163,7 +165,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
         stored = prediction.stored_by_model_key if prediction is not None else {}
         quantization = quantization_summary(model, table, checkpoint, quant, scheme, layout, stored)
         extra = quantization_findings(quant, scheme, heads, bool(declared))
-    extra += unapplied_quantization_findings(model_source.config)
+    extra += unapplied_quantization_findings(quantization_read)
     findings = collect_findings(
         FindingInputs(
             class_name=skeleton.class_name,

@@ -15,7 +15,6 @@ from gpt2tie.loading.quantization import (
     UnappliedQuantization,
     backend_installed,
     quantized_layout,
-    read_quantization_config,
     scheme_for,
 )
 from gpt2tie.model.heads import input_embedding, output_embeddings
@@ -30,10 +29,10 @@ if TYPE_CHECKING:
 
 
 def quantized_checkpoint(
-    config: dict[str, Any], checkpoint: Checkpoint | None
+    quant: QuantizationConfig | UnappliedQuantization | None, checkpoint: Checkpoint | None
 ) -> tuple[QuantizationConfig, Scheme, QuantizedLayout | None] | None:
-    """The quantization of a checkpoint: its config, scheme, and stored layout (None: none)."""
-    quant = read_quantization_config(config)
+    """The quantization of a checkpoint (`read_quantization_config` of its config): its
+    config, scheme, and stored layout; None when from_pretrained applies none."""
     if not isinstance(quant, QuantizationConfig):
         return None
     # The stored layouts are read from transformers 5's quantizers and measured against its loads.
@@ -191,10 +190,11 @@ def quantization_findings(
     return found
 
 
-def unapplied_quantization_findings(config: dict[str, Any]) -> list[Finding]:
+def unapplied_quantization_findings(
+    unapplied: QuantizationConfig | UnappliedQuantization | None,
+) -> list[Finding]:
     """A quantization config from_pretrained does not apply: it loads the stored tensors as
     they are (or, without a `quant_method`, raises)."""
-    unapplied = read_quantization_config(config)
     if not isinstance(unapplied, UnappliedQuantization):
         return []
     if unapplied.why == "legacy-key":

@@ -122,9 +122,12 @@ def kv_cache(
     layers = _first_int(config, "decoder_layers", "num_decoder_layers") or _first_int(
         text, "decoder_layers", "num_decoder_layers", "num_hidden_layers"
     )
-    if not heads and layers:  # heads that differ per layer (Dots 3 Note): each layer's own
-        heads = _first_int(_layer_configs(text, 1)[0], "num_attention_heads")
-    if not heads or not layers:
+    if not layers:
+        return None
+    layer_configs = _layer_configs(text, layers)
+    if not heads:  # heads that differ per layer (Dots 3 Note): the first layer's
+        heads = _first_int(layer_configs[0], "num_attention_heads")
+    if not heads:
         return None
     types = list(_attribute(text, "layer_types") or ())[:layers]
     if not types:
@@ -139,7 +142,6 @@ def kv_cache(
     per_token = self_bytes = 0
     latent = False
     sliding_kept: int | None = None  # tokens a sliding layer keeps: its window minus one
-    layer_configs = _layer_configs(text, len(types))
     passes = _passes(text, len(types))
     for index, kind in enumerate(types):
         if (index < len(modes) and modes[index] == "reuse") or index in cross_layers:
@@ -149,7 +151,7 @@ def kv_cache(
             continue  # linear attention, recurrent, convolution: a fixed state, not counted
         layer = layer_configs[index]
         latent = latent or bool(_first_int(layer, "kv_lora_rank"))
-        elements = _per_token(config, text, layer, heads, kind)
+        elements = _per_token(text, layer, heads, kind)
         if kind == "indexed_attention" and _indexer_of_its_own(text, index):
             elements += _first_int(layer, "index_head_dim")
         size = elements * element_bytes * passes[index]
@@ -173,7 +175,7 @@ def kv_cache(
         full_attention_layers=full,
         sliding_window_layers=sliding,
         sliding_window=sliding_kept,
-        latent_attention=bool(latent),
+        latent_attention=latent,
         other_layers=layers - full - sliding,
         per_token_bytes=per_token,
         self_attention_bytes=self_bytes,
@@ -215,7 +217,7 @@ def _layer_configs(text: Any, layers: int) -> list[Any]:
         return [text] * layers
 
 
-def _per_token(config: Any, text: Any, layer: Any, heads: int, kind: str) -> int:
+def _per_token(text: Any, layer: Any, heads: int, kind: str) -> int:
     """Elements one token adds to one layer's cache: keys and values, or MLA's latent (its
     rank may differ per layer: Dots 3 Note)."""
     latent = _first_int(layer, "kv_lora_rank")
@@ -294,7 +296,7 @@ def moe_counts(model: torch.nn.Module, config: Any, unique: int) -> MoeCounts | 
     text = config.get_text_config(decoder=True)
     per_token = _first_int(
         text, "num_experts_per_tok", "moe_topk", "num_experts_per_token", "top_k_experts"
-    ) or _first_int(getattr(text, "ffn_config", None), "moe_top_k")  # DBRX
+    ) or _first_int(_attribute(text, "ffn_config"), "moe_top_k")  # DBRX
     parents: set[str] = set()
     routed, experts = 0, 0
     for name, module in model.named_modules():
