@@ -41,6 +41,7 @@ from gpt2tie.results import (
     SEVERITY_RANK,
     AliasGroup,
     CheckpointSummary,
+    ConversionOnLoad,
     CountReport,
     Finding,
     Head,
@@ -142,7 +143,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
     groups = tuple(alias_groups(table))
 
     def is_stored(parameter_name: str) -> bool | None:
-        return None if prediction is None else parameter_name in prediction.stored_by_model_key
+        return None if prediction is None else prediction.loads(parameter_name)
 
     heads = tuple(find_heads(model, table, declared, is_stored))
     identical: tuple[IdenticalUntiedHead, ...] = ()
@@ -323,12 +324,18 @@ def _checkpoint_summary(
 ) -> CheckpointSummary:
     stored = prediction.stored_by_model_key
     parameter_names = set(table.object_id_by_name())
-    # A quantized weight's scales and zero points load with it.
+    # A quantized weight's scales and zero points load with it; merged experts with their merge.
     used = {source for key, source in stored.items() if key in parameter_names} | set(companions)
+    used |= {
+        source
+        for conversion in prediction.conversions
+        if not conversion.error and parameter_names & set(conversion.filled)
+        for source in conversion.stored_keys
+    }
     not_stored = [
         names[0]
         for names in table.names_by_object.values()
-        if not any(name in stored for name in names)
+        if not any(prediction.loads(name) for name in names)
     ]
     return CheckpointSummary(
         format=checkpoint.format,
@@ -359,4 +366,13 @@ def _checkpoint_summary(
         values_bytes_read=prediction.values_read_bytes + head_bytes_read,
         transformers_log=log_lines,
         file_aliases=tuple(checkpoint.file_aliases()),
+        converted_on_load=tuple(
+            ConversionOnLoad(
+                tuple(conversion.filled) or (conversion.model_key,),
+                conversion.stored_keys,
+                conversion.operations,
+                conversion.error,
+            )
+            for conversion in prediction.conversions
+        ),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpt2tie.inspection.conversion_findings import conversion_failed, shape_mismatch
 from gpt2tie.inspection.wrapper_keys import wrapper_prefix_findings
 from gpt2tie.loading.prediction import LoadPrediction
 from gpt2tie.model.transformers_version import (
@@ -283,8 +284,12 @@ def _refused_tie(facts: FindingInputs, target: str, source: str) -> Finding:
 def _keys_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Finding]:
     findings = []
     head_parameters = {head.parameter for head in facts.heads}
-    missing_heads = [name for name in prediction.missing if name in head_parameters]
-    missing_other = [name for name in prediction.missing if name not in head_parameters]
+    # A failed conversion leaves its parameter missing, but the load raises: said once, below.
+    failed = [c for c in prediction.conversions if c.error]
+    unconverted = {conversion.model_key for conversion in failed}
+    missing = [name for name in prediction.missing if name not in unconverted]
+    missing_heads = [name for name in missing if name in head_parameters]
+    missing_other = [name for name in missing if name not in head_parameters]
     if missing_heads:
         # The flag is no fix where the config already sets it, or for a bias.
         flag_helps = facts.tie_flag_in_file is not True and all(
@@ -325,16 +330,8 @@ def _keys_on_load(facts: FindingInputs, prediction: LoadPrediction) -> list[Find
             )
         )
     for mismatch in prediction.mismatched:
-        findings.append(
-            Finding(
-                "shape-mismatch",
-                "error",
-                f"{mismatch.stored_key} is stored as {list(mismatch.stored_shape)} but "
-                f"{mismatch.model_key} is {list(mismatch.model_shape)} in the model: "
-                "from_pretrained raises, or re-initialises it with ignore_mismatched_sizes=True",
-                (mismatch.model_key, mismatch.stored_key),
-            )
-        )
+        findings.append(shape_mismatch(mismatch))
+    findings += [conversion_failed(conversion) for conversion in failed]
     for collision in prediction.collisions:
         findings.append(
             Finding(

@@ -37,7 +37,7 @@ def wrapper_prefix_findings(prediction: LoadPrediction) -> list[Finding]:
     dropped = [*prediction.unexpected, *prediction.ignored_unexpected]
     wanted = set(prediction.missing)
     findings = []
-    nothing_loads = not prediction.stored_by_model_key
+    nothing_loads = not prediction.stored_by_model_key and not prediction.converted_keys()
     for prefix, (wrapper, fix) in PREFIXES.items():
         prefixed = [key for key in dropped if key.startswith(prefix)]
         matched = [key for key in prefixed if key.removeprefix(prefix) in wanted]

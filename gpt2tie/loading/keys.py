@@ -6,10 +6,11 @@ stored keys for one parameter wins) and the prefix rules around them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from gpt2tie.loading.conversion import Conversion, run_conversion
 from gpt2tie.model.transformers_version import installed_major
 
 if TYPE_CHECKING:
@@ -26,11 +27,17 @@ class KeyCollision:
     ignored: str
 
 
+StoredShape = Callable[[str], "tuple[int, ...] | None"]
+
+
 @dataclass(frozen=True)
 class KeyMapping:
-    stored_by_model_key: dict[str, str]
-    unmatched: dict[str, str]  # stored key -> its renamed key, which matches nothing in the model
+    stored_by_model_key: dict[str, str]  # loaded as stored (renamed at most)
+    # stored key -> the renamed key(s) transformers reports unexpected: it matches nothing
+    unmatched: dict[str, tuple[str, ...]]
     collisions: tuple[KeyCollision, ...]
+    # transformers 5: stored tensors merged or split into model parameters on load
+    conversions: tuple[Conversion, ...] = ()
     # transformers 4 only: every stored key renamed (in load order), and whether the base-model
     # prefix was added to all keys (a base checkpoint into a task model) or stripped from them.
     renamed: tuple[str, ...] = ()
@@ -38,8 +45,16 @@ class KeyMapping:
     prefix_stripped: bool = False
 
 
-def map_stored_keys(model: torch.nn.Module, stored_names: Iterable[str]) -> KeyMapping:
-    """Rename each stored key with transformers' rules, in the order transformers loads them."""
+def map_stored_keys(
+    model: torch.nn.Module, stored_names: Iterable[str], stored_shape: StoredShape | None = None
+) -> KeyMapping:
+    """Rename each stored key with transformers' rules, in the order transformers loads them.
+
+    Under transformers 5 the stored keys a converter of the class's conversion mapping takes
+    (one tensor per expert, a fused qkv) are gathered per converted parameter, as
+    `convert_and_load_state_dict_in_model` gathers them, and the converter is run on meta
+    tensors of the `stored_shape`s (unknown shapes: the merge is not replayed).
+    """
     if installed_major() < 5:
         return _map_stored_keys_v4(model, list(stored_names))
     from transformers.conversion_mapping import get_model_conversion_mapping
@@ -53,23 +68,45 @@ def map_stored_keys(model: torch.nn.Module, stored_names: Iterable[str]) -> KeyM
     transforms = get_model_conversion_mapping(cast("PreTrainedModel", model))
     renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
     converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    converter_of = {pattern: c for c in converters for pattern in c.source_patterns}
     model_keys = model.state_dict()
     prefix = getattr(model, "base_model_prefix", None) or None
     loaded: dict[str, str] = {}
-    unmatched: dict[str, str] = {}
+    gathered: dict[str, list[tuple[str, str]]] = {}  # first model key -> (stored, pattern)
+    unmatched: dict[str, tuple[str, ...]] = {}
     collisions: list[KeyCollision] = []
     for stored in sorted(stored_names, key=dot_natural_key):
-        model_key, _ = rename_source_key(stored, renamings, converters, prefix, model_keys)
+        model_key, pattern = rename_source_key(stored, renamings, converters, prefix, model_keys)
         if model_key not in model_keys and stored in model_keys:
             # As transformers does: a key that exists as stored only needs the prefix handling.
-            model_key, _ = rename_source_key(stored, [], [], prefix, model_keys)
+            model_key, pattern = rename_source_key(stored, [], [], prefix, model_keys)
         if model_key not in model_keys:
-            unmatched[stored] = model_key
+            targets = converter_of[pattern].target_patterns if pattern is not None else ()
+            unmatched[stored] = (
+                tuple(model_key.replace(targets[0], target) for target in targets)
+                if targets
+                else (model_key,)
+            )
         elif model_key in loaded:
             collisions.append(KeyCollision(model_key, loaded[model_key], stored))
+        elif pattern is not None:
+            gathered.setdefault(model_key, []).append((stored, pattern))
+        elif model_key in gathered:
+            collisions.append(KeyCollision(model_key, gathered[model_key][0][0], stored))
         else:
             loaded[model_key] = stored
-    return KeyMapping(loaded, unmatched, tuple(collisions))
+    conversions = tuple(
+        run_conversion(
+            converter_of[members[0][1]],
+            model,
+            first_key,
+            members,
+            stored_shape or (lambda _: None),
+            model_keys,
+        )
+        for first_key, members in gathered.items()
+    )
+    return KeyMapping(loaded, unmatched, tuple(collisions), conversions)
 
 
 def _map_stored_keys_v4(model: torch.nn.Module, stored_names: list[str]) -> KeyMapping:
@@ -87,15 +124,15 @@ def _map_stored_keys_v4(model: torch.nn.Module, stored_names: list[str]) -> KeyM
     )
     model_keys = model.state_dict()
     loaded: dict[str, str] = {}
-    unmatched: dict[str, str] = {}
+    unmatched: dict[str, tuple[str, ...]] = {}
     collisions: list[KeyCollision] = []
     for stored in stored_names:
         if stored not in renamed:  # a task head's key, dropped with a base-model load
-            unmatched[stored] = stored
+            unmatched[stored] = (stored,)
             continue
         model_key = renamed[stored]
         if model_key not in model_keys:
-            unmatched[stored] = model_key
+            unmatched[stored] = (model_key,)
         elif model_key in loaded:
             collisions.append(KeyCollision(model_key, stored, loaded[model_key]))
             loaded[model_key] = stored

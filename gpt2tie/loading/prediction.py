@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.tensor_values import ValueProgress, ValueReader
+from gpt2tie.loading.conversion import Conversion
 from gpt2tie.loading.keys import KeyCollision, map_stored_keys
 from gpt2tie.loading.quantization import QuantizedLayout
 from gpt2tie.loading.transformers4 import (
@@ -63,11 +64,13 @@ class ShapeMismatch:
     stored_key: str
     stored_shape: tuple[int, ...]
     model_shape: tuple[int, ...]
+    # The conversion whose output this is (stored_key is then its first stored tensor).
+    converted_by: Conversion | None = None
 
 
 @dataclass(frozen=True)
 class LoadPrediction:
-    stored_by_model_key: dict[str, str]
+    stored_by_model_key: dict[str, str]  # parameters loaded from one stored tensor each
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
     ignored_unexpected: tuple[str, ...]
@@ -76,6 +79,21 @@ class LoadPrediction:
     ties: tuple[TieDecision, ...]
     load_dtype: str
     values_read_bytes: int
+    # transformers 5: parameters built from several stored tensors (or split from one)
+    conversions: tuple[Conversion, ...] = ()
+
+    def converted_keys(self) -> set[str]:
+        """Model keys a conversion fills."""
+        return {key for conversion in self.conversions for key in conversion.filled}
+
+    def loads(self, model_key: str) -> bool:
+        """Whether the files fill `model_key`, as stored or through a conversion."""
+        return model_key in self.stored_by_model_key or model_key in self.converted_keys()
+
+    def stored_sources(self) -> set[str]:
+        """Every stored key that something in the model is loaded from."""
+        converted = {stored for c in self.conversions if not c.error for stored in c.stored_keys}
+        return set(self.stored_by_model_key.values()) | converted
 
 
 def predict_load(
@@ -103,20 +121,27 @@ def predict_load(
             return checkpoint.tensor(stored_name).file, name
 
         names = sorted(names, key=load_order)
-    mapping = map_stored_keys(model, names)
     quantized = frozenset() if layout is None else layout.quantized
+
+    def stored_shape(name: str) -> tuple[int, ...] | None:
+        if name in quantized:
+            return None
+        return checkpoint.tensor(layout.stored_for(name) if layout is not None else name).shape
+
+    mapping = map_stored_keys(model, names, stored_shape)
     stored = {
         key: layout.stored_for(name) if layout is not None else name
         for key, name in mapping.stored_by_model_key.items()
     }
     model_state = model.state_dict()
-    missing = set(model_state) - set(stored)
+    converted = {key for c in mapping.conversions for key in c.filled}
+    missing = set(model_state) - set(stored) - converted
     mismatched = tuple(
         ShapeMismatch(key, name, checkpoint.tensor(name).shape, tuple(model_state[key].shape))
         for key, name in stored.items()
         if mapping.stored_by_model_key[key] not in quantized
         and checkpoint.tensor(name).shape != tuple(model_state[key].shape)
-    )
+    ) + converted_mismatches(mapping.conversions, model_state)
     declared = declared_ties(model)
     reader = ValueReader(checkpoint, progress)
     # Quantized values are not the logical weights: a tie between them is not judged by bytes.
@@ -143,7 +168,7 @@ def predict_load(
 
     if installed_major() >= 5:
         ties = decide_ties(declared, missing, equal)
-        unexpected = set(mapping.unmatched.values())
+        unexpected = {key for keys in mapping.unmatched.values() for key in keys}
         reported_missing, reported_unexpected = _apply_ignore_patterns(model, missing, unexpected)
     else:
         reported = reported_keys(model, list(names), mapping)
@@ -162,6 +187,21 @@ def predict_load(
         ties=tuple(ties),
         load_dtype=str(load_dtype).removeprefix("torch."),
         values_read_bytes=bytes_read,
+        conversions=mapping.conversions,
+    )
+
+
+def converted_mismatches(
+    conversions: tuple[Conversion, ...], model_state: dict[str, torch.Tensor]
+) -> tuple[ShapeMismatch, ...]:
+    """Converted tensors whose shape is not the parameter's (an expert count that differs)."""
+    return tuple(
+        ShapeMismatch(
+            key, conversion.stored_keys[0], shape, tuple(model_state[key].shape), conversion
+        )
+        for conversion in conversions
+        for key, shape in conversion.filled.items()
+        if shape is not None and key in model_state and shape != tuple(model_state[key].shape)
     )
 
 

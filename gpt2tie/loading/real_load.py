@@ -60,8 +60,11 @@ def load_for_real(
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(f"from_pretrained failed: {first}") from exc
-        mapping = map_stored_keys(model, checkpoint.tensor_names)
-    stored = set(mapping.stored_by_model_key)
+        mapping = map_stored_keys(
+            model, checkpoint.tensor_names, lambda name: checkpoint.tensor(name).shape
+        )
+    converted = {key for conversion in mapping.conversions for key in conversion.filled}
+    stored = set(mapping.stored_by_model_key) | converted
     unexpected = tuple(sorted(info["unexpected_keys"]))
     import torch
 
@@ -75,7 +78,9 @@ def load_for_real(
         stored_by_model_key=mapping.stored_by_model_key,
         missing=tuple(sorted(info["missing_keys"])),
         unexpected=unexpected,
-        ignored_unexpected=tuple(sorted(set(mapping.unmatched.values()) - set(unexpected))),
+        ignored_unexpected=tuple(
+            sorted({key for keys in mapping.unmatched.values() for key in keys} - set(unexpected))
+        ),
         mismatched=tuple(
             ShapeMismatch(
                 key,
@@ -89,5 +94,6 @@ def load_for_real(
         ties=tuple(ties),
         load_dtype=str(model.dtype).removeprefix("torch."),
         values_read_bytes=sum(t.nbytes for t in checkpoint.tensors),
+        conversions=mapping.conversions,
     )
     return model, prediction, tuple(log_lines)

@@ -247,6 +247,17 @@ def _checkpoint_table(checkpoint: CheckpointSummary) -> Table:
     table.add_row("load dtype", checkpoint.load_dtype)
     table.add_row("missing on load", _names_or_none(checkpoint.missing))
     table.add_row("unexpected on load", _names_or_none(checkpoint.unexpected))
+    if checkpoint.converted_on_load:
+        converted = checkpoint.converted_on_load
+        failed = sum(1 for conversion in converted if conversion.error)
+        operations = sorted({op for conversion in converted for op in conversion.operations})
+        table.add_row(
+            "converted on load",
+            f"{sum(len(c.parameters) for c in converted):,} parameter(s) built from "
+            f"{sum(len(c.stored) for c in converted):,} stored tensor(s) by transformers' "
+            f"conversion mapping ({', '.join(operations)})"
+            + (f"; {failed} conversion(s) fail" if failed else ""),
+        )
     for tie in checkpoint.ties_on_load:
         table.add_row(
             "tie on load",

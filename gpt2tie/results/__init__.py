@@ -35,6 +35,9 @@ from gpt2tie.results.report import (
     CheckResult as CheckResult,
 )
 from gpt2tie.results.report import (
+    ConversionOnLoad as ConversionOnLoad,
+)
+from gpt2tie.results.report import (
     CountReport as CountReport,
 )
 from gpt2tie.results.report import (

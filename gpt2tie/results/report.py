@@ -169,6 +169,17 @@ class TieOnLoad:
 
 
 @dataclass(frozen=True)
+class ConversionOnLoad:
+    """Stored tensors transformers 5 turns into parameters on load with its conversion mapping
+    (per-expert tensors merged into one fused parameter, a fused tensor split)."""
+
+    parameters: tuple[str, ...]  # the parameters it fills (the one it was to fill, if it fails)
+    stored: tuple[str, ...]  # the stored tensors it consumes, in load order
+    operations: tuple[str, ...]  # transformers' operation classes, in the order they run
+    error: str | None  # why it fails: from_pretrained raises
+
+
+@dataclass(frozen=True)
 class GgufTypeCount:
     """Tensors of one GGUF tensor type (F16, Q8_0, Q4_K, …): their parameters and bytes."""
 
@@ -226,6 +237,7 @@ class CheckpointSummary:
     transformers_log: tuple[str, ...]
     file_aliases: tuple[tuple[str, ...], ...]
     gguf: GgufSummary | None = None
+    converted_on_load: tuple[ConversionOnLoad, ...] = ()
 
 
 @dataclass(frozen=True)
