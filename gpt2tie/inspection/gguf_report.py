@@ -71,9 +71,16 @@ def reference_candidates(gguf: GgufCheckpoint) -> list[tuple[str, str]]:
     for key in keys:
         repo_id = (header.string(key) or "").removeprefix(HF_PREFIX).strip("/")
         # Only Hub ids: a path written into a file is not followed.
-        if repo_id and looks_like_repo_id(repo_id) and not Path(repo_id).exists():
+        if repo_id and looks_like_repo_id(repo_id) and not _exists(repo_id):
             found.append((repo_id, key))
     return found
+
+
+def _exists(name: str) -> bool:
+    try:
+        return Path(name).exists()
+    except OSError:  # a name the file system refuses to look up is no local path
+        return False
 
 
 def build_gguf_inspect_report(

@@ -209,6 +209,28 @@ def unapplied_quantization_findings(
                 "compressed-tensors`), or re-save with a current compressed-tensors.",
             )
         ]
+    if unapplied.why == "field-not-an-object":
+        field, _, kind = (unapplied.method or "").partition(": ")
+        return [
+            Finding(
+                "quantization-config-malformed",
+                "error",
+                f"config.json's `quantization_config.{field}` is {kind}, not an object: the "
+                "quantizer's config refuses it and from_pretrained raises before loading "
+                "anything. Write it as the quantizer saved it (an object of named groups).",
+            )
+        ]
+    if unapplied.why == "not-an-object":
+        return [
+            Finding(
+                "quantization-config-malformed",
+                "error",
+                f"config.json's `quantization_config` is {unapplied.method}, not an object: "
+                f"{described()}'s from_pretrained raises AttributeError before loading "
+                "anything. Write the "
+                "object the quantizer saved (with its `quant_method`), or remove the key.",
+            )
+        ]
     if unapplied.why == "no-method":
         return [
             Finding(
@@ -232,7 +254,8 @@ def unapplied_quantization_findings(
 
 
 def _asymmetric_int_weights(raw: dict[str, Any]) -> bool:
-    for group in (raw.get("config_groups") or {}).values():
+    groups = raw.get("config_groups")
+    for group in groups.values() if isinstance(groups, dict) else ():
         weights = group.get("weights") if isinstance(group, dict) else None
         if (
             isinstance(weights, dict)

@@ -80,6 +80,8 @@ Unapplied = Literal[
     "legacy-key",  # compressed-tensors' `compression_config`: transformers never reads it
     "no-method",  # no `quant_method`: from_pretrained raises ValueError
     "unknown-method",  # a method this transformers does not know: it skips quantization
+    "not-an-object",  # a list, text or number: from_pretrained raises AttributeError
+    "field-not-an-object",  # compressed-tensors' config_groups not a mapping: it raises
 ]
 
 
@@ -88,7 +90,7 @@ class UnappliedQuantization:
     """A quantization config in config.json that from_pretrained does not apply, and why."""
 
     why: Unapplied
-    method: str | None  # `quant_method` as written, None when absent
+    method: str | None  # `quant_method` as written, None when absent (not-an-object: its type)
 
 
 def read_quantization_config(
@@ -97,7 +99,12 @@ def read_quantization_config(
     """What from_pretrained makes of the config's quantization, by transformers' own rules
     (`AutoHfQuantizer.supports_quant_method`, the same in 4.57 and 5.x)."""
     raw = config.get("quantization_config")
-    if not raw or not isinstance(raw, dict):
+    # transformers calls `.to_dict()` on it: AttributeError, before loading anything (under
+    # transformers 4 on a null too; transformers 5 takes a null as no quantization).
+    null_refused = raw is None and "quantization_config" in config and installed_major() < 5
+    if (raw is not None and not isinstance(raw, dict)) or null_refused:
+        return UnappliedQuantization("not-an-object", _json_kind(raw))
+    if raw is None:
         if isinstance(config.get("compression_config"), dict):
             legacy = config["compression_config"].get("quant_method")
             return UnappliedQuantization("legacy-key", str(legacy) if legacy else None)
@@ -111,8 +118,17 @@ def read_quantization_config(
         return UnappliedQuantization("unknown-method", str(written))
     else:
         method = written
+    groups = raw.get("config_groups")
+    if method == "compressed-tensors" and groups is not None and not isinstance(groups, dict):
+        # compressed-tensors' pydantic config refuses it: from_pretrained raises.
+        return UnappliedQuantization("field-not-an-object", f"config_groups: {_json_kind(groups)}")
     bits, fmt, group = _bits_format_group(method, raw)
     return QuantizationConfig(method, bits, fmt, group, raw)
+
+
+def _json_kind(value: object) -> str:
+    kinds = {type(None): "null", list: "list", str: "text", bool: "boolean"}
+    return kinds.get(type(value), "number" if isinstance(value, (int, float)) else "value")
 
 
 def _known_methods() -> frozenset[str]:
@@ -135,7 +151,7 @@ def _bits_format_group(
     if method == "mxfp4":
         return 4, "mxfp4", 32
     if method in ("gptq", "awq"):
-        return _int(raw.get("bits")), method, _int(raw.get("group_size"))
+        return _int(raw.get("bits")), method, _group(raw.get("group_size"))
     if method == "compressed-tensors":
         groups = raw.get("config_groups")
         for group in groups.values() if isinstance(groups, dict) else ():
@@ -143,20 +159,26 @@ def _bits_format_group(
             if isinstance(weights, dict):
                 kind = weights.get("type")
                 fmt = f"{kind}{weights.get('num_bits')}" if kind else _text(raw.get("format"))
-                return _int(weights.get("num_bits")), fmt, _int(weights.get("group_size"))
+                return _int(weights.get("num_bits")), fmt, _group(weights.get("group_size"))
         return None, _text(raw.get("format")), None
     if method == "hqq":
         # HqqConfig stores hqq's BaseQuantizeConfig; a per-layer config has no single answer.
         held = raw.get("quant_config")
         weights = held.get("weight_quant_params") if isinstance(held, dict) else None
         if isinstance(weights, dict):
-            return _int(weights.get("nbits")), None, _int(weights.get("group_size"))
+            return _int(weights.get("nbits")), None, _group(weights.get("group_size"))
         return None, None, None
-    return _int(raw.get("bits")), None, _int(raw.get("group_size"))
+    return _int(raw.get("bits")), None, _group(raw.get("group_size"))
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _group(value: Any) -> int | None:
+    """A group size: -1 is GPTQ's per-channel (one group a row); other negatives mean nothing."""
+    size = _int(value)
+    return size if size is None or size >= -1 else None
 
 
 def _text(value: Any) -> str | None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from gpt2tie.base.errors import InputError
 from gpt2tie.model.heads import input_embedding
+from gpt2tie.model.skeleton import max_modules
 from gpt2tie.results.memory import (
     KvCache,
     LargestBlock,
@@ -124,20 +126,27 @@ def kv_cache(
     )
     if not layers:
         return None
+    if layers > max_modules():
+        # Each layer is at least one module: no model of this many was built.
+        raise InputError(
+            f"the config says {layers:,} decoder layers, more than the {max_modules():,} "
+            "modules a model may have here (--max-modules)"
+        )
     layer_configs = _layer_configs(text, layers)
     if not heads:  # heads that differ per layer (Dots 3 Note): the first layer's
         heads = _first_int(layer_configs[0], "num_attention_heads")
     if not heads:
         return None
-    types = list(_attribute(text, "layer_types") or ())[:layers]
+    types = [kind if isinstance(kind, str) else "" for kind in _items(text, "layer_types")]
+    types = types[:layers]
     if not types:
         window = _first_int(text, "sliding_window", "attention_chunk_size")
         use_window = window and _attribute(text, "use_sliding_window") is not False
         types = ["sliding_attention" if use_window else "full_attention"] * layers
     # Layers that read another layer's cache store none (Gemma 4, Gemma 3n: `kv_sharing_modes`);
     # Mllama's cross-attention layers hold an image's keys, not the context's.
-    modes = list(_attribute(text, "kv_sharing_modes") or ())
-    cross_layers = set(_attribute(text, "cross_attention_layers") or ())
+    modes = _items(text, "kv_sharing_modes")
+    cross_layers = {i for i in _items(text, "cross_attention_layers") if isinstance(i, int)}
     full = sliding = 0
     per_token = self_bytes = 0
     latent = False
@@ -238,7 +247,7 @@ def _per_token(text: Any, layer: Any, heads: int, kind: str) -> int:
 def _indexer_of_its_own(text: Any, index: int) -> bool:
     """An indexed layer keeps indexer keys unless it shares another layer's (HY V4:
     `indexer_types` "shared")."""
-    kinds = _attribute(text, "indexer_types") or ()
+    kinds = _items(text, "indexer_types")
     return not (index < len(kinds) and kinds[index] == "shared")
 
 
@@ -258,6 +267,13 @@ def _attribute(config: Any, name: str) -> Any:
         return getattr(config, name, None)
     except (RuntimeError, ValueError):
         return None
+
+
+def _items(config: Any, name: str) -> list[Any]:
+    """A per-layer list from the config; anything else (a number where a list belongs) is
+    no list at all."""
+    value = _attribute(config, name)
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def _first_int(config: Any, *names: str) -> int:

@@ -179,9 +179,14 @@ def _config_as_from_pretrained(
     try:
         config: PretrainedConfig = config_class.from_pretrained(str(config_file))
     except Exception as exc:
-        raise InputError(
-            f"config.json is not a valid {config_class.__name__}: {_one_line(exc)}"
-        ) from exc
+        quantization = config_dict.get("quantization_config")
+        why = (
+            f"its quantization_config is {json.dumps(quantization)[:40]}, "
+            "not an object (from_pretrained raises too)"
+            if "quantization_config" in config_dict and not isinstance(quantization, dict)
+            else _one_line(exc)
+        )
+        raise InputError(f"config.json is not a valid {config_class.__name__}: {why}") from exc
     return config
 
 

@@ -30,6 +30,11 @@ class _DeadlinePassed(Exception):
     """Raised in the main thread by the deadline timer."""
 
 
+# huggingface_hub writes refs/<revision> through a temporary `<revision>.<8 hex>.tmp`: a
+# file name of 255 bytes at most leaves 242 for the revision's last part.
+MAX_NAME_BYTES = 240
+
+
 @dataclass(frozen=True)
 class SourceOptions:
     """Where and how to look for a model: Hub revision, token and timeouts, offline mode, and
@@ -48,6 +53,14 @@ class SourceOptions:
     def __post_init__(self) -> None:
         if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
             raise InputError(f"timeout must be a finite number of seconds, not {self.timeout}")
+        # The HF cache keeps a file per revision (refs/<revision>): a longer part can be
+        # neither cached nor looked up.
+        parts = (self.revision or "").split("/")
+        if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in parts):
+            raise InputError(
+                f"--revision of {len(self.revision or ''):,} characters: each part of a "
+                f"revision (between slashes) may be at most {MAX_NAME_BYTES} bytes"
+            )
 
     @property
     def is_offline(self) -> bool:

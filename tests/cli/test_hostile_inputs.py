@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from bounded_runs import assert_one_error_line, run_limited
 from load_oracle import TRANSFORMERS_MAJOR
 from safetensors.torch import save_file
@@ -352,3 +353,82 @@ def test_no_model_means_the_current_folder(
     named = runner.invoke(app, ["count-params", str(checkpoint_dir("gpt2-tied")), "--json"])
     assert here.exit_code == 0, here.output
     assert json.loads(here.stdout)["parameters"] == json.loads(named.stdout)["parameters"]
+
+
+@pytest.mark.needs_transformers5
+@pytest.mark.parametrize("key", ["decoder_layers", "num_decoder_layers"])
+def test_memory_refuses_a_config_of_absurd_layer_counts(
+    tmp_path: Path,
+    checkpoint_dir,
+    key: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """Stray layer counts `--memory` reads from the config (not the model's): refused in one
+    line within the documented bounds, not a list of a billion entries (exit 3, or 2.65 GB)."""
+    folder = gpt2_folder(tmp_path / "layers", checkpoint_dir)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, key: 10**9}))
+    stderr = assert_one_error_line(run_limited("count-params", str(folder), "--memory"))
+    assert "1,000,000,000 decoder layers" in stderr
+
+
+@pytest.mark.needs_transformers5
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"cross_attention_layers": 5},
+        {"cross_attention_layers": [[1]]},
+        {"kv_sharing_modes": 7},
+        {"indexer_types": 5},
+    ],
+)
+def test_memory_takes_malformed_per_layer_lists_as_absent(
+    tmp_path: Path,
+    checkpoint_dir,
+    extra: dict[str, object],  # type: ignore[no-untyped-def]
+) -> None:
+    """Per-layer attributes that are not lists (or lists of the wrong items) on a GPT-2, whose
+    cache reads none of them: the estimate is the plain GPT-2 one, never an internal error."""
+    plain = runner.invoke(
+        app, ["count-params", str(checkpoint_dir("gpt2-tied")), "--memory", "--json"]
+    )
+    folder = gpt2_folder(tmp_path / "odd", checkpoint_dir)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **extra}))
+    odd = runner.invoke(app, ["count-params", str(folder), "--memory", "--json", "--no-cache"])
+    assert (plain.exit_code, odd.exit_code) == (0, 0), odd.output
+    assert (
+        json.loads(odd.stdout)["memory"]["kv_cache"]
+        == json.loads(plain.stdout)["memory"]["kv_cache"]
+    )
+
+
+@pytest.mark.parametrize("layer_types", [3, [["full_attention"]] * 2])
+def test_layer_types_the_config_class_refuses(
+    tmp_path: Path,
+    checkpoint_dir,
+    layer_types: object,  # type: ignore[no-untyped-def]
+) -> None:
+    """transformers' own config class refuses these (so would from_pretrained): one line."""
+    folder = gpt2_folder(tmp_path / "types", checkpoint_dir)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "layer_types": layer_types}))
+    assert_one_error_line(runner.invoke(app, ["count-params", str(folder), "--no-cache"]))
+
+
+@pytest.mark.needs_transformers5
+def test_memory_takes_malformed_indexer_types_as_absent(tmp_path: Path) -> None:
+    """DeepSeek V3.2's indexed layers read `indexer_types`; a number there was exit 3."""
+    from weighted_breadth import tiny_configs
+
+    config = tiny_configs(transformers.DeepseekV32Config)[0]
+    config.architectures = ["DeepseekV32ForCausalLM"]
+    config.save_pretrained(tmp_path / "plain")
+    config.save_pretrained(tmp_path / "odd")
+    written = json.loads((tmp_path / "odd" / "config.json").read_text())
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({**written, "indexer_types": 5}))
+    caches = []
+    for name in ("plain", "odd"):
+        done = runner.invoke(app, ["count-params", str(tmp_path / name), "--memory", "--json"])
+        assert done.exit_code == 0, done.output
+        caches.append(json.loads(done.stdout)["memory"]["kv_cache"])
+    assert caches[0] == caches[1] and caches[0]["total_bytes"] > 0

@@ -673,3 +673,23 @@ def test_header_facts_against_the_reference_reader(tmp_path: Path) -> None:
     assert section["vocab_size"] == reader.fields["llama.vocab_size"].contents() == 77
     assert section["file_type"] == str(reader.fields["general.file_type"].contents()) == "999"
     assert section["split_count"] == 1
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"general.source.huggingface.repository": "o" * 300},
+        {"general.source.repo_url": "https://huggingface.co/org/" + "n" * 5000},
+        {"general.source.repo_url": "x" * 65536},
+        {"general.source.huggingface.repository": "org/" + "n" * 255},
+    ],
+)
+def test_overlong_names_in_the_header_are_no_reference(
+    built: dict[str, Path], tmp_path: Path, metadata: dict[str, str]
+) -> None:
+    """Names longer than a Hub id may be (96 characters a part) are not looked up: no path
+    probe of a name the file system refuses (exit 3 before), no Hub query."""
+    named = gguf_models.convert(built["hf-gpt2"], tmp_path / "long.gguf", metadata=metadata)
+    report = report_of(str(named), "--offline")
+    assert report["checkpoint"]["gguf"]["reference"] is None
+    assert [f["code"] for f in report["findings"]] == []

@@ -201,17 +201,26 @@ def ct_nvfp4(source: Path, folder: Path) -> Path:
     return rewrite(source, folder, config, store)
 
 
-def gptq(source: Path, folder: Path) -> Path:
+def gptq(source: Path, folder: Path, group_size: int = 32) -> Path:
+    """GPTQ as its kernels store it; `group_size=-1` is its per-channel setting (one group)."""
+
     def store(module: str, weight: torch.Tensor) -> dict[str, torch.Tensor]:
         rows, cols = weight.shape  # out, in
+        group = cols if group_size == -1 else group_size
         return {
             f"{module}.qweight": torch.zeros(cols // 8, rows, dtype=torch.int32),
-            f"{module}.qzeros": torch.zeros(cols // 32, rows // 8, dtype=torch.int32),
-            f"{module}.scales": torch.ones(cols // 32, rows, dtype=torch.float16),
-            f"{module}.g_idx": torch.arange(cols, dtype=torch.int32) // 32,
+            f"{module}.qzeros": torch.zeros(cols // group, rows // 8, dtype=torch.int32),
+            f"{module}.scales": torch.ones(cols // group, rows, dtype=torch.float16),
+            f"{module}.g_idx": torch.arange(cols, dtype=torch.int32) // group,
         }
 
-    config = {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": False, "sym": True}
+    config = {
+        "quant_method": "gptq",
+        "bits": 4,
+        "group_size": group_size,
+        "desc_act": False,
+        "sym": True,
+    }
     return rewrite(source, folder, config, store)
 
 

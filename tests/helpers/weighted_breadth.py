@@ -76,6 +76,7 @@ TINY = {
     "v_head_dim": 8,
     "max_position_embeddings": 128,
 }
+LAYER_COUNTS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers")
 # A model larger than this once shrunk is left out (a config the shrinking does not reach).
 MAX_PARAMETERS = 20_000_000
 
@@ -114,26 +115,69 @@ def converting_class_names() -> list[str]:
     return names
 
 
-def shrink(config: Any, seen: set[int] | None = None) -> Any:
-    """The config with every size attribute it has set to TINY's, sub-configs included."""
+def tiny_configs(config_class: Any) -> list[Any]:
+    """Tiny configs of `config_class`, to try in turn: TINY's sizes given to the config's own
+    constructor (so that what it derives, head sizes and layer lists, follows), then the same
+    with the vocabulary kept (token ids past it), then TINY's sizes set on the default."""
+    default = config_class()
+    attempts = []
+    for keep in ((), ("vocab_size",)):
+        try:
+            attempts.append(config_class(**_overrides(default, keep)))
+        except Exception:
+            continue
+    attempts.append(_shrunk_in_place(config_class()))
+    return attempts
+
+
+def _overrides(config: Any, keep: tuple[str, ...]) -> dict[str, Any]:
+    """TINY's size for each size attribute the config has, sub-configs as dicts of theirs."""
+    kwargs: dict[str, Any] = {}
+    for name, value in TINY.items():
+        current = _read(config, name)
+        if name not in keep and isinstance(current, int) and not isinstance(current, bool):
+            kwargs[name] = min(current, value) if name == "first_k_dense_replace" else value
+    # Per-layer lists (layer_types, …) follow the new depth.
+    depth = next((name for name in LAYER_COUNTS if name in kwargs), None)
+    old_depth = _read(config, depth) if depth else None
+    for name, value in vars(config).items():
+        if isinstance(value, list) and value and len(value) == old_depth and depth:
+            kwargs.setdefault(name, value[: kwargs[depth]])
+    rope = _read(config, "rope_parameters")
+    if isinstance(rope, dict) and rope:  # per layer type, as the default derived it
+        kwargs["rope_parameters"] = rope
+    for name in getattr(config, "sub_configs", None) or {}:
+        sub = _read(config, name)
+        if hasattr(sub, "to_dict") and hasattr(sub, "model_type"):
+            kwargs[name] = {"model_type": sub.model_type, **_overrides(sub, keep)}
+    return kwargs
+
+
+def _shrunk_in_place(config: Any, seen: set[int] | None = None) -> Any:
     seen = set() if seen is None else seen
     if id(config) in seen:
         return config
     seen.add(id(config))
     for name, value in TINY.items():
-        current = getattr(config, name, None)
+        current = _read(config, name)
         if isinstance(current, int) and not isinstance(current, bool):
-            setattr(config, name, min(current, value) if name == "first_k_dense_replace" else value)
-    for name in ("layer_types", "mlp_layer_types"):
-        layers = getattr(config, name, None)
-        count = getattr(config, "num_hidden_layers", None)
-        if isinstance(layers, list) and isinstance(count, int) and layers:
-            setattr(config, name, (layers * count)[:count])
+            try:
+                setattr(config, name, value)
+            except AttributeError:  # a property the config derives
+                continue
     for attribute in list(vars(config)):
         value = getattr(config, attribute, None)
         if hasattr(value, "to_dict") and hasattr(value, "model_type"):
-            shrink(value, seen)
+            _shrunk_in_place(value, seen)
     return config
+
+
+def _read(config: Any, name: str) -> Any:
+    """The attribute, or None where reading it raises (per-layer attributes of transformers 5)."""
+    try:
+        return getattr(config, name, None)
+    except Exception:
+        return None
 
 
 def _meta_model(class_name: str) -> Any:
@@ -142,25 +186,33 @@ def _meta_model(class_name: str) -> Any:
 
     cls = getattr(transformers, class_name)
     with torch.device("meta"):
-        return cls(shrink(cls.config_class()))
+        return cls(tiny_configs(cls.config_class)[0])
 
 
 def build_tiny(class_name: str, folder: Path) -> Any:
-    """The class with real weights from its shrunk default config, read back as saved."""
+    """The class with real weights from the first tiny config it builds from, read back as
+    saved (the config written to `folder`)."""
     import torch
     import transformers
 
     cls = getattr(transformers, class_name)
-    config = shrink(cls.config_class())
-    config.architectures = [class_name]
-    config.save_pretrained(folder)
-    read_back = cls.config_class.from_pretrained(str(folder))
-    with torch.device("meta"):
-        size = sum(p.numel() for p in cls(read_back).parameters())
-    if size > MAX_PARAMETERS:
-        raise ValueError(f"{size:,} parameters once shrunk")
-    torch.manual_seed(0)
-    return cls(read_back)
+    failure: Exception = ValueError("no tiny config")
+    for config in tiny_configs(cls.config_class):
+        try:
+            config.architectures = [class_name]
+            config.save_pretrained(folder)
+            read_back = cls.config_class.from_pretrained(str(folder))
+            with torch.device("meta"):
+                size = sum(p.numel() for p in cls(read_back).parameters())
+        except Exception as exc:
+            failure = exc
+            continue
+        if size > MAX_PARAMETERS:
+            failure = ValueError(f"{size:,} parameters once shrunk")
+            continue
+        torch.manual_seed(0)
+        return cls(read_back)
+    raise failure
 
 
 def real_load(class_name: str, folder: Path) -> dict[str, Any]:

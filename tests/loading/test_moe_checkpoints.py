@@ -218,3 +218,21 @@ def test_fused_layout_loads_as_each_major_does(tiny_mixtral: Path, tmp_path: Pat
     # per-expert weight missing; transformers 5 loads the fused names as they are.
     assert bool(report.checkpoint.missing) == (TRANSFORMERS_MAJOR < 5)
     assert report.checkpoint.converted_on_load == ()
+
+
+def test_tied_moe_checkpoint_keeps_its_tie(tmp_path: Path) -> None:
+    from weighted_breadth import tiny_configs
+
+    config = tiny_configs(transformers.Qwen3MoeConfig)[0]
+    config.tie_word_embeddings = True
+    config.architectures = ["Qwen3MoeForCausalLM"]
+    torch.manual_seed(0)
+    transformers.Qwen3MoeForCausalLM(config).save_pretrained(tmp_path)
+    assert "lm_head.weight" not in load_file(str(tmp_path / "model.safetensors"))
+    model = transformers.Qwen3MoeForCausalLM.from_pretrained(str(tmp_path))
+    really_tied = model.lm_head.weight is model.model.embed_tokens.weight
+    report = gpt2tie.inspect(str(tmp_path))
+    (head,) = [h for h in report.heads if h.parameter == "lm_head.weight"]
+    assert head.tied == really_tied is True
+    assert report.parameters.unique == sum(p.numel() for p in model.parameters())
+    assert [f.code for f in report.findings if f.severity != "info"] == []

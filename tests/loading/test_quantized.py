@@ -352,3 +352,28 @@ def test_eetq_on_a_cpu_needs_its_backend_and_a_gpu(bases: dict[bool, Path], tmp_
     assert not codes - {"quantized-backend-missing"}  # no shape mismatch, nothing unexpected
     assert not torch.cuda.is_available()
     assert "CUDA GPU" in report["quantization"]["on_this_machine"]
+
+
+def test_gptq_per_channel_group_size_fits_the_schema(
+    bases: dict[bool, Path], tmp_path: Path
+) -> None:
+    """GPTQ's `group_size: -1` (one group per output channel): the stored scales hold one row
+    (the truth), the report says -1, and both JSON outputs validate against the schema."""
+    folder = qm.gptq(bases[True], tmp_path / "gptq-per-channel", group_size=-1)
+    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
+        scales = [handle.get_slice(n).get_shape() for n in handle.keys() if n.endswith(".scales")]
+    assert scales and all(shape[0] == 1 for shape in scales)
+    assert qm.inspect_json(folder)["quantization"]["group_size"] == -1
+    counted = runner.invoke(app, ["count-params", str(folder), "--memory", "--json", "--no-cache"])
+    assert counted.exit_code == 0, counted.output
+    jsonschema.validate(json.loads(counted.stdout), SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+def test_a_negative_group_size_other_than_minus_one_is_not_reported(
+    bases: dict[bool, Path], tmp_path: Path
+) -> None:
+    folder = qm.gptq(bases[True], tmp_path / "gptq")
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"]["group_size"] = -7
+    (folder / "config.json").write_text(json.dumps(config))
+    assert qm.inspect_json(folder)["quantization"]["group_size"] is None

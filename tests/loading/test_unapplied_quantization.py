@@ -96,3 +96,57 @@ def test_a_config_without_quantization_has_no_such_finding(fp8_checkpoint: Path)
     base = fp8_checkpoint.parent / "base"
     codes = set(severity_of(qm.inspect_json(base)))
     assert not {c for c in codes if c.startswith(("quantization-", "quantized-"))}
+
+
+@pytest.mark.parametrize("value", [{}, [], "int4", 0, None])
+def test_an_empty_or_malformed_quantization_config_as_the_real_load(
+    fp8_checkpoint: Path, tmp_path: Path, value: Any
+) -> None:
+    """The real load raises on each (transformers 4 on a null too): gpt2tie fails the check,
+    with a finding (exit 1) or, where the config class itself cannot read it, a one-line
+    refusal (exit 2); never an internal error. A null under transformers 5 is no quantization."""
+    from typer.testing import CliRunner
+
+    from gpt2tie.cli import app
+
+    base = fp8_checkpoint.parent / "base"
+    folder = edited(
+        base, tmp_path / "edited", lambda c: c.__setitem__("quantization_config", value)
+    )
+    try:
+        qm.real_load(folder)
+        raised = False
+    except (ValueError, AttributeError):
+        raised = True
+    result = CliRunner().invoke(app, ["check", str(folder), "--no-cache"])
+    if not raised:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code in (1, 2), result.output
+    if result.exit_code == 2:
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith("Error:") and "quantization_config" in line
+        return
+    codes = severity_of(qm.inspect_json(folder))
+    expected = "quantization-method-missing" if value == {} else "quantization-config-malformed"
+    assert codes[expected] == "error"
+
+
+def test_config_groups_as_a_list_fails_to_load(fp8_checkpoint: Path, tmp_path: Path) -> None:
+    """compressed-tensors' `config_groups` written as a list of its groups (an internal error
+    before): the real load raises, gpt2tie fails the check with a finding naming the field."""
+    from typer.testing import CliRunner
+
+    from gpt2tie.cli import app
+
+    def as_list(config: dict[str, Any]) -> None:
+        groups = config["quantization_config"]["config_groups"]
+        config["quantization_config"]["config_groups"] = list(groups.values())
+
+    folder = edited(fp8_checkpoint, tmp_path / "list", as_list)
+    with pytest.raises(Exception, match="config_groups"):
+        qm.real_load(folder)
+    report = qm.inspect_json(folder)
+    (found,) = [f for f in report["findings"] if f["code"] == "quantization-config-malformed"]
+    assert found["severity"] == "error" and "config_groups" in found["message"]
+    assert CliRunner().invoke(app, ["check", str(folder), "--no-cache"]).exit_code == 1

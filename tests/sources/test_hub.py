@@ -284,3 +284,20 @@ def test_a_traversing_revision_never_leaves_the_repos_cache_folder(tmp_path: Pat
     result = invoke(tmp_path, "inspect", "org/gguf", "--offline", "--revision", "../../decoy")
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("Error: ") and "not found" in result.stderr
+
+
+@pytest.mark.parametrize("length", [240, 241, 500])
+def test_a_long_revision_is_one_line(hub: FakeHub, tmp_path: Path, length: int) -> None:
+    """A branch of that name exists on the Hub: a revision whose name no file system can hold
+    (huggingface_hub writes refs/<revision> into the cache, through `<revision>.<8 hex>.tmp`)
+    is refused in one line, exit 2; 240 bytes still works."""
+    make_model(CASES_BY_ID["llama-tied"]).save_pretrained(tmp_path / "model")
+    hub.add_repo("org/model", tmp_path / "model")
+    hub.add_repo("org/model", tmp_path / "model", branch="b" * length)
+    result = invoke(tmp_path, "inspect", "org/model", "--revision", "b" * length)
+    if length <= 240:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert "at most 240 bytes" in result.stderr
