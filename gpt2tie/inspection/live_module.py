@@ -95,14 +95,24 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
 def transformers_model(module: torch.nn.Module) -> tuple[Any, str]:
     """The outermost transformers model inside `module` (itself, or under a wrapper), and its
     name prefix."""
+    return next(iter(transformers_models(module)), (None, ""))
+
+
+def transformers_models(module: torch.nn.Module) -> list[tuple[Any, str]]:
+    """Every outermost transformers model inside `module` (a distillation wrapper holds two),
+    each with its name prefix, in `named_modules` order."""
     try:
         from transformers import PreTrainedModel
     except ImportError:  # pragma: no cover - transformers is a dependency
-        return None, ""
+        return []
+    found: list[tuple[Any, str]] = []
     for name, child in module.named_modules():
-        if isinstance(child, PreTrainedModel):
-            return child, f"{name}." if name else ""
-    return None, ""
+        inside = any(name.startswith(prefix) for _, prefix in found if prefix)
+        if isinstance(child, PreTrainedModel) and not inside:
+            found.append((child, f"{name}." if name else ""))
+            if not name:
+                break  # the module itself: nothing inside it is outermost
+    return found
 
 
 def _prefixed(head: Head, prefix: str) -> Head:
@@ -143,7 +153,13 @@ def _broken_declared_ties(
     same_storage = {
         name: group for group in groups if group.kind == "shared_storage" for name in group.names
     }
-    canonical = {name: group.canonical for group in same_object.values() for name in group.names}
+    # Over the groups, not `same_object` (a group there once per name: quadratic in names).
+    canonical = {
+        name: group.canonical
+        for group in groups
+        if group.kind == "same_parameter"
+        for name in group.names
+    }
     for declared_target, declared_source in declared.items():
         target = _resolve_wrapped(declared_target, names)
         source = _resolve_wrapped(declared_source, names)

@@ -11,8 +11,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from gpt2tie.base.errors import InputError
-from gpt2tie.inspection.live_module import inspect_module, transformers_model
+from gpt2tie.base.errors import Gpt2tieError, InputError
+from gpt2tie.inspection.live_module import inspect_module, transformers_model, transformers_models
 from gpt2tie.model.aliases import parameter_table
 from gpt2tie.model.declared_ties import live_ties
 from gpt2tie.model.transformers_version import described, refuses_differing_ties
@@ -23,6 +23,25 @@ if TYPE_CHECKING:
 
 OnBroken = Literal["raise", "warn"]
 ON_BROKEN: tuple[OnBroken, ...] = ("raise", "warn")
+# The findings that are a tie that broke (or will, on reload): only these stop a run, and only
+# with on_broken="raise". Anything else the guard sees (a checkpoint it cannot read, a weight
+# missing from a file) is warned and training goes on.
+BROKEN_TIE_CODES = frozenset(
+    {
+        "tie-broken-during-training",
+        "checkpoint-reloads-differently",
+        "declared-tie-not-aliased",
+        "tie-split-across-fsdp-units",
+        "tie-split-by-device-map",
+        "tie-refused-on-load",
+        "tie-refused-values-differ",
+        "tie-discards-stored-values",
+        "tie-left-uninitialised",
+        "adapter-merge-changes-tied-partner",
+        "adapter-delta-applied-twice",
+        "adapter-keys-dropped-on-load",
+    }
+)
 
 
 class TieBrokenError(AssertionError):
@@ -96,18 +115,35 @@ class TieGuard:
         parameters = dict(self.model.named_parameters(remove_duplicate=False))
         broken = []
         for names in self._watched:
-            if len({id(parameters[n]) if n in parameters else None for n in names}) > 1:
+            if all(n not in parameters for n in names):
+                # Every name moved (a wrapper applied after the start, PEFT's
+                # modules_to_save): judged by the tensors that now stand for each name.
+                moved = self._moved_apart(names, parameters, step)
+                if moved is not None:
+                    broken.append(moved)
+            elif len({id(parameters[n]) if n in parameters else None for n in names}) > 1:
                 broken.append(self._broken(names, parameters, step))
         if not broken:
             self._last_whole = step
         return self._report(tuple(broken))
 
     def check_saved(self, folder: str | Path) -> tuple[Finding, ...]:
-        """Report how the checkpoint in `folder` would reload differently from the model."""
+        """Report how the checkpoint in `folder` would reload differently from the model.
+
+        Only the local folder is read (a name that is no folder here is not looked up on the
+        Hub). A checkpoint the guard cannot inspect is reported as a warning, never raised:
+        the guard must not stop a healthy run.
+        """
         from gpt2tie.inspection.request import AnalysisOptions, Request
         from gpt2tie.inspection.run import run
 
-        saved = run(Request(str(folder), what=AnalysisOptions(use_cache=False))).inspection
+        path = Path(folder)
+        if not path.is_dir():
+            return self._report((_unchecked(str(folder), "no such folder on this machine"),))
+        try:
+            saved = run(Request(str(path), what=AnalysisOptions(use_cache=False))).inspection
+        except Gpt2tieError as exc:
+            return self._report((_unchecked(str(folder), str(exc)),))
         findings = list(_reload_differences(self.model, saved, str(folder)))
         findings += [
             Finding(f.code, f.severity, f"{folder}: {f.message}", f.names)
@@ -183,11 +219,48 @@ class TieGuard:
             return ()
         self._reported.update((f.code, "\0".join(f.names)) for f in new)
         self.findings += new
-        if self.on_broken == "raise":
-            raise TieBrokenError(new)
+        stopping = tuple(f for f in new if f.severity == "error" and f.code in BROKEN_TIE_CODES)
+        if self.on_broken == "raise" and stopping:
+            for finding in new:
+                if finding not in stopping:
+                    warnings.warn(f"{finding.code}: {finding.message}", TieWarning, stacklevel=3)
+            raise TieBrokenError(stopping)
         for finding in new:
             warnings.warn(f"{finding.code}: {finding.message}", TieWarning, stacklevel=3)
         return new
+
+    def _moved_apart(
+        self, names: list[str], parameters: dict[str, torch.nn.Parameter], step: int | None
+    ) -> Finding | None:
+        """A group none of whose names is left: each name stands now for the parameters whose
+        names hold it (`base_model.model.lm_head.modules_to_save.default.weight` holds
+        `lm_head.weight`), the trainable ones where there are any. One tensor for all: the
+        tie holds. Two or more, or a name nothing holds: broken."""
+        standing = {}
+        for name in names:
+            holders = [p for other, p in parameters.items() if _holds(other, name)]
+            trained = [p for p in holders if p.requires_grad] or holders
+            standing[name] = {id(p) for p in trained}
+        lost = [name for name, ids in standing.items() if not ids]
+        if not lost and len(set().union(*standing.values())) == 1:
+            return None
+        when = "" if step is None else f" (seen at step {step})"
+        if lost:
+            what = f"{', '.join(lost)} no longer exist{'s' if len(lost) == 1 else ''} in any form"
+        else:
+            what = (
+                "every name now stands for a tensor of its own (a wrapper that trains a copy "
+                "of each side, such as PEFT's modules_to_save on both), so they train apart"
+            )
+        return Finding(
+            "tie-broken-during-training",
+            "error",
+            f"{' and '.join(names)} were one tensor when the guard started and are not now"
+            f"{when}: {what}. {self._on_save(names)}Train the tie as one: wrap one side only "
+            "(modules_to_save of the embedding, which the head shares), or call "
+            "model.tie_weights() after the change",
+            tuple(names),
+        )
 
 
 def _reload_differences(model: torch.nn.Module, saved: InspectReport, folder: str) -> list[Finding]:
@@ -195,8 +268,16 @@ def _reload_differences(model: torch.nn.Module, saved: InspectReport, folder: st
     reverse, in the names the checkpoint uses (a wrapper's prefix left out)."""
     if saved.adapter is not None or saved.checkpoint is None:
         return []  # an adapter folder: its report's own findings say what reloading does
-    inner, _ = transformers_model(model)
-    live = parameter_table(inner if inner is not None else model)
+    inner = _saved_model_in_memory(model, saved)
+    if inner is None:
+        return [
+            _unchecked(
+                folder,
+                "the module holds several transformers models and none is the one saved "
+                f"({saved.model.class_name} of {saved.parameters.unique:,} parameters)",
+            )
+        ]
+    live = parameter_table(inner)
     in_memory = {frozenset(n) for n in live.names_by_object.values() if len(n) > 1}
     reloaded = {frozenset(g.names) for g in saved.alias_groups if g.kind == "same_parameter"}
     findings = []
@@ -222,3 +303,41 @@ def _reload_differences(model: torch.nn.Module, saved: InspectReport, folder: st
             )
         )
     return findings
+
+
+def _saved_model_in_memory(model: torch.nn.Module, saved: InspectReport) -> Any:
+    """The model in memory the checkpoint was saved from: the only transformers model inside
+    `model` (or `model` itself), or, of several (a distillation holds a teacher and a
+    student), the one of the saved class and parameter count; None when none is."""
+    candidates = [inner for inner, _ in transformers_models(model)]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else model
+    for inner in candidates:
+        unique = sum(p.numel() for p in inner.parameters())
+        if type(inner).__name__ == saved.model.class_name and unique == saved.parameters.unique:
+            return inner
+    return None
+
+
+def _holds(current: str, original: str) -> bool:
+    """Whether the name `current` holds `original`'s segments in order, ending alike: a
+    prefix added (`module.`, `base_model.model.`) or a wrapper's segments inserted
+    (`….lm_head.modules_to_save.default.weight`)."""
+    wanted = original.split(".")
+    if current.rpartition(".")[2] != wanted[-1]:
+        return False
+    position = 0
+    for segment in current.split("."):
+        if position < len(wanted) and segment == wanted[position]:
+            position += 1
+    return position == len(wanted)
+
+
+def _unchecked(folder: str, why: str) -> Finding:
+    return Finding(
+        "saved-checkpoint-unchecked",
+        "warning",
+        f"{folder}: the guard could not check this checkpoint ({why}); training goes on. "
+        "Inspect it with `gpt2tie inspect` once it can be read",
+        (folder,),
+    )

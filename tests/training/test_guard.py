@@ -29,10 +29,12 @@ def untie_head(model: Any) -> None:
     model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
 
 
-def train_two_steps(output: Path, change: Any, guard: Any) -> tuple[Any, list[str]]:
+def train_two_steps(
+    output: Path, change: Any, guard: Any, model: Any = None
+) -> tuple[Any, list[str]]:
     """A real Trainer run of 2 optimizer steps that saves once, at the end; `change(model)`
-    runs after step 1, before the guard's check of that step. Returns the model and the
-    TieWarnings raised."""
+    runs after step 1, before the guard's check of that step. Returns the model (a tiny
+    GPT-2 unless one is given) and the TieWarnings raised."""
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -49,7 +51,7 @@ def train_two_steps(output: Path, change: Any, guard: Any) -> tuple[Any, list[st
             if state.global_step == 1 and change is not None:
                 change(kwargs["model"])
 
-    model = tiny_gpt2()
+    model = tiny_gpt2() if model is None else model
     arguments = TrainingArguments(
         output_dir=str(output),
         max_steps=2,
@@ -236,3 +238,171 @@ def test_importing_the_guard_imports_no_transformers() -> None:
     )
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["False", "False"]
+
+
+def _lora(model: Any) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=2, target_modules=["c_attn"]))
+
+
+@pytest.mark.parametrize("on_broken", ["raise", "warn"])
+def test_a_checkpoint_the_guard_cannot_read_never_stops_training(
+    tmp_path: Path, on_broken: str
+) -> None:
+    """A LoRA on a GPT-2 built from its config: the adapter names no base model, so the saved
+    folder cannot be inspected. No tie changed: the run goes to its end in either mode."""
+    guard = gpt2tie.TieGuardCallback(on_broken=on_broken)  # type: ignore[arg-type]
+    model, warned = train_two_steps(tmp_path, None, guard, model=_lora(tiny_gpt2()))
+    assert tied(model.base_model.model)  # the truth: the tie held throughout
+    assert [f.code for f in guard.findings] == ["saved-checkpoint-unchecked"]
+    assert "names no base model" in guard.findings[0].message
+    assert any("saved-checkpoint-unchecked" in w for w in warned)
+    assert (tmp_path / "checkpoint-2" / "adapter_config.json").is_file()
+
+
+def test_an_uncached_base_while_offline_never_stops_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base = tiny_gpt2()
+    base.name_or_path = "nobody-gpt2tie/not-cached"  # what PEFT writes as the base
+    guard = gpt2tie.TieGuardCallback(on_broken="raise")
+    model, _ = train_two_steps(tmp_path, None, guard, model=_lora(base))
+    adapter = (tmp_path / "checkpoint-2" / "adapter_config.json").read_text()
+    assert "nobody-gpt2tie/not-cached" in adapter  # the truth: it names that base
+    assert tied(model.base_model.model)
+    assert [f.code for f in guard.findings] == ["saved-checkpoint-unchecked"]
+
+
+def test_the_api_guard_in_warn_mode_never_raises_on_an_unreadable_folder(
+    tmp_path: Path,
+) -> None:
+    model = tiny_gpt2()
+    guard = gpt2tie.TieGuard(model, on_broken="warn")
+    _lora(model).save_pretrained(tmp_path / "adapter")
+    with pytest.warns(gpt2tie.TieWarning, match="could not check"):
+        found = guard.check_saved(tmp_path / "adapter")
+    assert [f.code for f in found] == ["saved-checkpoint-unchecked"]
+    # A name that is no folder here is refused without a Hub lookup (nothing listens there).
+    with pytest.warns(gpt2tie.TieWarning, match="no such folder"):
+        guard.check_saved("openai-community/gpt2")
+    strict = gpt2tie.TieGuard(tiny_gpt2(), on_broken="raise")
+    with pytest.warns(gpt2tie.TieWarning):
+        assert strict.check_saved(tmp_path / "missing")[0].severity == "warning"
+
+
+@pytest.mark.parametrize("on_broken", ["raise", "warn"])
+def test_modules_to_save_on_both_sides_of_a_tie_is_a_broken_tie(on_broken: str) -> None:
+    """The recipe for added tokens: PEFT's modules_to_save on the head and the embedding,
+    applied after the guard started. Every watched name is gone; each side now trains a copy
+    of its own (the truth: the two trainable tensors are distinct objects)."""
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_gpt2()
+    guard = gpt2tie.TieGuard(base, on_broken=on_broken)  # type: ignore[arg-type]
+    peft_model = get_peft_model(
+        base, LoraConfig(r=2, target_modules=["c_attn"], modules_to_save=["lm_head", "wte"])
+    )
+    guard.model = peft_model
+    trainable = {
+        name: p
+        for name, p in peft_model.named_parameters()
+        if p.requires_grad and ("lm_head" in name or "wte" in name)
+    }
+    assert len({id(p) for p in trainable.values()}) == 2, sorted(trainable)
+    if on_broken == "raise":
+        with pytest.raises(gpt2tie.TieBrokenError) as raised:
+            guard.check(1)
+        (finding,) = raised.value.findings
+    else:
+        with pytest.warns(gpt2tie.TieWarning):
+            (finding,) = guard.check(1)
+    assert finding.code == "tie-broken-during-training"
+    assert set(finding.names) == {"lm_head.weight", "transformer.wte.weight"}
+
+
+def test_a_wrapper_applied_after_the_start_keeps_the_tie() -> None:
+    """Every name moved under a prefix (a LoRA elsewhere, torch.compile): still one tensor."""
+    import torch
+
+    base = tiny_gpt2()
+    guard = gpt2tie.TieGuard(base, on_broken="raise")
+    for wrapped in (_lora(base), torch.compile(base)):
+        guard.model = wrapped
+        assert guard.check(1) == ()
+
+
+def test_a_guard_over_two_models_compares_the_saved_one(tmp_path: Path) -> None:
+    """Distillation: a module holding a teacher (untied) and a student (tied). The student's
+    checkpoint reloads as the student is: no false alarm from comparing with the teacher."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    teacher = GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, tie_word_embeddings=False)
+    )
+    student = tiny_gpt2()
+
+    class Distillation(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.teacher, self.student = teacher, student
+
+    guard = gpt2tie.TieGuard(Distillation(), on_broken="raise")
+    student.save_pretrained(tmp_path / "student")
+    assert guard.check_saved(tmp_path / "student") == ()
+    reloaded_student = reloaded(tmp_path / "student")  # the truth: it reloads tied
+    assert tied(reloaded_student)
+
+
+@pytest.mark.parametrize("on_broken", ["raise", "warn"])
+def test_a_distillation_run_is_never_stopped(tmp_path: Path, on_broken: str) -> None:
+    """Two models in one module as a real Trainer run (the loss is the student's). The Trainer
+    saves the wrapper's state dict without a config, which the guard cannot read; no tie
+    changed, so the run ends normally in either mode. (Both untied: with a tie inside, the
+    Trainer's own safetensors save of a plain module refuses the shared tensors.)"""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    def untied(width: int) -> Any:
+        config = GPT2Config(
+            n_layer=1, n_embd=width, n_head=2, vocab_size=64, tie_word_embeddings=False
+        )
+        return GPT2LMHeadModel(config)
+
+    class Distillation(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.teacher, self.student = untied(32), untied(16)
+
+        def forward(self, input_ids: Any, labels: Any) -> Any:
+            with torch.no_grad():
+                self.teacher(input_ids=input_ids)
+            return self.student(input_ids=input_ids, labels=labels)
+
+    guard = gpt2tie.TieGuardCallback(on_broken=on_broken)  # type: ignore[arg-type]
+    model, _ = train_two_steps(tmp_path, None, guard, model=Distillation())
+    assert not tied(model.student)
+    assert (tmp_path / "checkpoint-2" / "model.safetensors").is_file()
+    assert [f.code for f in guard.findings] == ["saved-checkpoint-unchecked"]
+
+
+def test_a_parameter_of_many_names_is_guarded_within_bounds() -> None:
+    """One Parameter under 20,000 names (construction was quadratic in them: 4,000 names
+    took 15 s, 100,000 never finished); under the documented CPU bound in a child process."""
+    from bounded_runs import limited
+
+    code = (
+        "import torch, gpt2tie\n"
+        "shared = torch.nn.Parameter(torch.zeros(2, 2))\n"
+        "layers = torch.nn.ModuleList(torch.nn.Linear(2, 2) for _ in range(20_000))\n"
+        "for layer in layers: layer.weight = shared\n"
+        "guard = gpt2tie.TieGuard(layers)\n"
+        "print(len(guard.watched[0]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=limited
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["20000"]
