@@ -5,13 +5,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
+from gpt2tie.formats.safetensors_header import StoredTensor
+from gpt2tie.formats.tensor_values import ValueReader
 from gpt2tie.loading.keys import map_stored_keys
-from gpt2tie.loading.prediction import LoadPrediction, ShapeMismatch, decide_ties
+from gpt2tie.loading.prediction import (
+    LoadPrediction,
+    ShapeMismatch,
+    TieDecision,
+    decide_ties,
+    decide_ties_transformers4,
+)
+from gpt2tie.loading.transformers4 import RANDOM, LoadedParameters
+from gpt2tie.loading.values import stored_values_equal
+from gpt2tie.model.transformers_version import installed_major
 
 if TYPE_CHECKING:
     import torch
@@ -68,12 +80,29 @@ def load_for_real(
     unexpected = tuple(sorted(info["unexpected_keys"]))
     import torch
 
-    def loaded_equal(target: str, source: str) -> bool:
-        # Stored keys that tie_weights did not overwrite hold their own loaded values.
-        return torch.equal(model.get_parameter(target), model.get_parameter(source))
+    reader = ValueReader(checkpoint)
 
-    not_stored = set(model.state_dict()) - stored
-    ties = decide_ties(declared_ties, not_stored, loaded_equal)
+    def loaded_equal(target: str, source: str) -> bool:
+        """Whether the files stored equal values for the two: transformers 4 ties them all the
+        same and discards one, so the loaded model no longer shows what the files held."""
+        stored_target = mapping.stored_by_model_key.get(target)
+        stored_source = mapping.stored_by_model_key.get(source)
+        if stored_target is None or stored_source is None:
+            return torch.equal(model.get_parameter(target), model.get_parameter(source))
+        return stored_values_equal(
+            reader, checkpoint.tensor(stored_source), checkpoint.tensor(stored_target), model.dtype
+        )
+
+    if installed_major() < 5:
+        observed = _observed_transformers4(
+            model, declared_ties, mapping.stored_by_model_key, checkpoint, reader
+        )
+        ties = decide_ties_transformers4(
+            declared_ties, set(mapping.stored_by_model_key), observed, loaded_equal
+        )
+    else:
+        not_stored = set(model.state_dict()) - stored
+        ties = [_as_loaded(model, t) for t in decide_ties(declared_ties, not_stored, loaded_equal)]
     prediction = LoadPrediction(
         stored_by_model_key=mapping.stored_by_model_key,
         missing=tuple(sorted(info["missing_keys"])),
@@ -82,13 +111,8 @@ def load_for_real(
             sorted({key for keys in mapping.unmatched.values() for key in keys} - set(unexpected))
         ),
         mismatched=tuple(
-            ShapeMismatch(
-                key,
-                mapping.stored_by_model_key.get(key, key),
-                tuple(stored_shape),
-                tuple(model_shape),
-            )
-            for key, stored_shape, model_shape in info.get("mismatched_keys", ())
+            _mismatch(model, checkpoint, mapping.stored_by_model_key, entry)
+            for entry in info.get("mismatched_keys", ())
         ),
         collisions=mapping.collisions,
         ties=tuple(ties),
@@ -97,3 +121,77 @@ def load_for_real(
         conversions=mapping.conversions,
     )
     return model, prediction, tuple(log_lines)
+
+
+def _as_loaded(model: torch.nn.Module, tie: TieDecision) -> TieDecision:
+    """The decision as the loaded model shows it: tied when both names are one Parameter, and
+    left uninitialised when the load left it on the meta device (transformers 4, a tie whose
+    source is not stored), holding no stored values then."""
+    try:
+        target, source = model.get_parameter(tie.target), model.get_parameter(tie.source)
+    except AttributeError:
+        return tie
+    if target.device.type == "meta":
+        return replace(
+            tie,
+            tied=target is source,
+            uninitialised=True,
+            target_values_from=None,
+            source_values_from=None,
+        )
+    return replace(tie, tied=target is source)
+
+
+def _mismatch(
+    model: torch.nn.Module, checkpoint: Checkpoint, stored: dict[str, str], entry: Any
+) -> ShapeMismatch:
+    """transformers 5 lists (key, stored shape, model shape); transformers 4 the key alone."""
+    if not isinstance(entry, str):
+        key, stored_shape, model_shape = entry
+        return ShapeMismatch(key, stored.get(key, key), tuple(stored_shape), tuple(model_shape))
+    name = stored.get(entry, entry)
+    stored_shape = checkpoint.tensor(name).shape if name in checkpoint.tensor_names else ()
+    return ShapeMismatch(entry, name, stored_shape, tuple(model.state_dict()[entry].shape))
+
+
+def _observed_transformers4(
+    model: torch.nn.Module,
+    declared: dict[str, str],
+    stored: dict[str, str],
+    checkpoint: Checkpoint,
+    reader: ValueReader,
+) -> LoadedParameters:
+    """What the transformers 4 load left in each tied name, read off the loaded model: left
+    on meta (None), the stored key whose file values it holds, or random; and which names
+    share one Parameter."""
+    import torch
+
+    # In declared order: of stored keys with equal values, the one the load fills from first.
+    names = list(dict.fromkeys(name for pair in declared.items() for name in pair))
+    numbers: dict[int, int] = {}
+    number = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        number[name] = numbers.setdefault(id(parameter), len(numbers))
+    origin: dict[str, str | None] = {}
+    for name in names:
+        parameter = model.get_parameter(name)
+        if parameter.is_meta:
+            origin[name] = None
+            continue
+        origin[name] = next(
+            (
+                key
+                for key in names
+                if key in stored
+                and _holds_values(parameter, reader, checkpoint.tensor(stored[key]), torch)
+            ),
+            RANDOM,
+        )
+    return LoadedParameters(origin, number)
+
+
+def _holds_values(parameter: Any, reader: ValueReader, tensor: StoredTensor, torch: Any) -> bool:
+    if tensor.shape != tuple(parameter.shape):
+        return False
+    values = reader.read(tensor, 0, tensor.numel).to(parameter.dtype)
+    return bool(torch.equal(values, parameter.detach().reshape(-1)))

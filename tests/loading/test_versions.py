@@ -11,7 +11,7 @@ import transformers
 from load_oracle import TRANSFORMERS_MAJOR, assert_prediction_matches_reality, real_load
 from safetensors.torch import load_file
 from test_load_prediction import write_checkpoint
-from tiny_models import CASES_BY_ID
+from tiny_models import CASES_BY_ID, make_model
 
 import gpt2tie
 
@@ -175,3 +175,20 @@ def test_composite_config_saved_by_the_installed_version(tmp_path: Path) -> None
     report = gpt2tie.inspect(str(tmp_path))
     assert report.model.class_name == cls.__name__
     assert report.parameters.unique == sum(p.numel() for p in truth.parameters())
+
+
+def test_a_tied_gpt2_saved_with_safetensors_save_model(tmp_path: Path) -> None:
+    """safetensors' `save_model` keeps one name of a tied pair: `lm_head.weight`. transformers
+    4 leaves both on the meta device (the forward fails); 5 swaps and ties. `--load` must say
+    what the load really left, like the header prediction (it said 'loaded' under 4)."""
+    from safetensors.torch import save_model
+
+    model = make_model(CASES_BY_ID["gpt2-tied"])
+    model.config.save_pretrained(tmp_path)
+    save_model(model, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    assert "transformer.wte.weight" not in load_file(str(tmp_path / "model.safetensors"))
+    report = assert_prediction_matches_reality(tmp_path, "GPT2LMHeadModel")
+    loaded, _ = real_load(tmp_path, "GPT2LMHeadModel")
+    (tie,) = gpt2tie.inspect(str(tmp_path), load=True).checkpoint.ties_on_load
+    assert tie.uninitialised == loaded.lm_head.weight.is_meta == (TRANSFORMERS_MAJOR < 5)
+    assert report.checkpoint.ties_on_load[0].uninitialised == tie.uninitialised
