@@ -27,7 +27,7 @@ from gpt2tie.model.counts import (
     module_counts,
     parameter_counts,
 )
-from gpt2tie.model.declared_ties import declared_ties
+from gpt2tie.model.declared_ties import declared_ties, dropped_on_save
 from gpt2tie.model.heads import find_heads
 from gpt2tie.model.skeleton import (
     Skeleton,
@@ -182,6 +182,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
             identical_untied_heads=identical,
             transformers_log=log_lines,
             tie_flag_in_file=_flag_in_file(model_source.config),
+            dropped_on_save=frozenset(dropped_on_save(model, [*declared, *declared.values()])),
             extra=tuple(extra),
             foreign_weights=model_source.foreign_weights,
         )

@@ -9,6 +9,7 @@ meta skeleton with fake tensors (shapes and devices, no memory), so the class's 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -70,6 +71,18 @@ def loaded_parameters(
 ) -> LoadedParameters:
     """Replay the load on `model`: `stored` model keys filled from the files, `initialised`
     ones randomly, then the class's `tie_weights()`. Every Parameter is put back afterwards."""
+    stored, initialised = list(stored), list(initialised)
+    try:
+        return _replay(model, stored, initialised, "meta")
+    except RuntimeError:
+        # Tie code that copies `.data` across (SAM's positional embeddings) refuses a meta
+        # stand-in beside a CPU one; what is unfilled is known by its origin, not its device.
+        return _replay(model, stored, initialised, "cpu")
+
+
+def _replay(
+    model: torch.nn.Module, stored: list[str], initialised: list[str], unfilled_device: str
+) -> LoadedParameters:
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -89,7 +102,7 @@ def loaded_parameters(
         # assign across them).
         unfilled: dict[int, torch.nn.Parameter] = {}
         for (module, attribute), parameter in originals.items():
-            unfilled.setdefault(id(parameter), stand_in(parameter, "meta"))
+            unfilled.setdefault(id(parameter), stand_in(parameter, unfilled_device))
             setattr(module, attribute, unfilled[id(parameter)])
         for name, origin in filled.items():
             parent, _, attribute = name.rpartition(".")
@@ -99,7 +112,10 @@ def loaded_parameters(
             replacement = stand_in(originals[(module, attribute)], "cpu")
             origin_of_object[id(replacement)] = origin
             setattr(module, attribute, replacement)
-        with fake_mode, quiet_transformers():
+        with (
+            fake_mode if unfilled_device == "meta" else contextlib.nullcontext(),
+            quiet_transformers(),
+        ):
             model.tie_weights()  # type: ignore[operator]
         after = list(model.named_parameters(remove_duplicate=False))
         numbers: dict[int, int] = {}

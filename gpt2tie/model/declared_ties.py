@@ -82,3 +82,13 @@ def _pattern(key: str) -> re.Pattern[str]:
         return re.compile(rf"(^|\.)(?:{key})$")
     except re.error:
         return re.compile(rf"(^|\.){re.escape(key)}$")
+
+
+def dropped_on_save(model: Any, names: list[str]) -> set[str]:
+    """Of tied `names`, those transformers 4's `save_pretrained` may leave out of the files:
+    the ones its class lists in `_tied_weights_keys` (patterns, searched in the full name).
+    A class listing the embedding there (FSMT) stores only the head, by design."""
+    patterns = getattr(model, "_tied_weights_keys", None) or ()
+    if isinstance(patterns, dict):  # transformers 5: target -> source
+        return set()
+    return {name for name in names if any(re.search(str(p), name) for p in patterns)}
