@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.inspection.findings import FindingInputs, collect_findings
 from gpt2tie.inspection.live_adapter import live_adapter_findings
 from gpt2tie.inspection.live_wrappers import device_placement, fsdp_units, split_tie
+from gpt2tie.inspection.offload import offloaded_as_copies, served_identities
 from gpt2tie.inspection.wrapper_keys import PREFIXES as WRAPPER_PREFIXES
 from gpt2tie.model.aliases import alias_groups, parameter_table
 from gpt2tie.model.counts import parameter_counts
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
 
 def inspect_module(module: torch.nn.Module) -> InspectReport:
     """The same report as `inspect`, for a model in memory (HF or plain PyTorch)."""
-    table = parameter_table(module)
+    served = served_identities(module)
+    table = parameter_table(module, served)
     groups = tuple(alias_groups(table))
     inner, prefix = transformers_model(module)
     declared: dict[str, str] = {}
@@ -42,7 +45,9 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
         inner_declared, refused = live_ties(inner)
         declared = {prefix + t: prefix + s for t, s in inner_declared.items()}
         reapplied = {prefix + t: prefix + s for t, s in refused.items()}
-        inner_heads = find_heads(inner, parameter_table(inner), inner_declared, lambda _: None)
+        inner_served = {n.removeprefix(prefix): key for n, key in served.items()}
+        inner_table = parameter_table(inner, inner_served)
+        inner_heads = find_heads(inner, inner_table, inner_declared, lambda _: None)
         heads = tuple(_prefixed(head, prefix) for head in inner_heads)
         config = getattr(inner, "config", None)
         head_flag, by_config = tie_flags(config) if config is not None else (None, {})
@@ -55,7 +60,7 @@ def inspect_module(module: torch.nn.Module) -> InspectReport:
     names = {name for names in table.names_by_object.values() for name in names}
     units = fsdp_units(module)
     devices = device_placement(inner, prefix) if inner is not None else {}
-    broken = _broken_declared_ties(module, declared, names, groups, units, devices)
+    broken = _broken_declared_ties(module, declared, names, groups, units, devices, served)
     broken += _ties_refused_on_load(reapplied, names, groups)
     findings = collect_findings(
         FindingInputs(
@@ -145,6 +150,7 @@ def _broken_declared_ties(
     groups: tuple[AliasGroup, ...],
     units: dict[str, str],
     devices: dict[str, str],
+    served: dict[str, Hashable],
 ) -> list[Finding]:
     findings = []
     same_object = {
@@ -174,6 +180,9 @@ def _broken_declared_ties(
             continue
         if one_object:
             continue
+        if offloaded_as_copies(served, (target, source)):
+            findings.append(_offload_copies(declared_target, declared_source))
+            continue
         target_key, source_key = canonical.get(target, target), canonical.get(source, source)
         storage = same_storage.get(target_key)
         on_meta = module.get_parameter(target).is_meta or module.get_parameter(source).is_meta
@@ -202,6 +211,19 @@ def _broken_declared_ties(
             )
         )
     return findings
+
+
+def _offload_copies(target: str, source: str) -> Finding:
+    return Finding(
+        "tie-copied-by-offload",
+        "warning",
+        f"{target} is declared tied to {source}, but accelerate's offload hooks serve them from "
+        "two separate copies (a disk offload writes each name to a file of its own): equal as "
+        "offloaded, so inference is unaffected, but no longer one tensor, so both count and "
+        "nothing would train them together. tie_weights() does not reach offloaded weights: "
+        "to keep one tensor, offload to the CPU (its hooks serve one) or load without offload",
+        (target, source),
+    )
 
 
 def _ties_refused_on_load(

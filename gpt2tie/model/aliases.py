@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,12 +27,20 @@ class ParameterTable:
         return {name: oid for oid, names in self.names_by_object.items() for name in names}
 
 
-def parameter_table(module: torch.nn.Module) -> ParameterTable:
+def parameter_table(
+    module: torch.nn.Module, served: Mapping[str, Hashable] | None = None
+) -> ParameterTable:
+    """Names grouped by Parameter object; with `served` (name -> what an offload hook serves
+    in its place), names served one tensor are one object too."""
     names_by_object: dict[int, list[str]] = {}
     objects: dict[int, torch.nn.Parameter] = {}
+    object_of_served: dict[Hashable, int] = {}
     for name, parameter in module.named_parameters(remove_duplicate=False):
-        names_by_object.setdefault(id(parameter), []).append(name)
-        objects[id(parameter)] = parameter
+        object_id = id(parameter)
+        if served is not None and name in served:
+            object_id = object_of_served.setdefault(served[name], object_id)
+        names_by_object.setdefault(object_id, []).append(name)
+        objects.setdefault(object_id, parameter)
     return ParameterTable(names_by_object, objects)
 
 

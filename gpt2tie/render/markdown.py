@@ -15,7 +15,11 @@ ZERO_WIDTH = "&#8203;"  # what GitHub's own bots put after an @ so that it menti
 
 def _code(text: str) -> str:
     """`text` as a code span (no markup, link or mention inside one): a fence longer than any
-    run of backticks in it, pipes escaped for the table around it, one line."""
+    run of backticks in it, pipes escaped for the table around it, one line. A name with a
+    backslash and a pipe is escaped prose instead: the table reads `\\|` as a backslash pair
+    and a live cell break, and a code span cannot escape its backslash."""
+    if "\\" in text and "|" in text:
+        return _cell(text)
     flat = text.replace("\r", " ").replace("\n", " ")
     longest = max((len(run) for run in re.findall("`+", flat)), default=0)
     fence = "`" * (longest + 1)
