@@ -75,7 +75,7 @@ def _skeleton(model_source: ModelSource, options: InspectOptions) -> Skeleton:
 def _model_info(model_source: ModelSource, skeleton: Skeleton) -> ModelInfo:
     head_flag, by_config = tie_flags(skeleton.config)
     return ModelInfo(
-        model_type=str(model_source.config["model_type"]),
+        model_type=str(model_source.config.get("model_type") or skeleton.config.model_type),
         class_name=skeleton.class_name,
         tie_word_embeddings=head_flag,
         tie_word_embeddings_by_config=by_config,

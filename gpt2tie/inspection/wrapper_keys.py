@@ -38,13 +38,19 @@ def wrapper_prefix_findings(prediction: LoadPrediction) -> list[Finding]:
     wanted = set(prediction.missing)
     findings = []
     nothing_loads = not prediction.stored_by_model_key and not prediction.converted_keys()
-    for prefix, (wrapper, fix) in PREFIXES.items():
-        prefixed = [key for key in dropped if key.startswith(prefix)]
-        matched = [key for key in prefixed if key.removeprefix(prefix) in wanted]
+    # A base model's keys match a task model's without its base prefix (a DDP save of
+    # LlamaModel loaded as LlamaForCausalLM): compare against the keys' tails too.
+    tails = {key.split(".", 1)[1] for key in wanted if "." in key}
+    by_chain: dict[str, list[str]] = {}
+    for key in dropped:
+        chain = _wrapper_chain(key)
+        if chain:
+            by_chain.setdefault(chain, []).append(key)
+    for chain, prefixed in by_chain.items():
+        matched = [key for key in prefixed if key[len(chain) :] in wanted | tails]
         if matched:
-            findings.append(
-                _finding(prefix, wrapper, prefixed, matched, wanted, fix, nothing_loads)
-            )
+            wrapper, fix = _wrappers_of(chain)
+            findings.append(_finding(chain, wrapper, prefixed, matched, wanted, fix, nothing_loads))
     for segment, wrapper in SEGMENTS.items():
         inserted = [key for key in dropped if segment in key]
         matched = [key for key in inserted if key.replace(segment, "") in wanted]
@@ -53,6 +59,30 @@ def wrapper_prefix_findings(prediction: LoadPrediction) -> list[Finding]:
                 _finding(segment, wrapper, inserted, matched, wanted, SEGMENT_FIX, nothing_loads)
             )
     return findings
+
+
+def _wrapper_chain(key: str) -> str:
+    """The wrapper prefixes a key starts with, outermost first, nested in any order
+    (`module._orig_mod.`: DDP around a compiled model; `module.module.`)."""
+    chain = ""
+    rest = key
+    while True:
+        prefix = next((p for p in PREFIXES if rest.startswith(p)), None)
+        if prefix is None:
+            return chain
+        chain, rest = chain + prefix, rest[len(prefix) :]
+
+
+def _wrappers_of(chain: str) -> tuple[str, str]:
+    """Who added a chain of prefixes, outermost first, and the fix of the outermost."""
+    parts = []
+    rest = chain
+    while rest:
+        prefix = next(p for p in PREFIXES if rest.startswith(p))
+        parts.append(PREFIXES[prefix][0])
+        rest = rest[len(prefix) :]
+    outermost = next(p for p in PREFIXES if chain.startswith(p))
+    return " around ".join(parts), PREFIXES[outermost][1]
 
 
 def _finding(

@@ -172,7 +172,8 @@ def predict_load(
         reported_missing, reported_unexpected = _apply_ignore_patterns(model, missing, unexpected)
     else:
         reported = reported_keys(model, list(names), mapping)
-        loaded = loaded_parameters(model, stored, reported.missing)
+        tied_names = [name for pair in declared.items() for name in pair]
+        loaded = loaded_parameters(model, stored, reported.missing, tied_names)
         ties = decide_ties_transformers4(declared, set(stored), loaded, equal)
         unexpected = set(reported.dropped)
         reported_missing, reported_unexpected = set(reported.missing), set(reported.unexpected)

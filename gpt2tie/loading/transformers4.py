@@ -67,26 +67,46 @@ class LoadedParameters:
 
 
 def loaded_parameters(
-    model: torch.nn.Module, stored: Iterable[str], initialised: Iterable[str]
+    model: torch.nn.Module,
+    stored: Iterable[str],
+    initialised: Iterable[str],
+    tied: Iterable[str] | None = None,
 ) -> LoadedParameters:
     """Replay the load on `model`: `stored` model keys filled from the files, `initialised`
-    ones randomly, then the class's `tie_weights()`. Every Parameter is put back afterwards."""
+    ones randomly, then the class's `tie_weights()`. Every Parameter is put back afterwards.
+
+    With `tied` (the names of the declared ties), only their Parameters get stand-ins: the
+    tie code reads and assigns those, and the answer is read for those names only, so a
+    model of 15,000 layers does not pay for a stand-in per parameter.
+    """
     stored, initialised = list(stored), list(initialised)
+    slots = _parameter_slots(model)
+    if tied is not None:
+        wanted = set()
+        for name in tied:
+            try:
+                wanted.add(id(model.get_parameter(name)))
+            except AttributeError:
+                continue
+        slots = {slot: parameter for slot, parameter in slots.items() if id(parameter) in wanted}
     try:
-        return _replay(model, stored, initialised, "meta")
+        return _replay(model, slots, stored, initialised, "meta")
     except RuntimeError:
         # Tie code that copies `.data` across (SAM's positional embeddings) refuses a meta
         # stand-in beside a CPU one; what is unfilled is known by its origin, not its device.
-        return _replay(model, stored, initialised, "cpu")
+        return _replay(model, slots, stored, initialised, "cpu")
 
 
 def _replay(
-    model: torch.nn.Module, stored: list[str], initialised: list[str], unfilled_device: str
+    model: torch.nn.Module,
+    originals: Slots,
+    stored: list[str],
+    initialised: list[str],
+    unfilled_device: str,
 ) -> LoadedParameters:
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    originals = _parameter_slots(model)
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     origin_of_object: dict[int, str] = {}
 
@@ -107,7 +127,7 @@ def _replay(
         for name, origin in filled.items():
             parent, _, attribute = name.rpartition(".")
             module = model.get_submodule(parent)
-            if (module, attribute) not in originals:  # a buffer: never part of a tie
+            if (module, attribute) not in originals:  # a buffer, or outside every tie
                 continue
             replacement = stand_in(originals[(module, attribute)], "cpu")
             origin_of_object[id(replacement)] = origin

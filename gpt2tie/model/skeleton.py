@@ -88,6 +88,18 @@ def bounded_build(limit: int) -> Iterator[None]:
         handle.remove()
 
 
+def _without_init_under_transformers4() -> contextlib.AbstractContextManager[object]:
+    """transformers 4 initialises every weight of a meta model too (init_weights() in
+    post_init: half the build of a 15,000-layer model); from_pretrained builds under its
+    no_init_weights() and ties afterwards. transformers 5 skips meta weights by itself."""
+    if installed_major() >= 5:
+        return contextlib.nullcontext()
+    from transformers.modeling_utils import no_init_weights  # type: ignore[attr-defined]
+
+    manager: contextlib.AbstractContextManager[object] = no_init_weights()
+    return manager
+
+
 class ModelTooLarge(InputError):
     """The config implies more modules than the build limit allows."""
 
@@ -108,6 +120,8 @@ def build_skeleton(
     import torch
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+    if not isinstance(config_dict.get("model_type"), str):
+        config_dict = {**config_dict, "model_type": _model_type_of_class(config_dict, class_name)}
     model_type = config_dict["model_type"]
     has_auto_map = isinstance(config_dict.get("auto_map"), dict)
     known_type = model_type in CONFIG_MAPPING
@@ -124,7 +138,12 @@ def build_skeleton(
             config = _config_as_from_pretrained(cls.config_class, config_dict, config_file)
         try:
             with torch.device("meta"), bounded_build(max_modules(module_limit)):
-                model = cls(config)
+                with _without_init_under_transformers4():
+                    model = cls(config)
+                if installed_major() < 5:
+                    # What from_pretrained does after building under no_init_weights: the
+                    # skipped init_weights() also skipped the ties.
+                    model.tie_weights()
         except ModelTooLarge:
             raise
         except Exception as exc:
@@ -190,6 +209,23 @@ def _config_as_from_pretrained(
     return config
 
 
+def _model_type_of_class(config_dict: dict[str, Any], class_name: str | None) -> str:
+    """The model_type of the class a config without one names (--class, else its first
+    architecture), as `cls.from_pretrained` reads such a config with `cls.config_class`."""
+    import transformers
+
+    named = class_name or next(iter(_architectures(config_dict)), None)
+    cls = getattr(transformers, str(named), None) if named else None
+    model_type = getattr(getattr(cls, "config_class", None), "model_type", None)
+    if not isinstance(model_type, str) or not model_type:
+        raise InputError(
+            "config.json has no model_type"
+            + (f" and {named!r} is no transformers model class" if named else "")
+            + ": pass --class with the model class that reads it (e.g. --class BertModel)"
+        )
+    return model_type
+
+
 def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
     import transformers
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -211,6 +247,12 @@ def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
     except (AttributeError, ImportError, RuntimeError):
         raise InputError(
             f"transformers {transformers.__version__} has no model class {class_name!r}"
+            + (
+                "; if it is a package's own class, pass --class with the transformers class "
+                "it extends (e.g. --class BertModel)"
+                if config_dict.get("model_type") in CONFIG_MAPPING
+                else ""
+            )
         ) from None
     if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
         raise InputError(f"{class_name!r} is not a transformers model class")

@@ -33,6 +33,8 @@ def read_config(path: Path, shown: str) -> dict[str, Any]:
         raise InputError(f"{shown}: config.json is nested too deeply") from None
     if not isinstance(config, dict):
         raise InputError(f"{shown}: config.json is not a JSON object")
-    if not isinstance(config.get("model_type"), str):
-        raise InputError(f"{shown}: config.json has no model_type")
+    if "model_type" in config and not isinstance(config["model_type"], str):
+        raise InputError(f"{shown}: config.json's model_type is not text")
+    # No model_type at all (configs written by transformers 2.x): the model class, named by
+    # --class or `architectures`, supplies it, as `cls.from_pretrained` does.
     return config

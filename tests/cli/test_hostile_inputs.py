@@ -432,3 +432,34 @@ def test_memory_takes_malformed_indexer_types_as_absent(tmp_path: Path) -> None:
         assert done.exit_code == 0, done.output
         caches.append(json.loads(done.stdout)["memory"]["kv_cache"])
     assert caches[0] == caches[1] and caches[0]["total_bytes"] > 0
+
+
+@pytest.mark.skipif(
+    TRANSFORMERS_MAJOR >= 5,
+    reason="transformers 5 builds meta weights without initialising them; its module limit "
+    "(20,000) refuses such a model in one line (test_a_million_layers_is_refused_within_bounds)",
+)
+def test_fifteen_thousand_layers_under_transformers4_within_bounds(tmp_path: Path) -> None:
+    """A GPT-2 of 15,000 layers (under transformers 4's module limit) and a 4 KB weights file:
+    224 s of CPU before (init_weights on meta, then a stand-in per parameter to replay the
+    load), past the documented 120 s. Now inside the bound, with its answer."""
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    config = {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "n_layer": 15_000,
+        "n_embd": 4,
+        "n_head": 1,
+        "vocab_size": 8,
+        "n_positions": 8,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    tensors = {"transformer.wte.weight": torch.zeros(8, 4)}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    done = run_limited("count-params", str(folder), "--json")
+    assert done.returncode == 0, done.stderr[-500:]
+    report = json.loads(done.stdout)
+    (head,) = report["heads"]
+    assert head["tied"] is True
+    assert "missing-weights" in {f["code"] for f in report["findings"]}

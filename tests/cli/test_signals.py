@@ -83,26 +83,42 @@ main()
 def interrupt_after_reading(
     argv: list[str], threshold: int, env: dict[str, str], signum: int = signal.SIGINT
 ) -> subprocess.CompletedProcess[str]:
-    """Run gpt2tie and send `signum` once it reports it has read `threshold` bytes."""
+    """Run gpt2tie and send `signum` once it reports it has read `threshold` bytes. The child
+    gets the default disposition of the signal whatever this process inherited (under `nohup
+    … &` SIGINT is ignored, and an ignored SIGINT is inherited: the child would never see it),
+    and is killed if the test ends any other way."""
     process = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(threshold), *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_signals,
     )
-    assert process.stderr is not None
-    before = []
-    for line in process.stderr:  # ends when the child exits without reporting
-        if line.strip() == MARK:
-            break
-        before.append(line)
-    else:
-        process.wait(timeout=60)
-        raise AssertionError(f"gpt2tie never got to the tensor data: {''.join(before)}")
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(argv, process.returncode, stdout, "".join(before) + stderr)
+    try:
+        assert process.stderr is not None
+        before = []
+        for line in process.stderr:  # ends when the child exits without reporting
+            if line.strip() == MARK:
+                break
+            before.append(line)
+        else:
+            process.wait(timeout=60)
+            raise AssertionError(f"gpt2tie never got to the tensor data: {''.join(before)}")
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=120)
+        return subprocess.CompletedProcess(
+            argv, process.returncode, stdout, "".join(before) + stderr
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

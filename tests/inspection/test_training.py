@@ -298,3 +298,33 @@ def test_checkpoint_saved_from_named_parameters_under_activation_checkpointing(
     assert "activation checkpointing" in finding["message"]
     assert f"so {missing} parameter(s) are initialised" in finding["message"]  # not all: wte loads
     assert sorted(finding["names"]) == sorted(in_blocks)
+
+
+@pytest.mark.parametrize(
+    "prefix, wrappers",
+    [
+        ("module.module.", "DistributedDataParallel / DataParallel around Distributed"),
+        ("_orig_mod.module.", "torch.compile around DistributedDataParallel"),
+        ("module._orig_mod.", "DistributedDataParallel / DataParallel around torch.compile"),
+    ],
+)
+def test_checkpoint_saved_from_nested_wrappers(tmp_path: Path, prefix: str, wrappers: str) -> None:
+    """Keys of a wrapper around a wrapper: every parameter random in the real load (the
+    truth), named by the whole chain of prefixes."""
+    state = {prefix + k: v for k, v in tiny_gpt2().state_dict().items() if k != "lm_head.weight"}
+    folder = _save_state(state, tmp_path / "nested")
+    missing = _real_missing(folder)
+    assert missing == len(dict(tiny_gpt2().named_parameters(remove_duplicate=False)))
+    finding = _prefix_finding(_inspected(folder))
+    assert f"carry {prefix!r}" in finding["message"] and wrappers in finding["message"]
+    assert f"so {missing} parameter(s)" in finding["message"]
+
+
+def test_checkpoint_saved_from_ddp_of_a_base_model(tmp_path: Path) -> None:
+    """DDP around GPT2Model (no `transformer.` prefix), loaded as GPT2LMHeadModel."""
+    base = tiny_gpt2().transformer
+    folder = _save_state({"module." + k: v for k, v in base.state_dict().items()}, tmp_path / "b")
+    missing = _real_missing(folder)
+    assert missing > 0
+    finding = _prefix_finding(_inspected(folder))
+    assert "'module.'" in finding["message"] and f"so {missing} parameter(s)" in finding["message"]

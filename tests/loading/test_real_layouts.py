@@ -357,3 +357,33 @@ def test_t5_every_embedding_storage_combination(
                     name,
                     loaded_from,
                 )
+
+
+def test_a_config_without_model_type_is_read_by_the_named_class(tmp_path: Path) -> None:
+    """A BERT config as transformers 2.x wrote it (no model_type, no architectures; rxnfp
+    ships such): `BertForPreTraining.from_pretrained` loads it, and so does `--class`."""
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=99, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32,
+    )  # fmt: skip
+    transformers.BertForPreTraining(config).save_pretrained(tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    for key in ("model_type", "architectures", "transformers_version"):
+        written.pop(key, None)
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    model = transformers.BertForPreTraining.from_pretrained(str(tmp_path))
+    decoder = model.cls.predictions.decoder.weight
+    really_tied = decoder is model.bert.embeddings.word_embeddings.weight
+    result = runner.invoke(
+        app, ["inspect", str(tmp_path), "--class", "BertForPreTraining", "--json", "--no-cache"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["parameters"]["unique"] == sum(p.numel() for p in model.parameters())
+    assert report["model"]["model_type"] == "bert"
+    heads = {h["parameter"]: h["tied"] for h in report["heads"]}
+    assert heads["cls.predictions.decoder.weight"] == really_tied is True
+    refused = runner.invoke(app, ["inspect", str(tmp_path), "--no-cache"])
+    assert refused.exit_code == 2
+    assert "no model_type" in refused.stderr and "--class" in refused.stderr
