@@ -285,7 +285,11 @@ def _gguf_table(checkpoint: CheckpointSummary, gguf: GgufSummary) -> Table:
     table.add_row("stored parameters", f"{checkpoint.stored_parameters:,}")
     table.add_row("stored bytes", f"{checkpoint.stored_bytes:,}")
     table.add_row("token_embd type", gguf.embedding_type or "not stored")
-    table.add_row("output type", gguf.output_type or "not stored (uses token_embd)")
+    # A vocab-only file stores neither: there is no embedding for the output to use.
+    unstored_output = (
+        "not stored" if gguf.embedding_type is None else "not stored (uses token_embd)"
+    )
+    table.add_row("output type", gguf.output_type or unstored_output)
     for row in gguf.by_type:
         table.add_row(
             f"  {row.type}",

@@ -693,3 +693,25 @@ def test_overlong_names_in_the_header_are_no_reference(
     report = report_of(str(named), "--offline")
     assert report["checkpoint"]["gguf"]["reference"] is None
     assert [f["code"] for f in report["findings"]] == []
+
+
+def test_a_vocab_only_file_says_neither_is_stored(tmp_path: Path) -> None:
+    """A GGUF with a vocabulary and no tensors (llama.cpp's vocab-only files): the output does
+    not "use token_embd", which is not stored either (gguf's own reader is the truth)."""
+    import gguf
+
+    path = tmp_path / "vocab.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_vocab_size(8)
+    writer.add_token_list([b"a", b"b"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert len(gguf.GGUFReader(str(path)).tensors) == 0
+    shown = runner.invoke(app, ["inspect", str(path), "--no-cache"], env={"COLUMNS": "120"})
+    assert shown.exit_code == 0, shown.output
+    (row,) = [line for line in shown.stdout.splitlines() if "output type" in line]
+    assert "not stored" in row and "token_embd" not in row
+    report = report_of(str(path))
+    assert report["heads"] == [] and report["parameters"]["unique"] == 0
