@@ -15,6 +15,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,10 @@ def all_class_names() -> list[str]:
     return sorted(names)
 
 
-def ci_sample(size: int = SAMPLE_SIZE) -> list[str]:
-    """The fixed sample of the seed in `breadth_seed.txt` (its first line)."""
-    seed = int(SEED_FILE.read_text().split()[0])
+def ci_sample(size: int = SAMPLE_SIZE, salt: int = 0) -> list[str]:
+    """The fixed sample of the seed in `breadth_seed.txt` (its first line); another `salt`
+    draws another sample from the same seed (the weighted sweep's)."""
+    seed = int(SEED_FILE.read_text().split()[0]) + salt
     names = all_class_names()
     return sorted(random.Random(seed).sample(names, min(size, len(names))))
 
@@ -200,17 +202,35 @@ def _run_one(class_name: str) -> Outcome:
         return check_class(class_name, Path(folder))
 
 
-def run_all(processes: int = 2) -> list[Outcome]:
+def run_all(
+    processes: int = 2,
+    names: list[str] | None = None,
+    worker: Callable[[str], Any] = _run_one,
+    per_child: int = 20,
+) -> list[Any]:
+    """`worker` on each class name (every class by default) in `processes` processes, one
+    progress line each, in the order they finish."""
     import multiprocessing
 
-    names = all_class_names()
+    names = names or all_class_names()
     context = multiprocessing.get_context("spawn")
     outcomes = []
-    with context.Pool(processes, maxtasksperchild=20) as pool:
-        for position, outcome in enumerate(pool.imap_unordered(_run_one, names), 1):
+    with context.Pool(processes, maxtasksperchild=per_child) as pool:
+        for position, outcome in enumerate(pool.imap_unordered(worker, names), 1):
             print(f"[{position}/{len(names)}] {outcome.status} {outcome.class_name}", flush=True)
             outcomes.append(outcome)
     return outcomes
+
+
+def tally(outcomes: list[Any]) -> tuple[dict[str, list[Any]], int, int]:
+    """Outcomes by status, printed disagreements first; the agreeing and buildable counts."""
+    by_status: dict[str, list[Any]] = {}
+    for outcome in outcomes:
+        by_status.setdefault(outcome.status, []).append(outcome)
+    for outcome in sorted(by_status.get("disagree", []), key=lambda o: o.class_name):
+        print(f"DISAGREE {outcome.class_name}: {outcome.detail}")
+    agree = len(by_status.get("agree", []))
+    return by_status, agree, agree + len(by_status.get("disagree", []))
 
 
 def main() -> None:
@@ -220,18 +240,12 @@ def main() -> None:
     os.environ.setdefault("GPT2TIE_CACHE_DIR", tempfile.mkdtemp(prefix="gpt2tie-breadth-cache-"))
     started = time.monotonic()
     outcomes = run_all()
-    by_status: dict[str, list[Outcome]] = {}
-    for outcome in outcomes:
-        by_status.setdefault(outcome.status, []).append(outcome)
-    for outcome in by_status.get("disagree", []):
-        print(f"DISAGREE {outcome.class_name}: {outcome.detail}")
+    by_status, agree, buildable = tally(outcomes)
     for outcome in by_status.get("unbuildable", []):
         print(f"unbuildable {outcome.class_name}: {outcome.detail}")
     import torch
     import transformers
 
-    agree = len(by_status.get("agree", []))
-    buildable = agree + len(by_status.get("disagree", []))
     print(
         f"{datetime.date.today()}: transformers {transformers.__version__}, torch "
         f"{torch.__version__}: {len(outcomes)} classes, {buildable} buildable, {agree} agree "

@@ -326,29 +326,18 @@ def _run_one(class_name: str) -> Outcome:
 
 
 def main(names: list[str]) -> None:
-    import multiprocessing
     import os
+
+    from breadth import run_all, tally
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GPT2TIE_CACHE_DIR", tempfile.mkdtemp(prefix="gpt2tie-weighted-cache-"))
     started = time.monotonic()
-    names = names or all_class_names()
-    outcomes = []
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(2, maxtasksperchild=10) as pool:
-        for position, outcome in enumerate(pool.imap_unordered(_run_one, names), 1):
-            print(f"[{position}/{len(names)}] {outcome.status} {outcome.class_name}", flush=True)
-            outcomes.append(outcome)
-    by_status: dict[str, list[Outcome]] = {}
-    for outcome in outcomes:
-        by_status.setdefault(outcome.status, []).append(outcome)
-    for outcome in sorted(by_status.get("disagree", []), key=lambda o: o.class_name):
-        print(f"DISAGREE {outcome.class_name}: {outcome.detail}")
+    outcomes = run_all(names=names or all_class_names(), worker=_run_one, per_child=10)
+    _, agree, buildable = tally(outcomes)
     import torch
     import transformers
 
-    agree = len(by_status.get("agree", []))
-    buildable = agree + len(by_status.get("disagree", []))
     folders = sum(o.layouts for o in outcomes)
     print(
         f"{datetime.date.today()}: transformers {transformers.__version__}, torch "

@@ -11,23 +11,13 @@ two processes).
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import pytest
-from breadth import SEED_FILE, all_class_names
+from breadth import all_class_names, ci_sample
 from weighted_breadth import check_class
 
-SAMPLE_SIZE = 12
-
-
-def _sample() -> list[str]:
-    seed = int(SEED_FILE.read_text().split()[0])
-    names = all_class_names()
-    return sorted(random.Random(seed + 1).sample(names, min(SAMPLE_SIZE, len(names))))
-
-
-CLASSES = all_class_names() if os.environ.get("GPT2TIE_BREADTH") == "all" else _sample()
+CLASSES = all_class_names() if os.environ.get("GPT2TIE_BREADTH") == "all" else ci_sample(12, 1)
 
 
 @pytest.mark.parametrize("class_name", CLASSES)
