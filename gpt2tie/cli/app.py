@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gpt2tie.base.errors import EXIT_FINDINGS
+from gpt2tie.base.errors import EXIT_FINDINGS, InputError
 from gpt2tie.cli import run, terminal
 from gpt2tie.cli.help_text import COMMANDS
 from gpt2tie.cli.options import (
@@ -261,7 +261,14 @@ def explain(
 ) -> None:
     """`gpt2tie explain` (its help text: `help_text.COMMANDS`)."""
     from gpt2tie.views.explain import explain as explain_report
+    from gpt2tie.views.explain import parameter_given_as_model
 
+    if name is None and parameter_given_as_model(request.model):
+        raise InputError(
+            f"{request.model!r} is a parameter name, not a model (no such folder): give the "
+            f"model first, e.g. `gpt2tie explain gpt2 {request.model}` or, inside the "
+            f"model's folder, `gpt2tie explain . {request.model}`"
+        )
     report = run.on_terminal(request, "Inspecting").inspection
     terminal.emit(explain_report(report, name), output)
 

@@ -62,11 +62,32 @@ def split_arguments(args: list[str]) -> tuple[list[str], list[str]]:
     return files, options
 
 
+USAGE = """\
+Usage: gpt2tie-pre-commit [CHECK OPTIONS] [--] FILE...
+
+  Run `gpt2tie check` once per model among the changed files pre-commit passes:
+  a GGUF file itself, or the folder holding a config.json. Options before `--` go
+  to every check (see `gpt2tie check --help`); every argument after it is a path.
+
+  In .pre-commit-config.yaml:
+
+    - repo: <this repository>
+      hooks:
+        - id: gpt2tie-check
+          args: [--fail-on, error, --]
+
+  Exit: the worst exit code of the checks (0 clean, 1 findings, 2 bad input).
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     from gpt2tie.cli.entry import main as gpt2tie_main
 
     args = sys.argv[1:] if argv is None else argv
     files, options = split_arguments(args)
+    if {"--help", "-h"} & set(options) or args in (["--help"], ["-h"]):
+        sys.stdout.write(USAGE)
+        sys.exit(0)
     worst = 0
     for model in models_of(files):
         try:

@@ -222,3 +222,26 @@ def _rewrite_command(verb: str, report: InspectReport) -> str:
         f"`hf download {report.source.repo_id or report.source.spec} --local-dir FOLDER`, "
         f"then `gpt2tie {verb} FOLDER --out DIR`{where_rewrites_run()}"
     )
+
+
+# The names of heads and embeddings users ask about most, as modules of the classes' own.
+COMMON_PARAMETER_NAMES = frozenset(
+    {"lm_head", "embed_out", "embed_tokens", "wte", "shared", "word_embeddings", "decoder"}
+)
+
+
+def parameter_given_as_model(spec: str) -> bool:
+    """Whether `spec`, given where a model belongs, is a parameter or module name rather
+    than a model: not a path that exists, and a common head's name or a dotted name that
+    ends in a parameter (`….weight`, `….bias`)."""
+    from pathlib import Path
+
+    try:
+        if Path(spec).exists():
+            return False
+    except OSError:
+        return False
+    last = spec.rsplit(".", 1)[-1]
+    return "/" not in spec and (
+        spec in COMMON_PARAMETER_NAMES or ("." in spec and last in ("weight", "bias"))
+    )

@@ -217,6 +217,9 @@ def test_bad_folder(case: str, command: str, tmp_path: Path, unchanged: list[Pat
         (["count-params", "gpt2", "--depth", "0"], "--depth"),
         (["inspect", "gpt2", "--fail-on", "sometimes"], "--fail-on"),
         (["inspect", "gpt2", "--class", "NoSuchModel"], "no model class"),
+        # A parameter where the model belongs: a hint, not a Hub lookup (#41).
+        (["explain", "lm_head"], "'lm_head' is a parameter name, not a model"),
+        (["explain", "transformer.wte.weight"], "explain gpt2 transformer.wte.weight"),
         (["frobnicate"], "No such command"),
         # nan and inf parse as floats (round three, N7)
         (["inspect", "org/name", "--timeout", "nan"], "must be at least 1, and finite"),

@@ -186,3 +186,15 @@ def test_pre_commit_paths_are_never_options(
     with pytest.raises(SystemExit) as only_dash:
         main([*args, "-dash/config.json"])
     assert only_dash.value.code == 1  # the folder's failing tie, found
+
+
+def test_pre_commit_entry_prints_its_help() -> None:
+    """`gpt2tie-pre-commit --help` printed nothing and exited 0 (it was taken as a check
+    option with no model to check)."""
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    done = subprocess.run(
+        [hook["entry"], "--help"], capture_output=True, text=True, env=env_with_scripts()
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: gpt2tie-pre-commit")
+    assert "gpt2tie check --help" in done.stdout and done.stderr == ""
