@@ -133,6 +133,7 @@ def count_params(
     from gpt2tie.inspection.options import MemoryOptions
     from gpt2tie.inspection.request import Counts
 
+    terminal.refuse_ci_formats(output)  # before the work, not after it
     sizes = MemoryOptions(context, batch) if memory else None
     counting = dataclasses.replace(request.what, counts=Counts(depth, sizes))
     report = run.on_terminal(dataclasses.replace(request, what=counting), "Counting").counts
@@ -263,6 +264,7 @@ def explain(
     from gpt2tie.views.explain import explain as explain_report
     from gpt2tie.views.explain import parameter_given_as_model
 
+    terminal.refuse_ci_formats(output)
     if name is None and parameter_given_as_model(request.model):
         raise InputError(
             f"{request.model!r} is a parameter name, not a model (no such folder): give the "

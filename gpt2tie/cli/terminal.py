@@ -171,6 +171,12 @@ class working:
             self._status.__exit__(None, None, None)
 
 
+def refuse_ci_formats(chosen: str) -> None:
+    """Refuse github/markdown for a command that has no such rendering, before any work."""
+    if chosen in ("github", "markdown"):
+        raise InputError(f"--format {chosen} is for inspect, check and diff; use text or json")
+
+
 def emit(
     result: InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport | DiffReport,
     chosen: str,
@@ -178,8 +184,8 @@ def emit(
     """Print `result` on stdout in the `--format` chosen: text, json, github or markdown."""
     from gpt2tie.render import CI_RESULT_TYPES, render
 
-    if chosen in ("github", "markdown") and not isinstance(result, CI_RESULT_TYPES):
-        raise InputError(f"--format {chosen} is for inspect, check and diff; use text or json")
+    if not isinstance(result, CI_RESULT_TYPES):
+        refuse_ci_formats(chosen)
     output = render(result, "table" if chosen == "text" else chosen)  # type: ignore[arg-type]
     if isinstance(output, str):
         sys.stdout.write(output)

@@ -220,6 +220,9 @@ def test_bad_folder(case: str, command: str, tmp_path: Path, unchanged: list[Pat
         # A parameter where the model belongs: a hint, not a Hub lookup (#41).
         (["explain", "lm_head"], "'lm_head' is a parameter name, not a model"),
         (["explain", "transformer.wte.weight"], "explain gpt2 transformer.wte.weight"),
+        # Refused before any work: the model is never looked for (#41).
+        (["count-params", "/not/here", "--format", "github"], "is for inspect, check and diff"),
+        (["explain", "/not/here", "--format", "markdown"], "is for inspect, check and diff"),
         (["frobnicate"], "No such command"),
         # nan and inf parse as floats (round three, N7)
         (["inspect", "org/name", "--timeout", "nan"], "must be at least 1, and finite"),
