@@ -77,6 +77,16 @@ TINY = {
     "max_position_embeddings": 128,
 }
 LAYER_COUNTS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers")
+# Sizes a family's default config leaves unset (None: derived at full size, or never set),
+# by config class: without them the class does not build at all, tiny or not.
+FAMILY_SIZES: dict[str, dict[str, Any]] = {
+    "HunYuanMoEV1Config": {"head_dim": 8},
+    "Dots1Config": {"num_local_experts": 4, "n_shared_experts": 1},
+    "Lfm2MoeConfig": {"layer_types": ["full_attention", "conv"]},
+    # Widths a sub-config must share with the tiny text model.
+    "Inkling2VisionConfig": {"text_hidden_size": 32},
+    "GradiumPhononTTSFlowHeadConfig": {"condition_dim": 32},
+}
 # A model larger than this once shrunk is left out (a config the shrinking does not reach).
 MAX_PARAMETERS = 20_000_000
 
@@ -132,7 +142,7 @@ def tiny_configs(config_class: Any) -> list[Any]:
 
 def _overrides(config: Any, keep: tuple[str, ...]) -> dict[str, Any]:
     """TINY's size for each size attribute the config has, sub-configs as dicts of theirs."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(FAMILY_SIZES.get(type(config).__name__, {}))
     for name, value in TINY.items():
         current = _read(config, name)
         if name not in keep and isinstance(current, int) and not isinstance(current, bool):

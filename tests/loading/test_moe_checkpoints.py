@@ -32,6 +32,9 @@ MOE_CLASSES = [
     "DeepseekV3ForCausalLM",
     "PhimoeForCausalLM",
     "GraniteMoeForCausalLM",
+    # Families whose default config leaves a size unset (weighted_breadth.FAMILY_SIZES), as
+    # transformers 5 defines them.
+    *by_major(["HunYuanMoEV1ForCausalLM", "Dots1ForCausalLM", "Lfm2MoeForCausalLM"], []),
 ]
 LAYOUTS = by_major({"default": {}, "fused": {"save_original_format": False}}, {"default": {}})
 
