@@ -160,9 +160,11 @@ TimeoutOption = Annotated[
     ),
 ]
 CacheDirOption = Annotated[
-    Path | None,
+    # Text, not a Path: Path("") is the current folder, while an empty value means unset.
+    str | None,
     typer.Option(
         "--cache-dir",
+        metavar="PATH",
         help="HF cache folder (default: huggingface_hub's).",
         show_default=False,
         rich_help_panel=HUB_PANEL,

@@ -53,7 +53,8 @@ def request_from(model: str, given: dict[str, Any]) -> Request:
         token=given["token"],
         offline=given["offline"],
         subfolder=given["subfolder"],
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        # An empty --cache-dir is no folder (the API takes "" as unset too), not the current one.
+        cache_dir=Path(cache_dir) if cache_dir else None,
         timeout=given["timeout"],
         gguf_file=given["gguf_file"],
     )

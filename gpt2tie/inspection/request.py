@@ -45,6 +45,14 @@ class AnalysisOptions:
     base_model: str | None = None  # adapters only: the base model
     counts: Counts | None = None
 
+    def __post_init__(self) -> None:
+        # The same rule as --max-modules', so that the CLI and the API refuse the same values.
+        limit = self.max_modules
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InputError(f"max_modules must be a whole number, at least 1, not {limit!r}")
+
     def inspect_options(self, check_values: bool, progress: ValueProgress | None) -> InspectOptions:
         """The options the builders take, once the value-check default is settled."""
         return InspectOptions(

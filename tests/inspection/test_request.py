@@ -159,3 +159,36 @@ def test_diff_runs_both_sides_with_the_options_given(
     assert [r.model for r in requests_run] == [str(a)]  # the unknown class stops it at A
     assert requests_run[0].what.values is False and requests_run[0].what.class_name == "X"
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("cli_args", "keywords"),
+    [
+        (["--max-modules", "-5"], {"max_modules": -5}),
+        (["--max-modules", "0"], {"max_modules": 0}),
+        (["--timeout", "0.5"], {"timeout": 0.5}),
+        (["--timeout", "nan"], {"timeout": float("nan")}),
+        (["--timeout", "inf"], {"timeout": float("inf")}),
+    ],
+    ids=["modules-negative", "modules-zero", "timeout-half", "timeout-nan", "timeout-inf"],
+)
+def test_both_faces_refuse_the_same_values(
+    first_request: list[Request], cli_args: list[str], keywords: dict[str, object]
+) -> None:
+    """Values the CLI refused and the API took (it then failed with a confusing message):
+    now both refuse, in one line, before any work."""
+    from gpt2tie.base.errors import InputError
+
+    from_cli = CliRunner().invoke(app, ["inspect", "gpt2", *cli_args])
+    assert from_cli.exit_code == 2 and first_request == []
+    assert "at least 1" in from_cli.output
+    with pytest.raises(InputError, match="at least 1"):
+        gpt2tie.inspect("gpt2", **keywords)  # type: ignore[arg-type]
+    assert first_request == []
+
+
+def test_an_empty_cache_dir_is_unset_from_both_faces(first_request: list[Request]) -> None:
+    """`--cache-dir ""` was the current folder from the CLI and unset from the API."""
+    from_cli = cli_request(first_request, "inspect", "gpt2", "--cache-dir", "")
+    from_api = api_request(first_request, lambda: gpt2tie.inspect("gpt2", cache_dir=""))
+    assert from_cli == from_api and from_cli.where.cache_dir is None
