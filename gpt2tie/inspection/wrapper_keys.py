@@ -37,7 +37,7 @@ def wrapper_prefix_findings(prediction: LoadPrediction) -> list[Finding]:
     dropped = [*prediction.unexpected, *prediction.ignored_unexpected]
     wanted = set(prediction.missing)
     findings = []
-    nothing_loads = not prediction.stored_by_model_key and not prediction.converted_keys()
+    nothing_loads = not prediction.stored_by_model_key and not prediction.converted_keys
     # A base model's keys match a task model's without its base prefix (a DDP save of
     # LlamaModel loaded as LlamaForCausalLM): compare against the keys' tails too.
     tails = {key.split(".", 1)[1] for key in wanted if "." in key}

@@ -9,6 +9,7 @@ by replaying its load on stand-in tensors (`transformers4`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -82,13 +83,14 @@ class LoadPrediction:
     # transformers 5: parameters built from several stored tensors (or split from one)
     conversions: tuple[Conversion, ...] = ()
 
-    def converted_keys(self) -> set[str]:
-        """Model keys a conversion fills."""
-        return {key for conversion in self.conversions for key in conversion.filled}
+    @functools.cached_property
+    def converted_keys(self) -> frozenset[str]:
+        """Model keys a conversion fills (computed once: `loads` asks for every name)."""
+        return frozenset(key for conversion in self.conversions for key in conversion.filled)
 
     def loads(self, model_key: str) -> bool:
         """Whether the files fill `model_key`, as stored or through a conversion."""
-        return model_key in self.stored_by_model_key or model_key in self.converted_keys()
+        return model_key in self.stored_by_model_key or model_key in self.converted_keys
 
     def stored_sources(self) -> set[str]:
         """Every stored key that something in the model is loaded from."""

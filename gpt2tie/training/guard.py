@@ -236,9 +236,14 @@ class TieGuard:
         names hold it (`base_model.model.lm_head.modules_to_save.default.weight` holds
         `lm_head.weight`), the trainable ones where there are any. One tensor for all: the
         tie holds. Two or more, or a name nothing holds: broken."""
+        by_segment: dict[str, list[str]] = {}  # one pass over the names, not one per name
+        for other in parameters:
+            for segment in set(other.split(".")):
+                by_segment.setdefault(segment, []).append(other)
         standing = {}
         for name in names:
-            holders = [p for other, p in parameters.items() if _holds(other, name)]
+            first = name.split(".")[0]
+            holders = [parameters[o] for o in by_segment.get(first, ()) if _holds(o, name)]
             trained = [p for p in holders if p.requires_grad] or holders
             standing[name] = {id(p) for p in trained}
         lost = [name for name, ids in standing.items() if not ids]
