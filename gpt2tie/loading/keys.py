@@ -44,6 +44,11 @@ class KeyMapping:
     prefix_added: bool = False
     prefix_stripped: bool = False
 
+    @property
+    def converted_keys(self) -> frozenset[str]:
+        """Model keys a conversion fills."""
+        return frozenset(key for conversion in self.conversions for key in conversion.filled)
+
 
 def map_stored_keys(
     model: torch.nn.Module, stored_names: Iterable[str], stored_shape: StoredShape | None = None

@@ -92,11 +92,6 @@ class LoadPrediction:
         """Whether the files fill `model_key`, as stored or through a conversion."""
         return model_key in self.stored_by_model_key or model_key in self.converted_keys
 
-    def stored_sources(self) -> set[str]:
-        """Every stored key that something in the model is loaded from."""
-        converted = {stored for c in self.conversions if not c.error for stored in c.stored_keys}
-        return set(self.stored_by_model_key.values()) | converted
-
 
 def predict_load(
     model: torch.nn.Module,
@@ -136,8 +131,7 @@ def predict_load(
         for key, name in mapping.stored_by_model_key.items()
     }
     model_state = model.state_dict()
-    converted = {key for c in mapping.conversions for key in c.filled}
-    missing = set(model_state) - set(stored) - converted
+    missing = set(model_state) - set(stored) - mapping.converted_keys
     mismatched = tuple(
         ShapeMismatch(key, name, checkpoint.tensor(name).shape, tuple(model_state[key].shape))
         for key, name in stored.items()

@@ -75,8 +75,7 @@ def load_for_real(
         mapping = map_stored_keys(
             model, checkpoint.tensor_names, lambda name: checkpoint.tensor(name).shape
         )
-    converted = {key for conversion in mapping.conversions for key in conversion.filled}
-    stored = set(mapping.stored_by_model_key) | converted
+    stored = set(mapping.stored_by_model_key) | mapping.converted_keys
     unexpected = tuple(sorted(info["unexpected_keys"]))
     import torch
 
@@ -124,21 +123,11 @@ def load_for_real(
 
 
 def _as_loaded(model: torch.nn.Module, tie: TieDecision) -> TieDecision:
-    """The decision as the loaded model shows it: tied when both names are one Parameter, and
-    left uninitialised when the load left it on the meta device (transformers 4, a tie whose
-    source is not stored), holding no stored values then."""
+    """The decision as the loaded model shows it: tied when both names are one Parameter."""
     try:
         target, source = model.get_parameter(tie.target), model.get_parameter(tie.source)
     except AttributeError:
         return tie
-    if target.device.type == "meta":
-        return replace(
-            tie,
-            tied=target is source,
-            uninitialised=True,
-            target_values_from=None,
-            source_values_from=None,
-        )
     return replace(tie, tied=target is source)
 
 
