@@ -55,17 +55,31 @@ class Checkpoint:
         return [tuple(sorted(names)) for names in overlapping_groups(spans)]
 
 
+_PREFERENCE = (
+    (SAFETENSORS_FILE, "safetensors", False),
+    (SAFETENSORS_INDEX, "safetensors", True),
+    (PYTORCH_FILE, "pytorch", False),
+    (PYTORCH_INDEX, "pytorch", True),
+)
+
+
 def find_checkpoint(access: FileAccess) -> Checkpoint | None:
     """The checkpoint `access` reaches, in transformers' order of preference; None if none."""
-    for name, fmt, sharded in (
-        (SAFETENSORS_FILE, "safetensors", False),
-        (SAFETENSORS_INDEX, "safetensors", True),
-        (PYTORCH_FILE, "pytorch", False),
-        (PYTORCH_INDEX, "pytorch", True),
-    ):
+    for name, fmt, sharded in _PREFERENCE:
         if access.exists(name):
             weight_map = _read_weight_map(access, name) if sharded else {"": name}
             return _read_files(access, fmt, weight_map, name)  # type: ignore[arg-type]
+    return None
+
+
+def checkpoint_files(access: FileAccess) -> tuple[str, ...] | None:
+    """The weights files the checkpoint `access` reaches is made of (its index read, no
+    header), in transformers' order of preference; None if it has none."""
+    for name, _, sharded in _PREFERENCE:
+        if access.exists(name):
+            return (
+                tuple(sorted(set(_read_weight_map(access, name).values()))) if sharded else (name,)
+            )
     return None
 
 

@@ -110,3 +110,25 @@ class LayeredFiles:
 
     def local_path(self, name: str) -> Path | None:
         return self.first.local_path(name) if self.first.exists(name) else None
+
+
+class NoFiles:
+    """A place with no files to read (a built-in config: no weights)."""
+
+    def exists(self, name: str) -> bool:
+        return False
+
+    def size(self, name: str) -> int:
+        raise CheckpointFormatError(name, "is not here")
+
+    def read(self, name: str, offset: int, length: int) -> bytearray:
+        raise CheckpointFormatError(name, "is not here")
+
+    def read_into(self, name: str, offset: int, buffer: memoryview) -> None:
+        raise CheckpointFormatError(name, "is not here")
+
+    def read_text(self, name: str) -> str:
+        raise CheckpointFormatError(name, "is not here")
+
+    def local_path(self, name: str) -> Path | None:
+        return None

@@ -11,34 +11,33 @@ from typing import Any
 
 from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import read_checkpoint_file
-from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.formats.regular_files import MAX_CONFIG_BYTES, read_limited
-from gpt2tie.results import Source
+from gpt2tie.sources.classify import ADAPTER_CONFIG
+from gpt2tie.sources.located import Located
 from gpt2tie.sources.model_source import ModelSource
 
-ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_FILES = (("adapter_model.safetensors", "safetensors"), ("adapter_model.bin", "pytorch"))
 
 
-def is_adapter_folder(folder: Path) -> bool:
-    return (folder / ADAPTER_CONFIG).is_file() and not (folder / "config.json").exists()
-
-
-def load_adapter(spec: str, folder: Path) -> ModelSource:
-    config = read_adapter_config(folder / ADAPTER_CONFIG, spec)
-    access = LocalFiles(folder)
+def load_adapter(located: Located) -> ModelSource:
+    """A PEFT adapter: its config (the base model it names) and its weights' header."""
+    place = located.place
+    spec = place.source.spec
+    config = read_adapter_config(place.fetch(ADAPTER_CONFIG), spec)
     for name, fmt in ADAPTER_FILES:
-        if access.exists(name):
-            files = read_checkpoint_file(access, name, fmt)  # type: ignore[arg-type]
+        if name in place.names:
+            files = read_checkpoint_file(place.files, name, fmt)  # type: ignore[arg-type]
             break
     else:
-        raise InputError(f"{spec}: an adapter folder without adapter_model.safetensors")
+        raise InputError(f"{spec}: an adapter without adapter_model.safetensors")
     return ModelSource(
-        source=Source(spec=spec, kind="local", path=str(folder.resolve())),
+        source=place.source,
         config={},
         checkpoint=None,
+        values_are_remote=place.all_remote,
         adapter_config=config,
         adapter_files=files,
+        kind="adapter",
     )
 
 

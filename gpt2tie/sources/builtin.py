@@ -7,8 +7,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gpt2tie.formats.file_access import NoFiles
 from gpt2tie.results import BuiltinConfig, BuiltinList, Source
-from gpt2tie.sources.model_source import ModelSource
+from gpt2tie.sources.located import Place
 
 # Built-in file name -> the Hub ids it also answers to. A name with "--" is only reachable by id.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -62,19 +63,15 @@ def read(name: str) -> dict[str, Any]:
     return config
 
 
-def _file(name: str) -> Path | None:
-    """The built-in config as a file on disk, when the package is installed as files."""
-    path = Path(str(resources.files("gpt2tie.builtin_configs").joinpath(f"{name}.json")))
-    return path if path.is_file() else None
-
-
-def load(spec: str, why: str = "offline") -> ModelSource:
+def builtin_place(spec: str, why: str = "offline") -> Place:
+    """The built-in config.json `spec` answers to: a folder with no weights."""
     name = _BY_SPEC[spec]
-    return ModelSource(
+    path = Path(str(resources.files("gpt2tie.builtin_configs").joinpath(f"{name}.json")))
+    return Place(
         source=Source(spec=spec, kind="builtin", path=None),
-        config=read(name),
-        config_file=_file(name),
-        checkpoint=None,
+        files=NoFiles(),
+        names=frozenset({"config.json"}),
+        fetch=lambda _: path,
         notes=(
             f"{spec}: {why}, so using gpt2tie's built-in config.json for {name} "
             "(a structural report: no checkpoint files were read)",

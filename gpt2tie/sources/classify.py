@@ -4,13 +4,15 @@ local folder, an HF cache snapshot and a Hub repo's listing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Literal
 
-from gpt2tie.sources.adapter import ADAPTER_CONFIG
-from gpt2tie.sources.gguf_files import has_gguf
-
 InputKind = Literal["checkpoint", "gguf", "adapter"]
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def has_gguf(names: Iterable[str]) -> bool:
+    return any(name.endswith(".gguf") for name in names)
 
 
 def classify(names: Collection[str], gguf_file: str | None = None) -> InputKind:

@@ -11,7 +11,7 @@ from gpt2tie.base.printable import listed
 from gpt2tie.formats.file_access import FileAccess
 from gpt2tie.formats.gguf import GgufCheckpoint, gguf_models, model_files_for, read_gguf_checkpoint
 from gpt2tie.formats.gguf_types import FILE_TYPES, GGML_TYPES
-from gpt2tie.results import Source
+from gpt2tie.sources.located import Located
 from gpt2tie.sources.model_source import ModelSource
 
 _QUANT_NAMES = sorted(
@@ -24,10 +24,6 @@ _QUANT_IN_NAME = re.compile(
     r"(?<![A-Za-z0-9])(" + "|".join(map(re.escape, _QUANT_NAMES)) + r")(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
-
-
-def has_gguf(names: Iterable[str]) -> bool:
-    return any(name.endswith(".gguf") for name in names)
 
 
 def choose_gguf(
@@ -55,22 +51,19 @@ def choose_gguf(
     )
 
 
-def gguf_source(
-    source: Source,
-    names: Iterable[str],
-    wanted: str | None,
-    access: FileAccess,
-    size_of: Callable[[str], int | None],
-    values_are_remote: bool = False,
-) -> ModelSource:
-    """The model source of the GGUF model chosen among `names` (no config, no checkpoint)."""
-    gguf = choose_gguf(source.spec, names, wanted, access, size_of)
+def load_gguf(located: Located) -> ModelSource:
+    """The GGUF model of the place (`--gguf-file`, or its only one): no config, no checkpoint."""
+    place = located.place
+    gguf = choose_gguf(
+        place.source.spec, sorted(place.names), place.gguf_file, place.files, place.size_of
+    )
     return ModelSource(
-        source=source,
+        source=place.source,
         config={},
         checkpoint=None,
         gguf=gguf,
-        values_are_remote=values_are_remote,
+        values_are_remote=place.all_remote,
+        kind="gguf",
     )
 
 

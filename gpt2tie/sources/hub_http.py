@@ -51,9 +51,11 @@ class SourceOptions:
     started: float = field(default_factory=time.monotonic, compare=False)
 
     def __post_init__(self) -> None:
-        # The same rule as --timeout's, so that the CLI and the API refuse the same values.
+        checked_subfolder(self.subfolder)
         if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout >= 1):
-            raise InputError(f"timeout must be at least 1, and finite, not {self.timeout}")
+            raise InputError(
+                f"timeout (--timeout) must be at least 1, and finite, not {self.timeout}"
+            )
         # The HF cache keeps a file per revision (refs/<revision>): a longer part can be
         # neither cached nor looked up.
         parts = (self.revision or "").split("/")

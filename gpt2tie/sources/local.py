@@ -1,4 +1,4 @@
-"""A checkpoint folder on the local disk, or a GGUF file (or a folder of them)."""
+"""A model folder on the local disk, or a GGUF file (or a folder of them)."""
 
 from __future__ import annotations
 
@@ -7,43 +7,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gpt2tie.base.errors import InputError
-from gpt2tie.formats.checkpoint import find_checkpoint
 from gpt2tie.formats.file_access import LocalFiles
 from gpt2tie.results import Source
-from gpt2tie.sources.adapter import load_adapter
-from gpt2tie.sources.classify import classify, foreign_weights
-from gpt2tie.sources.config_file import read_config
-from gpt2tie.sources.gguf_files import gguf_source
-from gpt2tie.sources.model_source import ModelSource
+from gpt2tie.sources.located import Place
 
 
-def load(spec: str, path: Path, gguf_file: str | None = None) -> ModelSource:
+def local_place(spec: str, path: Path, gguf_file: str | None) -> Place:
+    """The folder at `path` (a .gguf file: its folder, that file asked for)."""
     if path.is_file() and path.name.endswith(".gguf"):
-        return _gguf(spec, path.parent, path.name)
-    if not path.is_dir():
+        path, gguf_file = path.parent, path.name
+    elif not path.is_dir():
         raise InputError(
             f"{spec}: not a folder (give the folder that holds config.json, or a .gguf file)"
         )
-    names = names_in(path)
-    kind = classify(names, gguf_file)
-    if kind == "adapter":
-        return load_adapter(spec, path)
-    if kind == "gguf":
-        return _gguf(spec, path, gguf_file)
-    config_file = path / "config.json"
-    config = read_config(config_file, spec)
-    return ModelSource(
+    return Place(
         source=Source(spec=spec, kind="local", path=str(path.resolve())),
-        config=config,
-        config_file=config_file,
-        checkpoint=find_checkpoint(LocalFiles(path)),
-        foreign_weights=foreign_weights(names),
+        files=LocalFiles(path),
+        names=frozenset(names_in(path)),
+        fetch=lambda name: path / name,
+        gguf_file=gguf_file,
+        size_of=file_size(path),
     )
-
-
-def _gguf(spec: str, folder: Path, wanted: str | None) -> ModelSource:
-    source = Source(spec=spec, kind="local", path=str(folder.resolve()))
-    return gguf_source(source, names_in(folder), wanted, LocalFiles(folder), file_size(folder))
 
 
 def file_size(folder: Path) -> Callable[[str], int | None]:

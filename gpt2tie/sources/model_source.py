@@ -9,6 +9,7 @@ from typing import Any
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.gguf import GgufCheckpoint
 from gpt2tie.results import Source
+from gpt2tie.sources.classify import InputKind
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class ModelSource:
     # Weights only a framework other than PyTorch reads ((file, framework)): with no
     # checkpoint, from_pretrained raises.
     foreign_weights: tuple[tuple[str, str], ...] = ()
+    # What the files hold, decided once where they were found (`sources.locate`).
+    kind: InputKind = "checkpoint"
 
     def values_checked_by_default(self, requested: bool | None) -> bool:
         """`--values`/`--no-values` as given, else on for local files, off for the network."""

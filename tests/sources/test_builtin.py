@@ -203,15 +203,16 @@ def test_shipped_answers_match_a_fresh_computation() -> None:
 
     from gpt2tie.inspection.build import analyze, count_report_from, inspect_report_from
     from gpt2tie.inspection.options import InspectOptions
-    from gpt2tie.inspection.result_cache import SHIPPED_ANSWERS, answer_key
     from gpt2tie.model import transformers_version
+    from gpt2tie.requests.result_cache import SHIPPED_ANSWERS, answer_key
     from gpt2tie.results import CountReport, InspectReport
-    from gpt2tie.sources import builtin
+    from gpt2tie.sources import builtin, load
+    from gpt2tie.sources.located import Located
 
     options = InspectOptions(check_values=True)
     fresh: dict[str, object] = {}
     for entry in builtin.listing().configs:
-        model_source = builtin.load(entry.name)
+        model_source = load(Located(builtin.builtin_place(entry.name), "checkpoint"))
         inspect_key = answer_key(InspectReport, model_source, options.cache_key_part())
         count_key = answer_key(CountReport, model_source, {**options.cache_key_part(), "depth": 1})
         assert inspect_key is not None and count_key is not None
