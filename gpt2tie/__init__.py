@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.version import __version__
 
 if TYPE_CHECKING:
     import torch
+    from typing_extensions import Unpack
 
-    from gpt2tie.inspection.request import Counts, Request
+    from gpt2tie.requests.request import CountKeywords, Request, RequestKeywords
     from gpt2tie.results import AliasGroup, CountReport, InspectReport
     from gpt2tie.results.memory import TrainableCounts
     from gpt2tie.training.guard import TieBrokenError, TieGuard, TieWarning
@@ -32,135 +32,48 @@ __all__ = [
 ]
 
 
-def inspect(
-    model_spec: str,
-    *,
-    class_name: str | None = None,
-    trust_remote_code: bool = False,
-    check_values: bool | None = None,
-    load: bool = False,
-    use_cache: bool = True,
-    max_modules: int | None = None,
-    revision: str | None = None,
-    token: str | None = None,
-    offline: bool = False,
-    subfolder: str = "",
-    cache_dir: str | Path | None = None,
-    timeout: float | None = None,
-    gguf_file: str | None = None,
-    hf: str | None = None,
-    base_model: str | None = None,
-) -> InspectReport:
+def inspect(model_spec: str, **keywords: Unpack[RequestKeywords]) -> InspectReport:
     """The report `gpt2tie inspect MODEL` prints, as a frozen object (`.to_dict()` is the JSON).
 
-    Each keyword is the option of the same name (`check_values` is `--values`, `use_cache` the
-    opposite of `--no-cache`): `check_values` compares the stored values a tie decision needs
-    (default: on for local files, off for the Hub); `load=True` runs a real `from_pretrained`;
-    `timeout`: seconds for all Hub traffic (default 120, or GPT2TIE_TIMEOUT); `gguf_file`
-    picks one GGUF file of a folder or repo, `hf` the Hugging Face model to compare it with;
-    `base_model`: a PEFT adapter's base model (default: its adapter_config.json's).
+    Each keyword is the option of the same name (`RequestKeywords`; `check_values` is
+    `--values`, `use_cache` the opposite of `--no-cache`): `class_name`, `trust_remote_code`,
+    `check_values` (compare the stored values a tie decision needs; default: on for local
+    files, off for the Hub), `load` (run a real `from_pretrained`), `use_cache`,
+    `max_modules`, `revision`, `token`, `offline`, `subfolder`, `cache_dir`, `timeout`
+    (seconds for all Hub traffic; default 120, or GPT2TIE_TIMEOUT), `gguf_file` (one GGUF
+    file of a folder or repo), `hf` (the Hugging Face model to compare it with) and
+    `base_model` (a PEFT adapter's base; default: its adapter_config.json's).
     """
-    keywords = _keywords(locals())  # before any import adds a name
-    from gpt2tie.inspection.run import run
+    from gpt2tie.requests.answer import run
 
     return run(request(model_spec, **keywords)).inspection
 
 
-def count_params(
-    model_spec: str,
-    *,
-    depth: int = 1,
-    memory: bool = False,
-    context: int | None = None,
-    batch: int = 1,
-    class_name: str | None = None,
-    trust_remote_code: bool = False,
-    check_values: bool | None = None,
-    load: bool = False,
-    use_cache: bool = True,
-    max_modules: int | None = None,
-    revision: str | None = None,
-    token: str | None = None,
-    offline: bool = False,
-    subfolder: str = "",
-    cache_dir: str | Path | None = None,
-    timeout: float | None = None,
-    gguf_file: str | None = None,
-    hf: str | None = None,
-    base_model: str | None = None,
-) -> CountReport:
+def count_params(model_spec: str, **keywords: Unpack[CountKeywords]) -> CountReport:
     """The report `gpt2tie count-params MODEL` prints: the same model as `inspect` describes,
-    with the same keywords. `memory=True` adds the memory estimate (`report.memory`), with a
-    KV cache for `batch` sequences of `context` tokens (default: the model's maximum)."""
-    keywords = _keywords(locals())  # before any import adds a name
-    from gpt2tie.inspection.options import MemoryOptions
-    from gpt2tie.inspection.request import Counts
-    from gpt2tie.inspection.run import run
+    with the same keywords, and `depth` (module levels broken down), `memory=True` (the
+    memory estimate, `report.memory`, with a KV cache for `batch` sequences of `context`
+    tokens; default: the model's maximum)."""
+    from gpt2tie.requests.answer import run
+    from gpt2tie.requests.request import build_request
 
-    for name in ("depth", "memory", "context", "batch"):
-        del keywords[name]
-    counts = Counts(depth, MemoryOptions(context, batch) if memory else None)
-    report = run(request(model_spec, counts=counts, **keywords)).counts
+    report = run(build_request(model_spec, True, **keywords)).counts
     assert report is not None  # asked for
     return report
 
 
-def _keywords(given: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in given.items() if name != "model_spec"}
+def request(model_spec: str, **keywords: Unpack[RequestKeywords]) -> Request:
+    """The one `Request` `inspect()` runs: the same value the command line builds from the
+    same options (both faces call `build_request`)."""
+    from gpt2tie.requests.request import build_request
 
-
-def request(
-    model_spec: str,
-    *,
-    class_name: str | None = None,
-    trust_remote_code: bool = False,
-    check_values: bool | None = None,
-    load: bool = False,
-    use_cache: bool = True,
-    max_modules: int | None = None,
-    revision: str | None = None,
-    token: str | None = None,
-    offline: bool = False,
-    subfolder: str = "",
-    cache_dir: str | Path | None = None,
-    timeout: float | None = None,
-    gguf_file: str | None = None,
-    hf: str | None = None,
-    base_model: str | None = None,
-    counts: Counts | None = None,
-) -> Request:
-    """The one `Request` `inspect()` and `count_params()` run: the same value the command line
-    builds from the same options."""
-    from gpt2tie.inspection.request import AnalysisOptions, Request
-    from gpt2tie.sources import SourceOptions
-
-    where = SourceOptions(
-        revision=revision,
-        token=token,
-        offline=offline,
-        subfolder=subfolder,
-        cache_dir=Path(cache_dir) if cache_dir else None,
-        timeout=timeout,
-        gguf_file=gguf_file,
-    )
-    what = AnalysisOptions(
-        class_name=class_name,
-        trust_remote_code=trust_remote_code,
-        values=check_values,
-        load=load,
-        use_cache=use_cache,
-        max_modules=max_modules,
-        hf_reference=hf,
-        base_model=base_model,
-        counts=counts,
-    )
-    return Request(model_spec, where, what)
+    return build_request(model_spec, **keywords)
 
 
 def inspect_module(module: torch.nn.Module) -> InspectReport:
     """The report for a model in memory: aliases by identity and by shared storage, counts,
     heads, and ties that broke at run time (meta init, `to_empty()`, `assign=True`, ...)."""
-    from gpt2tie.inspection.live_module import inspect_module as inspect_live
+    from gpt2tie.live.module_report import inspect_module as inspect_live
 
     return inspect_live(module)
 
@@ -182,7 +95,7 @@ def find_aliases(module: torch.nn.Module) -> list[AliasGroup]:
 
 def assert_tied(module: torch.nn.Module, name: str, to: str | None = None) -> tuple[str, ...]:
     """AssertionError unless `name` (parameter or module) is tied (to `to`, if given)."""
-    from gpt2tie.inspection.live_module import assert_tied as check
+    from gpt2tie.live.module_report import assert_tied as check
 
     return check(module, name, to)
 

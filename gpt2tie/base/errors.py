@@ -29,3 +29,11 @@ class CheckpointFormatError(InputError):
 
 class RemoteCodeRefused(InputError):
     """The config needs custom Python code and `--trust-remote-code` was not given."""
+
+
+def require_count(name: str, value: object) -> None:
+    """The one rule of every count a user gives (a depth, a batch, a module limit): a whole
+    number, at least 1. The CLI and the API both refuse through it, with one message."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        option = "--" + name.replace("_", "-")
+        raise InputError(f"{name} ({option}) must be at least 1 (a whole number), not {value!r}")

@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from gpt2tie.base.errors import EXIT_FINDINGS, InputError
-from gpt2tie.cli import run, terminal
+from gpt2tie.cli import terminal, work
+from gpt2tie.cli.help_format import PlainHelpCommand, PlainHelpGroup
 from gpt2tie.cli.help_text import COMMANDS
 from gpt2tie.cli.options import (
     AllowOption,
     BaselineOption,
-    BatchOption,
+    CheckpointFolderArgument,
     ClassOption,
     CompareValuesOption,
-    ContextOption,
     FailOn,
     ForceOption,
     HeadsOption,
-    MemoryFlagOption,
     ModelArgument,
     OutOption,
     PreferValues,
-    at_least_one,
 )
-from gpt2tie.cli.shared import takes_output, takes_request
+from gpt2tie.cli.shared import takes_data_output, takes_output, takes_request
 from gpt2tie.version import __version__
 
 if TYPE_CHECKING:
-    from gpt2tie.inspection.request import Request
+    from gpt2tie.requests.request import Request
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 app = typer.Typer(
     name="gpt2tie",
@@ -56,7 +56,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=PlainHelpGroup,
 )
+
+
+def command(*names: str, **settings: Any) -> Callable[[Command], Command]:
+    """`app.command`, with help that reads the same under every Typer (`help_format`)."""
+    decorate: Callable[[Command], Command] = app.command(*names, cls=PlainHelpCommand, **settings)
+    return decorate
 
 
 def _version(value: bool) -> None:
@@ -87,7 +94,7 @@ FailOnOption = Annotated[
 ]
 
 
-@app.command(help=COMMANDS["inspect"].text(), short_help=COMMANDS["inspect"].summary)
+@command(help=COMMANDS["inspect"].text(), short_help=COMMANDS["inspect"].summary)
 @terminal.reports_errors
 @takes_output
 @takes_request()
@@ -98,50 +105,28 @@ def inspect(
     fail_on: FailOnOption = FailOn.never,
 ) -> None:
     """`gpt2tie inspect` (its help text: `help_text.COMMANDS`)."""
-    report = run.on_terminal(request, "Inspecting").inspection
+    report = work.on_terminal(request, "Inspecting").inspection
     terminal.emit(report, output)
     if fail_on is not FailOn.never and report.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
 
 
-@app.command(
+@command(
     "count-params",
     help=COMMANDS["count-params"].text(),
     short_help=COMMANDS["count-params"].summary,
 )
 @terminal.reports_errors
-@takes_output
-@takes_request()
-def count_params(
-    request: Request,
-    output: str,
-    model: ModelArgument = None,
-    depth: Annotated[
-        int,
-        typer.Option(
-            "--depth",
-            metavar="N",
-            callback=at_least_one,
-            help="How many module levels to break down.",
-        ),
-    ] = 1,
-    memory: MemoryFlagOption = False,
-    context: ContextOption = None,
-    batch: BatchOption = 1,
-) -> None:
+@takes_data_output
+@takes_request(counted=True)
+def count_params(request: Request, output: str, model: ModelArgument = None) -> None:
     """`gpt2tie count-params` (its help text: `help_text.COMMANDS`)."""
-    from gpt2tie.inspection.options import MemoryOptions
-    from gpt2tie.inspection.request import Counts
-
-    terminal.refuse_ci_formats(output)  # before the work, not after it
-    sizes = MemoryOptions(context, batch) if memory else None
-    counting = dataclasses.replace(request.what, counts=Counts(depth, sizes))
-    report = run.on_terminal(dataclasses.replace(request, what=counting), "Counting").counts
+    report = work.on_terminal(request, "Counting").counts
     assert report is not None  # asked for
     terminal.emit(report, output)
 
 
-@app.command(help=COMMANDS["check"].text(), short_help=COMMANDS["check"].summary)
+@command(help=COMMANDS["check"].text(), short_help=COMMANDS["check"].summary)
 @terminal.reports_errors
 @takes_output
 @takes_request()
@@ -190,17 +175,17 @@ def check(
         min_params=_count(min_params),
         fail_on=None if fail_on is FailOn.never else fail_on.value,
     )
-    checked = run.on_terminal(request, "Inspecting")
+    checked = work.on_terminal(request, "Inspecting")
     compared = None
     if baseline is not None:  # the report just made is B: only the baseline is inspected
-        compared = run.diff_on_terminal(baseline, checked, request, False, allow)
+        compared = work.diff_on_terminal(baseline, checked, request, False, allow)
     result = run_checks(checked.inspection, expectations, compared)
     terminal.emit(result, output)
     if not result.passed:
         raise typer.Exit(EXIT_FINDINGS)
 
 
-@app.command(help=COMMANDS["diff"].text(), short_help=COMMANDS["diff"].summary)
+@command(help=COMMANDS["diff"].text(), short_help=COMMANDS["diff"].summary)
 @terminal.reports_errors
 @takes_output
 @takes_request(model_parameter="a")
@@ -237,15 +222,15 @@ def diff(
             "note: --values reads the values a tie decision needs on each side; "
             "--compare-values compares every tensor stored on both"
         )
-    report = run.diff_on_terminal(a, b, request, compare_values, allow)
+    report = work.diff_on_terminal(a, b, request, compare_values, allow)
     terminal.emit(report, output)
     if fail_on is not FailOn.never and report.failing(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
 
 
-@app.command(help=COMMANDS["explain"].text(), short_help=COMMANDS["explain"].summary)
+@command(help=COMMANDS["explain"].text(), short_help=COMMANDS["explain"].summary)
 @terminal.reports_errors
-@takes_output
+@takes_data_output
 @takes_request()
 def explain(
     request: Request,
@@ -264,22 +249,21 @@ def explain(
     from gpt2tie.views.explain import explain as explain_report
     from gpt2tie.views.explain import parameter_given_as_model
 
-    terminal.refuse_ci_formats(output)
     if name is None and parameter_given_as_model(request.model):
         raise InputError(
             f"{request.model!r} is a parameter name, not a model (no such folder): give the "
             f"model first, e.g. `gpt2tie explain gpt2 {request.model}` or, inside the "
             f"model's folder, `gpt2tie explain . {request.model}`"
         )
-    report = run.on_terminal(request, "Inspecting").inspection
+    report = work.on_terminal(request, "Inspecting").inspection
     terminal.emit(explain_report(report, name), output)
 
 
-@app.command(help=COMMANDS["untie"].text(), short_help=COMMANDS["untie"].summary)
+@command(help=COMMANDS["untie"].text(), short_help=COMMANDS["untie"].summary)
 @terminal.reports_errors
 def untie(
     out: OutOption,
-    model: ModelArgument = None,
+    model: CheckpointFolderArgument = None,
     heads: HeadsOption = None,
     force: ForceOption = False,
     class_name: ClassOption = None,
@@ -287,22 +271,23 @@ def untie(
     """`gpt2tie untie` (its help text: `help_text.COMMANDS`)."""
     from gpt2tie.rewrite.plan import plan_untie
 
-    run.rewrite(
+    work.rewrite(
         model, out, force, class_name, lambda source, report: plan_untie(source, report, heads)
     )
 
 
-@app.command(help=COMMANDS["retie"].text(), short_help=COMMANDS["retie"].summary)
+@command(help=COMMANDS["retie"].text(), short_help=COMMANDS["retie"].summary)
 @terminal.reports_errors
 def retie(
     out: OutOption,
-    model: ModelArgument = None,
+    model: CheckpointFolderArgument = None,
     heads: HeadsOption = None,
     prefer: Annotated[
         PreferValues | None,
         typer.Option(
             "--prefer",
-            help="When head and embedding differ, whose values to keep.",
+            metavar="SIDE",
+            help="When head and embedding differ, whose values to keep: embedding or head.",
             show_default=False,
         ),
     ] = None,
@@ -315,7 +300,7 @@ def retie(
     keep: Prefer | None = None
     if prefer is not None:
         keep = "embedding" if prefer is PreferValues.embedding else "head"
-    run.rewrite(
+    work.rewrite(
         model,
         out,
         force,
@@ -324,13 +309,13 @@ def retie(
     )
 
 
-@app.command(
+@command(
     "list-builtin",
     help=COMMANDS["list-builtin"].text(),
     short_help=COMMANDS["list-builtin"].summary,
 )
 @terminal.reports_errors
-@takes_output
+@takes_data_output
 def list_builtin(output: str) -> None:
     """`gpt2tie list-builtin` (its help text: `help_text.COMMANDS`)."""
     from gpt2tie.sources import builtin

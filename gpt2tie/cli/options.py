@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -12,14 +11,6 @@ import typer
 HUB_PANEL = "Hub and HF cache"
 VALUES_PANEL = "Tensor values"
 MEMORY_PANEL = "Memory (--memory)"
-
-
-def at_least_one(value: float | None) -> float | None:
-    """Typer's own `min=` shows `[x>=1]` in help, which does not fit 80 columns. `nan` and
-    `inf` parse as floats: neither is a number of seconds."""
-    if value is not None and not (math.isfinite(value) and value >= 1):
-        raise typer.BadParameter("must be at least 1, and finite")
-    return value
 
 
 class PreferValues(str, enum.Enum):
@@ -34,13 +25,29 @@ class OutputChoice(str, enum.Enum):
     markdown = "markdown"
 
 
+class DataOutputChoice(str, enum.Enum):
+    """The formats of a command with no CI rendering (count-params, explain, list-builtin)."""
+
+    text = "text"
+    json = "json"
+
+
 FormatOption = Annotated[
     OutputChoice | None,
     typer.Option(
         "--format",
         metavar="FORMAT",
         help="text (default), json (the documented JSON of docs/json.md), github (workflow "
-        "annotations) or markdown (a PR comment); github and markdown: inspect, check, diff.",
+        "annotations) or markdown (a PR comment).",
+        show_default=False,
+    ),
+]
+DataFormatOption = Annotated[
+    DataOutputChoice | None,
+    typer.Option(
+        "--format",
+        metavar="FORMAT",
+        help="text (default) or json (the documented JSON of docs/json.md).",
         show_default=False,
     ),
 ]
@@ -74,11 +81,22 @@ ModelArgument = Annotated[
         show_default=False,
     ),
 ]
+CheckpointFolderArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="MODEL",
+        help="A local Hugging Face checkpoint folder: config.json and its weights (safetensors "
+        "or .bin) on disk. Default: the current folder. Not a GGUF file, a PEFT adapter, a Hub "
+        "id or a built-in config: download the repo first (hf download ORG/NAME --local-dir DIR).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="The same as --format json.")]
 ClassOption = Annotated[
     str | None,
     typer.Option(
         "--class",
+        metavar="CLASS",
         help="Model class to build instead of the config's first architecture.",
         show_default=False,
     ),
@@ -98,7 +116,6 @@ MaxModulesOption = Annotated[
     typer.Option(
         "--max-modules",
         metavar="N",
-        callback=at_least_one,
         help="Refuse configs that build more modules than this (default 20,000; 200,000 "
         "under transformers 4, which builds one module per MoE expert; or GPT2TIE_MAX_MODULES).",
         show_default=False,
@@ -118,6 +135,7 @@ RevisionOption = Annotated[
     str | None,
     typer.Option(
         "--revision",
+        metavar="REV",
         help="Hub branch, tag or commit (default: main).",
         show_default=False,
         rich_help_panel=HUB_PANEL,
@@ -127,6 +145,7 @@ TokenOption = Annotated[
     str | None,
     typer.Option(
         "--token",
+        metavar="TOKEN",
         help="Hub token (default: HF_TOKEN, else the token hf auth login stored).",
         show_default=False,
         rich_help_panel=HUB_PANEL,
@@ -144,6 +163,7 @@ SubfolderOption = Annotated[
     str,
     typer.Option(
         "--subfolder",
+        metavar="PATH",
         help="Folder inside the repo or local folder.",
         rich_help_panel=HUB_PANEL,
     ),
@@ -153,7 +173,6 @@ TimeoutOption = Annotated[
     typer.Option(
         "--timeout",
         metavar="SECONDS",
-        callback=at_least_one,
         help="Give up on the Hub after this long in all (default 120, or GPT2TIE_TIMEOUT).",
         show_default=False,
         rich_help_panel=HUB_PANEL,
@@ -218,7 +237,10 @@ LoadOption = Annotated[
 
 
 OutOption = Annotated[
-    Path, typer.Option("--out", help="The new checkpoint folder (must not exist, or be empty).")
+    Path,
+    typer.Option(
+        "--out", metavar="FOLDER", help="The new checkpoint folder (must not exist, or be empty)."
+    ),
 ]
 HeadsOption = Annotated[
     list[str] | None,
@@ -241,12 +263,16 @@ MemoryFlagOption = Annotated[
     ),
 ]
 
+DepthOption = Annotated[
+    int,
+    typer.Option("--depth", metavar="N", help="How many module levels to break down."),
+]
+
 ContextOption = Annotated[
     int | None,
     typer.Option(
         "--context",
         metavar="TOKENS",
-        callback=at_least_one,
         help="Tokens per sequence the KV cache is sized for (default: the model's maximum, "
         "from its config; 4,096 if it names none).",
         rich_help_panel=MEMORY_PANEL,
@@ -258,7 +284,6 @@ BatchOption = Annotated[
     typer.Option(
         "--batch",
         metavar="N",
-        callback=at_least_one,
         help="Sequences the KV cache is sized for.",
         rich_help_panel=MEMORY_PANEL,
     ),

@@ -2,26 +2,27 @@
 adds the source and analysis options to a command and hands it one `Request`; `@takes_output`
 adds `--format` (with `--json` as its alias) and hands it the chosen format.
 
-A new shared option is one entry in `REQUEST_OPTIONS` and one line in `request_from`."""
+Both faces build a request with `requests.request.build_request`: the CLI parameters are named
+as its keywords (but for `--no-cache` and the hidden `--base`, translated in `request_from`)."""
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.cli import options
 
 if TYPE_CHECKING:
-    from gpt2tie.inspection.request import Request
+    from gpt2tie.requests.request import Request
 
 # Parameter name -> (its Annotated option type, its default), in the order help shows them.
 REQUEST_OPTIONS: dict[str, tuple[Any, Any]] = {
     "class_name": (options.ClassOption, None),
     "trust_remote_code": (options.TrustOption, False),
-    "values": (options.ValuesOption, None),
+    "check_values": (options.ValuesOption, None),
     "load": (options.LoadOption, False),
     "base_model": (options.BaseModelOption, None),
     "base_alias": (options.BaseAliasOption, None),
@@ -36,39 +37,31 @@ REQUEST_OPTIONS: dict[str, tuple[Any, Any]] = {
     "gguf_file": (options.GgufFileOption, None),
     "hf": (options.HfOption, None),
 }
+# count-params' own: the module breakdown and the memory estimate.
+COUNT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "depth": (options.DepthOption, 1),
+    "memory": (options.MemoryFlagOption, False),
+    "context": (options.ContextOption, None),
+    "batch": (options.BatchOption, 1),
+}
 OUTPUT_OPTIONS: dict[str, tuple[Any, Any]] = {
     "output_format": (options.FormatOption, None),
     "json_output": (options.JsonOption, False),
 }
+DATA_OUTPUT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "output_format": (options.DataFormatOption, None),
+    "json_output": (options.JsonOption, False),
+}
 
 
-def request_from(model: str, given: dict[str, Any]) -> Request:
+def request_from(model: str, given: dict[str, Any], counted: bool = False) -> Request:
     """The `Request` for `model` from the shared options as parsed (`given`: name -> value)."""
-    from gpt2tie.inspection.request import AnalysisOptions, Request
-    from gpt2tie.sources import SourceOptions
+    from gpt2tie.requests.request import build_request
 
-    cache_dir = given["cache_dir"]
-    where = SourceOptions(
-        revision=given["revision"],
-        token=given["token"],
-        offline=given["offline"],
-        subfolder=given["subfolder"],
-        # An empty --cache-dir is no folder (the API takes "" as unset too), not the current one.
-        cache_dir=Path(cache_dir) if cache_dir else None,
-        timeout=given["timeout"],
-        gguf_file=given["gguf_file"],
-    )
-    what = AnalysisOptions(
-        class_name=given["class_name"],
-        trust_remote_code=given["trust_remote_code"],
-        values=given["values"],
-        load=given["load"],
-        use_cache=not given["no_cache"],
-        max_modules=given["max_modules"],
-        hf_reference=given["hf"],
-        base_model=_base_model(given["base_model"], given["base_alias"]),
-    )
-    return Request(model, where, what)
+    keywords = dict(given)
+    keywords["use_cache"] = not keywords.pop("no_cache")
+    keywords["base_model"] = _base_model(keywords.pop("base_model"), keywords.pop("base_alias"))
+    return build_request(model, counted, **keywords)
 
 
 def _base_model(base_model: str | None, base_alias: str | None) -> str | None:
@@ -124,17 +117,21 @@ def _evaluated(annotation: Any, command: Callable[..., None]) -> Any:
     return eval(annotation, command.__globals__)
 
 
-def takes_request(model_parameter: str = "model") -> Callable[[Callable[..., None]], Any]:
-    """Give the command the shared source and analysis options, as one `request` argument for
-    the model its `model_parameter` argument names (MODEL omitted: the current folder)."""
+def takes_request(
+    model_parameter: str = "model", counted: bool = False
+) -> Callable[[Callable[..., None]], Any]:
+    """Give the command the shared source and analysis options (`counted`: and count-params'),
+    as one `request` argument for the model its `model_parameter` argument names (MODEL
+    omitted: the current folder)."""
+    group = {**REQUEST_OPTIONS, **(COUNT_OPTIONS if counted else {})}
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         def make(values: dict[str, Any], arguments: dict[str, Any]) -> Request:
-            from gpt2tie.cli.run import model_spec
+            from gpt2tie.cli.work import model_spec
 
-            return request_from(model_spec(arguments[model_parameter]), values)
+            return request_from(model_spec(arguments[model_parameter]), values, counted)
 
-        return _with_parameters(command, REQUEST_OPTIONS, "request", make)
+        return _with_parameters(command, group, "request", make)
 
     return decorate
 
@@ -142,16 +139,26 @@ def takes_request(model_parameter: str = "model") -> Callable[[Callable[..., Non
 def takes_output(command: Callable[..., None]) -> Callable[..., None]:
     """Give the command `--format` and its `--json` alias, as one `output` argument: text,
     json, github or markdown."""
+    return _with_output(command, OUTPUT_OPTIONS)
 
+
+def takes_data_output(command: Callable[..., None]) -> Callable[..., None]:
+    """`takes_output` for a command with no CI rendering: `--format` offers text and json."""
+    return _with_output(command, DATA_OUTPUT_OPTIONS)
+
+
+def _with_output(
+    command: Callable[..., None], group: dict[str, tuple[Any, Any]]
+) -> Callable[..., None]:
     def make(values: dict[str, Any], arguments: dict[str, Any]) -> str:
         return output_format(values["output_format"], values["json_output"])
 
-    return _with_parameters(command, OUTPUT_OPTIONS, "output", make)
+    return _with_parameters(command, group, "output", make)
 
 
-def output_format(chosen: options.OutputChoice | None, json_output: bool) -> str:
+def output_format(chosen: enum.Enum | None, json_output: bool) -> str:
     from gpt2tie.base.errors import InputError
 
-    if json_output and chosen not in (None, options.OutputChoice.json):
+    if json_output and chosen is not None and chosen.value != "json":
         raise InputError(f"--json and --format {chosen.value} ask for two formats: pick one")
     return "json" if json_output else chosen.value if chosen is not None else "text"

@@ -12,7 +12,7 @@ from gpt2tie.cli import terminal
 from gpt2tie.results import InspectReport
 
 if TYPE_CHECKING:
-    from gpt2tie.inspection.request import Report, Request
+    from gpt2tie.requests.request import Report, Request
     from gpt2tie.results.diff import DiffReport
     from gpt2tie.rewrite.plan import RewritePlan
     from gpt2tie.sources import ModelSource
@@ -38,8 +38,8 @@ def note(text: str) -> None:
 
 def on_terminal(request: Request, doing: str) -> Report:
     """Run `request` with a spinner, notes on stderr, and a progress bar for network values."""
-    from gpt2tie.inspection.request import Hooks
-    from gpt2tie.inspection.run import run
+    from gpt2tie.requests.answer import run
+    from gpt2tie.requests.request import Hooks
 
     progress = terminal.RemoteValueProgress()
     try:
@@ -58,7 +58,7 @@ def diff_on_terminal(
 ) -> DiffReport:
     """Diff A and B (each a model or a saved report; B may be a report already made), with a
     spinner and notes."""
-    from gpt2tie.inspection.request import Hooks
+    from gpt2tie.requests.request import Hooks
     from gpt2tie.views.diff import diff_sides, side_of
 
     heard = dataclasses.replace(request, hooks=Hooks(note))
@@ -77,22 +77,26 @@ def rewrite(
     make_plan: Callable[[ModelSource, InspectReport], RewritePlan],
 ) -> None:
     from gpt2tie.base.errors import InputError
-    from gpt2tie.inspection.request import AnalysisOptions, Hooks, Request
-    from gpt2tie.inspection.run import report_of
+    from gpt2tie.requests.request import AnalysisOptions, Request
     from gpt2tie.rewrite.write import planned_bytes, write_checkpoint_folder
-    from gpt2tie.sources import resolve
 
+    spec = model_spec(model)
+    if not Path(spec).expanduser().exists():
+        raise InputError(
+            f"{spec}: no such folder; untie and retie rewrite a local checkpoint folder "
+            "(for a Hub repo, download it first: hf download ORG/NAME --local-dir DIR)"
+        )
     request = Request(
-        model_spec(model), what=AnalysisOptions(class_name, use_cache=False), hooks=Hooks(note)
+        spec,
+        what=AnalysisOptions(class_name, use_cache=False),
+        reads=frozenset({"checkpoint"}),
+        command="untie and retie",
     )
-    model_source = resolve(request.model, request.where)
-    for text in model_source.notes:
-        note(text)
-    if model_source.gguf is not None:
-        raise InputError("untie and retie rewrite Hugging Face checkpoints, not GGUF files")
-    with terminal.working(f"Planning {model or '.'}"):
-        report = report_of(model_source, request).inspection
-        plan = make_plan(model_source, report)
+    answered = on_terminal(request, "Planning")
+    model_source = answered.model_source
+    assert model_source is not None  # a run keeps the model it read
+    with terminal.working(f"Planning {request.model}"):
+        plan = make_plan(model_source, answered.inspection)
     checkpoint = model_source.checkpoint
     folder = checkpoint.access.local_path(".") if checkpoint is not None else None
     if checkpoint is None or folder is None:

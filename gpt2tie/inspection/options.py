@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gpt2tie.base.errors import require_count
 from gpt2tie.formats.tensor_values import ValueProgress
 
 
@@ -35,3 +36,8 @@ class MemoryOptions:
 
     context: int | None = None  # None: the model's maximum context (4,096 if none is named)
     batch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.context is not None:
+            require_count("context", self.context)
+        require_count("batch", self.batch)

@@ -6,10 +6,10 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.inspection.findings import FindingInputs, collect_findings
-from gpt2tie.inspection.live_adapter import live_adapter_findings
-from gpt2tie.inspection.live_wrappers import device_placement, fsdp_units, split_tie
-from gpt2tie.inspection.offload import offloaded_as_copies, served_identities
 from gpt2tie.inspection.wrapper_keys import PREFIXES as WRAPPER_PREFIXES
+from gpt2tie.live.adapter_findings import live_adapter_findings
+from gpt2tie.live.offload import offloaded_as_copies, served_identities
+from gpt2tie.live.wrappers import device_placement, fsdp_units, split_tie
 from gpt2tie.model.aliases import alias_groups, parameter_table
 from gpt2tie.model.counts import parameter_counts
 from gpt2tie.model.declared_ties import live_ties

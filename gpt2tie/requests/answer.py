@@ -8,17 +8,19 @@ This module stays light (no torch, no transformers) so that a cache hit imports 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.base.errors import Gpt2tieError, InputError
 from gpt2tie.base.paths import shown
 from gpt2tie.inspection.options import InspectOptions
-from gpt2tie.inspection.request import AnalysisOptions, Report, Request
-from gpt2tie.inspection.result_cache import cached
 from gpt2tie.model.transformers_version import require_transformers5
+from gpt2tie.requests.request import AnalysisOptions, Report, Request
+from gpt2tie.requests.result_cache import cached
 from gpt2tie.results import CountReport, InspectReport
-from gpt2tie.sources import resolve
+from gpt2tie.sources import load, locate
+from gpt2tie.sources.classify import InputKind
 from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.sources.repo_ids import looks_like_repo_id
 
@@ -27,9 +29,11 @@ if TYPE_CHECKING:
 
 
 def run(request: Request) -> Report:
-    """Resolve `request.model` (telling `request.hooks.note` what resolving noticed) and
+    """Locate `request.model`, load it (telling `request.hooks.note` what that noticed) and
     answer the request: the one path behind every command and `gpt2tie.inspect()`."""
-    model_source = resolve(request.model, request.where)
+    located = locate(request.model, request.where)
+    request.refuse_kind(located.kind)
+    model_source = load(located)
     if request.hooks.note is not None:
         for text in model_source.notes:
             request.hooks.note(text)
@@ -37,18 +41,15 @@ def run(request: Request) -> Report:
 
 
 def report_of(model_source: ModelSource, request: Request) -> Report:
-    """The report of an already resolved `model_source`, as `request` asks for it."""
+    """The report of an already loaded `model_source`, as `request` asks for it: the one
+    place that goes by what kind of model it is."""
+    return _REPORTS[model_source.kind](model_source, request)
+
+
+def _checkpoint_report(model_source: ModelSource, request: Request) -> Report:
+    """A Hugging Face model: one analysis serves the inspect report and the count section."""
     options = _settled(model_source, request)
     counts = request.what.counts
-    if model_source.adapter_config is not None:
-        if counts is not None:
-            raise InputError(
-                "count-params counts models; for an adapter, `gpt2tie inspect ADAPTER` reports "
-                "its counts (adapter.counts) and the merged model's"
-            )
-        return Report(_adapter_report(model_source, request, options), None, model_source)
-    if model_source.gguf is not None:
-        return _gguf_report(model_source, request)
     if counts is not None and counts.memory is not None:
         # KV-cache layouts and MoE routing are measured on transformers 5
         require_transformers5("--memory")
@@ -90,19 +91,20 @@ def _settled(model_source: ModelSource, request: Request) -> InspectOptions:
     what = request.what
     check_values = model_source.values_checked_by_default(what.values)
     remote = check_values and model_source.values_are_remote
-    options = what.inspect_options(check_values, request.hooks.progress if remote else None)
-    if model_source.gguf is not None and what.load:
-        raise InputError("--load runs transformers' from_pretrained, which GGUF files are not for")
-    return options
+    return what.inspect_options(check_values, request.hooks.progress if remote else None)
 
 
-def _adapter_report(
-    model_source: ModelSource, request: Request, options: InspectOptions
-) -> InspectReport:
+def _adapter_report(model_source: ModelSource, request: Request) -> Report:
     """A PEFT adapter laid over its base: `base_model`, else the config's
     base_model_name_or_path."""
     from gpt2tie.inspection.adapter import build_adapter_report
 
+    if request.what.counts is not None:
+        raise InputError(
+            "count-params counts models; for an adapter, `gpt2tie inspect ADAPTER` reports "
+            "its counts (adapter.counts) and the merged model's"
+        )
+    options = _settled(model_source, request)
     assert model_source.adapter_config is not None
     if request.what.base_model is not None:
         # The JSON keeps the value it always had: "--base" (now --base-model) named the base.
@@ -130,13 +132,15 @@ def _adapter_report(
     )
     named_by = "--base-model" if found_by == "--base" else found_by
     try:
-        base_source = resolve(spec, base_request.where)
+        located = locate(spec, base_request.where)
+        if located.kind != "checkpoint":
+            raise InputError("not a Hugging Face model folder")
+        base_source = load(located)
         base_options = _settled(base_source, base_request)
     except Gpt2tieError as exc:
         raise InputError(f"base model {shown(spec)} ({named_by}): {exc}") from None
-    if base_source.adapter_config is not None or base_source.gguf is not None:
-        raise InputError(f"base model {shown(spec)} ({named_by}): not a Hugging Face model folder")
-    return build_adapter_report(model_source, base_source, base_options, spec, found_by)
+    report = build_adapter_report(model_source, base_source, base_options, spec, found_by)
+    return Report(report, None, model_source)
 
 
 def _gguf_report(model_source: ModelSource, request: Request) -> Report:
@@ -146,6 +150,8 @@ def _gguf_report(model_source: ModelSource, request: Request) -> Report:
     )
 
     assert model_source.gguf is not None
+    if request.what.load:
+        raise InputError("--load runs transformers' from_pretrained, which GGUF files are not for")
     counts = request.what.counts
     if counts is not None and counts.memory is not None:
         raise InputError("--memory needs a Hugging Face model (config.json), not a GGUF file")
@@ -183,3 +189,10 @@ def _gguf_reference(model_source: ModelSource, request: Request) -> ReferenceLoo
             raise InputError(f"--hf {spec}: {exc}") from None
         return ReferenceLookup(spec, found_by, None, str(exc))
     return ReferenceLookup(spec, found_by, report)
+
+
+_REPORTS: dict[InputKind, Callable[[ModelSource, Request], Report]] = {
+    "checkpoint": _checkpoint_report,
+    "gguf": _gguf_report,
+    "adapter": _adapter_report,
+}

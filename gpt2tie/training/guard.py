@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from gpt2tie.base.errors import Gpt2tieError, InputError
-from gpt2tie.inspection.live_module import inspect_module, transformers_model, transformers_models
+from gpt2tie.live.module_report import inspect_module, transformers_model, transformers_models
 from gpt2tie.model.aliases import parameter_table
 from gpt2tie.model.declared_ties import live_ties
 from gpt2tie.model.transformers_version import described, refuses_differing_ties
@@ -134,8 +134,8 @@ class TieGuard:
         Hub). A checkpoint the guard cannot inspect is reported as a warning, never raised:
         the guard must not stop a healthy run.
         """
-        from gpt2tie.inspection.request import AnalysisOptions, Request
-        from gpt2tie.inspection.run import run
+        from gpt2tie.requests.answer import run
+        from gpt2tie.requests.request import AnalysisOptions, Request
 
         path = Path(folder)
         if not path.is_dir():

@@ -12,7 +12,7 @@ from typing import Any
 
 from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.inspection.request import Report, Request
+from gpt2tie.requests.request import Report, Request
 from gpt2tie.results import InspectReport
 from gpt2tie.results.diff import (
     DIFFERENCE_CODES,
@@ -44,7 +44,7 @@ CONFIG_KEYS = (
 
 def side_of(spec: str, request: Request) -> Report:
     """One side of a comparison: a saved `inspect --json` report, or `spec` inspected."""
-    from gpt2tie.inspection.run import run
+    from gpt2tie.requests.answer import run
 
     path = Path(spec)
     if spec.endswith(".json") and path.is_file():

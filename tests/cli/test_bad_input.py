@@ -221,8 +221,8 @@ def test_bad_folder(case: str, command: str, tmp_path: Path, unchanged: list[Pat
         (["explain", "lm_head"], "'lm_head' is a parameter name, not a model"),
         (["explain", "transformer.wte.weight"], "explain gpt2 transformer.wte.weight"),
         # Refused before any work: the model is never looked for (#41).
-        (["count-params", "/not/here", "--format", "github"], "is for inspect, check and diff"),
-        (["explain", "/not/here", "--format", "markdown"], "is for inspect, check and diff"),
+        (["count-params", "/not/here", "--format", "github"], "is not one of 'text', 'json'"),
+        (["explain", "/not/here", "--format", "markdown"], "is not one of 'text', 'json'"),
         (["frobnicate"], "No such command"),
         # nan and inf parse as floats (round three, N7)
         (["inspect", "org/name", "--timeout", "nan"], "must be at least 1, and finite"),
@@ -243,7 +243,7 @@ def test_api_timeout_must_be_finite_seconds(timeout: float) -> None:
     from gpt2tie.base.errors import InputError
 
     # The CLI's rule for --timeout (0.5 was taken by the API and refused by the CLI).
-    with pytest.raises(InputError, match="timeout must be at least 1, and finite"):
+    with pytest.raises(InputError, match=r"timeout \(--timeout\) must be at least 1, and finite"):
         gpt2tie.inspect("org/name", timeout=timeout)
 
 

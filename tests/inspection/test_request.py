@@ -4,7 +4,6 @@ equal inputs, and every command runs the requests it needs, once each."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,8 @@ from typer.testing import CliRunner
 import gpt2tie
 from gpt2tie.cli import app
 from gpt2tie.cli.shared import REQUEST_OPTIONS
-from gpt2tie.inspection import run as run_module
-from gpt2tie.inspection.request import Request
+from gpt2tie.requests import answer as run_module
+from gpt2tie.requests.request import Request
 
 
 class Captured(SystemExit):
@@ -123,14 +122,94 @@ def test_every_command_takes_the_same_options(first_request: list[Request]) -> N
     assert len(set(seen.values())) == 1
 
 
-def test_the_api_has_a_keyword_for_every_shared_option() -> None:
-    """A new shared option reaches both faces: REQUEST_OPTIONS (CLI) and `gpt2tie.request`."""
-    renamed = {"values": "check_values", "no_cache": "use_cache", "base_alias": None}
-    cli_names = {renamed.get(name, name) for name in REQUEST_OPTIONS} - {None}
-    api_names = set(inspect.signature(gpt2tie.request).parameters) - {"model_spec", "counts"}
-    assert cli_names == api_names
-    for face in (gpt2tie.inspect, gpt2tie.count_params):
-        assert api_names <= set(inspect.signature(face).parameters)
+# (CLI arguments, API keywords) that must give the same request, one or more rows per option.
+SAME_REQUEST = [
+    (["--class", "GPT2Model"], {"class_name": "GPT2Model"}),
+    (["--trust-remote-code"], {"trust_remote_code": True}),
+    (["--values"], {"check_values": True}),
+    (["--no-values"], {"check_values": False}),
+    (["--load"], {"load": True}),
+    (["--no-cache"], {"use_cache": False}),
+    (["--max-modules", "50"], {"max_modules": 50}),
+    (["--revision", "v1"], {"revision": "v1"}),
+    (["--token", "hf_x"], {"token": "hf_x"}),
+    (["--offline"], {"offline": True}),
+    (["--subfolder", "sub"], {"subfolder": "sub"}),
+    (["--cache-dir", "/c"], {"cache_dir": "/c"}),
+    (["--cache-dir", ""], {"cache_dir": ""}),  # unset from both faces, not the current folder
+    (["--timeout", "30"], {"timeout": 30.0}),
+    (["--gguf-file", "m.gguf"], {"gguf_file": "m.gguf"}),
+    (["--hf", "org/hf"], {"hf": "org/hf"}),
+    (["--base-model", "org/base"], {"base_model": "org/base"}),
+    (["--depth", "3"], {"depth": 3}),
+    (["--memory"], {"memory": True}),
+    (["--memory", "--context", "128"], {"memory": True, "context": 128}),
+    (["--memory", "--batch", "4"], {"memory": True, "batch": 4}),
+]
+# ... and that both faces must refuse with the same one line.
+SAME_REFUSAL = [
+    (["--max-modules", "-5"], {"max_modules": -5}),
+    (["--max-modules", "0"], {"max_modules": 0}),
+    (["--timeout", "0.5"], {"timeout": 0.5}),
+    (["--timeout", "0"], {"timeout": 0.0}),
+    (["--timeout", "nan"], {"timeout": float("nan")}),
+    (["--timeout", "inf"], {"timeout": float("inf")}),
+    (["--depth", "0"], {"depth": 0}),
+    (["--memory", "--context", "0"], {"memory": True, "context": 0}),
+    (["--memory", "--batch", "-1"], {"memory": True, "batch": -1}),
+    (["--subfolder", "../up"], {"subfolder": "../up"}),
+    (["--revision", "r" * 300], {"revision": "r" * 300}),
+]
+
+
+def _count_params_cli(args: list[str]) -> list[str]:
+    return ["count-params", "gpt2", *args]
+
+
+@pytest.mark.parametrize(("cli_args", "keywords"), SAME_REQUEST, ids=lambda v: str(v)[:40])
+def test_each_option_is_the_same_request_from_both_faces(
+    first_request: list[Request], cli_args: list[str], keywords: dict[str, object]
+) -> None:
+    from_cli = cli_request(first_request, *_count_params_cli(cli_args))
+    from_api = api_request(first_request, lambda: gpt2tie.count_params("gpt2", **keywords))
+    assert from_cli == from_api
+    assert from_cli != cli_request(first_request, "count-params", "gpt2") or keywords == {
+        "cache_dir": ""
+    }  # the option did arrive (an empty cache folder is the default)
+
+
+@pytest.mark.parametrize(("cli_args", "keywords"), SAME_REFUSAL, ids=lambda v: str(v)[:40])
+def test_both_faces_refuse_the_same_values_with_the_same_line(
+    first_request: list[Request], cli_args: list[str], keywords: dict[str, object]
+) -> None:
+    """Values the CLI refused and the API took (it then failed with a confusing message):
+    both refuse now, in the same words, before any work."""
+    from gpt2tie.base.errors import InputError
+
+    from_cli = CliRunner().invoke(app, _count_params_cli(cli_args))
+    assert from_cli.exit_code == 2 and first_request == []
+    with pytest.raises(InputError) as refused:
+        gpt2tie.count_params("gpt2", **keywords)  # type: ignore[arg-type]
+    assert first_request == []
+    assert f"Error: {refused.value}" in " ".join(from_cli.output.split())
+
+
+def test_the_tables_cover_every_option_of_both_faces() -> None:
+    """A new option reaches both faces and this test: every CLI option and every API keyword
+    appears in the table."""
+    from gpt2tie.cli.shared import COUNT_OPTIONS
+    from gpt2tie.requests.request import COUNT_KEYWORDS, REQUEST_KEYWORDS
+
+    keywords = {name for _, given in SAME_REQUEST for name in given}
+    assert keywords == REQUEST_KEYWORDS | COUNT_KEYWORDS
+    flags = {arg for args, _ in SAME_REQUEST for arg in args if arg.startswith("--")}
+    declared = set()
+    for kind, _ in {**REQUEST_OPTIONS, **COUNT_OPTIONS}.values():
+        info = kind.__metadata__[0]
+        if not info.hidden:  # --base, the old name of --base-model
+            names = (info.default, *info.param_decls)  # Annotated: the first name is `default`
+            declared |= {flag for name in names for flag in str(name).split("/") if flag}
+    assert declared == flags
 
 
 def test_the_old_base_option_still_works(first_request: list[Request]) -> None:
@@ -159,32 +238,6 @@ def test_diff_runs_both_sides_with_the_options_given(
     assert [r.model for r in requests_run] == [str(a)]  # the unknown class stops it at A
     assert requests_run[0].what.values is False and requests_run[0].what.class_name == "X"
     assert result.exit_code == 2
-
-
-@pytest.mark.parametrize(
-    ("cli_args", "keywords"),
-    [
-        (["--max-modules", "-5"], {"max_modules": -5}),
-        (["--max-modules", "0"], {"max_modules": 0}),
-        (["--timeout", "0.5"], {"timeout": 0.5}),
-        (["--timeout", "nan"], {"timeout": float("nan")}),
-        (["--timeout", "inf"], {"timeout": float("inf")}),
-    ],
-    ids=["modules-negative", "modules-zero", "timeout-half", "timeout-nan", "timeout-inf"],
-)
-def test_both_faces_refuse_the_same_values(
-    first_request: list[Request], cli_args: list[str], keywords: dict[str, object]
-) -> None:
-    """Values the CLI refused and the API took (it then failed with a confusing message):
-    now both refuse, in one line, before any work."""
-    from gpt2tie.base.errors import InputError
-
-    from_cli = CliRunner().invoke(app, ["inspect", "gpt2", *cli_args])
-    assert from_cli.exit_code == 2 and first_request == []
-    assert "at least 1" in from_cli.output
-    with pytest.raises(InputError, match="at least 1"):
-        gpt2tie.inspect("gpt2", **keywords)  # type: ignore[arg-type]
-    assert first_request == []
 
 
 def test_an_empty_cache_dir_is_unset_from_both_faces(first_request: list[Request]) -> None:

@@ -125,8 +125,13 @@ def test_refusals(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-un
     assert into_source.exit_code == 2 and "overlaps the source" in into_source.stderr
     untied = run("untie", str(checkpoint_dir("llama-untied")), "--out", str(tmp_path / "x"))
     assert untied.exit_code == 2 and "no tied head" in untied.stderr
-    builtin = run("untie", "gpt2", "--out", str(tmp_path / "y"))
-    assert builtin.exit_code == 2 and "no weights" in builtin.stderr
+    builtin = run("untie", "gpt2", "--out", str(tmp_path / "y"))  # a name, not a folder
+    assert builtin.exit_code == 2 and "rewrite a local checkpoint folder" in builtin.stderr
+    config_only = tmp_path / "config-only"
+    config_only.mkdir()
+    (config_only / "config.json").write_text((source / "config.json").read_text())
+    bare = run("untie", str(config_only), "--out", str(tmp_path / "y"))
+    assert bare.exit_code == 2 and "no weights" in bare.stderr
     bark = run(
         "untie",
         str(checkpoint_dir("bark-fine")),
@@ -147,8 +152,8 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_failure_midway_leaves_nothing(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
-    from gpt2tie.inspection.request import AnalysisOptions, Request
-    from gpt2tie.inspection.run import report_of
+    from gpt2tie.requests.answer import report_of
+    from gpt2tie.requests.request import AnalysisOptions, Request
     from gpt2tie.rewrite.plan import plan_untie
     from gpt2tie.rewrite.write import WriteError, planned_bytes, write_checkpoint_folder
     from gpt2tie.sources import resolve
