@@ -44,7 +44,7 @@ def inspect(model_spec: str, **keywords: Unpack[RequestKeywords]) -> InspectRepo
     file of a folder or repo), `hf` (the Hugging Face model to compare it with) and
     `base_model` (a PEFT adapter's base; default: its adapter_config.json's).
     """
-    from gpt2tie.requests.answer import run
+    from gpt2tie.answering.answer import run
 
     return run(request(model_spec, **keywords)).inspection
 
@@ -54,7 +54,7 @@ def count_params(model_spec: str, **keywords: Unpack[CountKeywords]) -> CountRep
     with the same keywords, and `depth` (module levels broken down), `memory=True` (the
     memory estimate, `report.memory`, with a KV cache for `batch` sequences of `context`
     tokens; default: the model's maximum)."""
-    from gpt2tie.requests.answer import run
+    from gpt2tie.answering.answer import run
     from gpt2tie.requests.request import build_request
 
     report = run(build_request(model_spec, True, **keywords)).counts

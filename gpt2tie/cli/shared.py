@@ -11,6 +11,7 @@ import enum
 import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.cli import options
@@ -52,6 +53,20 @@ DATA_OUTPUT_OPTIONS: dict[str, tuple[Any, Any]] = {
     "output_format": (options.DataFormatOption, None),
     "json_output": (options.JsonOption, False),
 }
+
+
+def model_spec(spec: str | None) -> str:
+    """MODEL as given, or the current folder when omitted and it holds a config.json."""
+    from gpt2tie.base.errors import InputError
+
+    if spec is not None:
+        return spec
+    if not Path("config.json").is_file():
+        raise InputError(
+            "no MODEL given, and the current folder has no config.json: give a folder "
+            "(gpt2tie inspect ./my-model) or a Hub id or built-in name (gpt2tie inspect gpt2)"
+        )
+    return "."
 
 
 def request_from(model: str, given: dict[str, Any], counted: bool = False) -> Request:
@@ -127,8 +142,6 @@ def takes_request(
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         def make(values: dict[str, Any], arguments: dict[str, Any]) -> Request:
-            from gpt2tie.cli.work import model_spec
-
             return request_from(model_spec(arguments[model_parameter]), values, counted)
 
         return _with_parameters(command, group, "request", make)

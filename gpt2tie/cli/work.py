@@ -12,24 +12,11 @@ from gpt2tie.cli import terminal
 from gpt2tie.results import InspectReport
 
 if TYPE_CHECKING:
-    from gpt2tie.requests.request import Report, Request
+    from gpt2tie.answering.answer import Report
+    from gpt2tie.requests.request import Request
     from gpt2tie.results.diff import DiffReport
     from gpt2tie.rewrite.plan import RewritePlan
     from gpt2tie.sources import ModelSource
-
-
-def model_spec(spec: str | None) -> str:
-    """MODEL as given, or the current folder when omitted and it holds a config.json."""
-    from gpt2tie.base.errors import InputError
-
-    if spec is not None:
-        return spec
-    if not Path("config.json").is_file():
-        raise InputError(
-            "no MODEL given, and the current folder has no config.json: give a folder "
-            "(gpt2tie inspect ./my-model) or a Hub id or built-in name (gpt2tie inspect gpt2)"
-        )
-    return "."
 
 
 def note(text: str) -> None:
@@ -38,7 +25,7 @@ def note(text: str) -> None:
 
 def on_terminal(request: Request, doing: str) -> Report:
     """Run `request` with a spinner, notes on stderr, and a progress bar for network values."""
-    from gpt2tie.requests.answer import run
+    from gpt2tie.answering.answer import run
     from gpt2tie.requests.request import Hooks
 
     progress = terminal.RemoteValueProgress()
@@ -58,14 +45,15 @@ def diff_on_terminal(
 ) -> DiffReport:
     """Diff A and B (each a model or a saved report; B may be a report already made), with a
     spinner and notes."""
+    from gpt2tie.answering.answer import run_or_saved
     from gpt2tie.requests.request import Hooks
-    from gpt2tie.views.diff import diff_sides, side_of
+    from gpt2tie.views.diff import diff_sides
 
     heard = dataclasses.replace(request, hooks=Hooks(note))
     shown_b = b if isinstance(b, str) else b.inspection.source.spec
     with terminal.working(f"Comparing {a} and {shown_b}"):
-        side_a = side_of(a, heard)
-        side_b = side_of(b, heard) if isinstance(b, str) else b
+        side_a = run_or_saved(a, heard)
+        side_b = run_or_saved(b, heard) if isinstance(b, str) else b
         return diff_sides(side_a, side_b, compare_values, tuple(allow or ()))
 
 
@@ -77,6 +65,7 @@ def rewrite(
     make_plan: Callable[[ModelSource, InspectReport], RewritePlan],
 ) -> None:
     from gpt2tie.base.errors import InputError
+    from gpt2tie.cli.shared import model_spec
     from gpt2tie.requests.request import AnalysisOptions, Request
     from gpt2tie.rewrite.write import planned_bytes, write_checkpoint_folder
 

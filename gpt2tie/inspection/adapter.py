@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.inspection.options import InspectOptions
 from gpt2tie.model.aliases import ParameterTable
 from gpt2tie.model.transformers_version import installed_version
+from gpt2tie.requests.request import InspectOptions
 from gpt2tie.results import (
     SEVERITY_RANK,
     AliasGroup,

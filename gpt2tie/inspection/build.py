@@ -10,7 +10,6 @@ from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.inspection.findings import FindingInputs, IdenticalUntiedHead, collect_findings
 from gpt2tie.inspection.memory_report import memory_estimate
-from gpt2tie.inspection.options import InspectOptions, MemoryOptions
 from gpt2tie.inspection.quantized import (
     quantization_findings,
     quantization_summary,
@@ -37,6 +36,7 @@ from gpt2tie.model.skeleton import (
     tie_flags,
 )
 from gpt2tie.model.transformers_version import installed_major, installed_version
+from gpt2tie.requests.request import InspectOptions, MemoryOptions
 from gpt2tie.results import (
     SEVERITY_RANK,
     AliasGroup,

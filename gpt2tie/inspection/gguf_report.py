@@ -37,7 +37,7 @@ from gpt2tie.results import (
     ParameterCounts,
     Source,
 )
-from gpt2tie.sources.repo_ids import looks_like_repo_id
+from gpt2tie.sources.locate import looks_like_repo_id
 from gpt2tie.version import __version__
 
 HF_PREFIX = "https://huggingface.co/"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from gpt2tie.inspection.options import MemoryOptions
 from gpt2tie.model.memory import (
     frozen_embedding_numel,
     kv_cache,
@@ -14,6 +13,7 @@ from gpt2tie.model.memory import (
     training,
     weights_as_loaded,
 )
+from gpt2tie.requests.request import MemoryOptions
 from gpt2tie.results.memory import MemoryEstimate
 
 if TYPE_CHECKING:

@@ -1,1 +1,1 @@
-"""One request, answered: what was asked, the one run that answers it, and the result cache."""
+"""What is asked: the request and its options, as values, and the one builder both faces call."""

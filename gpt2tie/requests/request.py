@@ -7,21 +7,90 @@ A new option is three edits: its field (and its check) in the request type, its 
 
 from __future__ import annotations
 
-import dataclasses
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from gpt2tie.base.errors import InputError, require_count
 from gpt2tie.formats.tensor_values import ValueProgress
-from gpt2tie.inspection.options import InspectOptions, MemoryOptions
-from gpt2tie.sources import SourceOptions
-from gpt2tie.sources.classify import InputKind
 
-if TYPE_CHECKING:
-    from gpt2tie.results import CountReport, InspectReport
-    from gpt2tie.sources.model_source import ModelSource
+# What the files of a model hold: decided once, where they are found (`sources.locate`).
+InputKind = Literal["checkpoint", "gguf", "adapter"]
+
+DEFAULT_TIMEOUT = 120.0  # seconds for all of one run's Hub traffic
+
+
+# huggingface_hub writes refs/<revision> through a temporary `<revision>.<8 hex>.tmp`: a
+# file name of 255 bytes at most leaves 242 for the revision's last part.
+MAX_NAME_BYTES = 240
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Where and how to look for a model: Hub revision, token and timeouts, offline mode, and
+    the subfolder (which applies to local folders too)."""
+
+    revision: str | None = None
+    token: str | None = None
+    offline: bool = False
+    subfolder: str = ""
+    cache_dir: Path | None = None
+    fetch_code: bool = False  # --trust-remote-code: also fetch the repo's *.py files
+    timeout: float | None = None  # --timeout: None is GPT2TIE_TIMEOUT, else DEFAULT_TIMEOUT
+    gguf_file: str | None = None  # --gguf-file: this GGUF file of the folder or repo
+    started: float = field(default_factory=time.monotonic, compare=False)
+
+    def __post_init__(self) -> None:
+        checked_subfolder(self.subfolder)
+        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout >= 1):
+            raise InputError(
+                f"timeout (--timeout) must be at least 1, and finite, not {self.timeout}"
+            )
+        # The HF cache keeps a file per revision (refs/<revision>): a longer part can be
+        # neither cached nor looked up.
+        parts = (self.revision or "").split("/")
+        if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in parts):
+            raise InputError(
+                f"--revision of {len(self.revision or ''):,} characters: each part of a "
+                f"revision (between slashes) may be at most {MAX_NAME_BYTES} bytes"
+            )
+
+
+def checked_subfolder(subfolder: str) -> str:
+    """`--subfolder` as a relative path inside the repo (no `..`, not absolute)."""
+    parts = Path(subfolder).parts
+    if subfolder.startswith(("/", "\\")) or ".." in parts:
+        raise InputError(f"--subfolder {subfolder!r} must be a folder inside the repo")
+    return subfolder
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    class_name: str | None = None
+    trust_remote_code: bool = False
+    check_values: bool = True
+    load: bool = False
+    use_cache: bool = False  # serve repeated runs from gpt2tie's result cache
+    progress: ValueProgress | None = field(default=None, compare=False)
+    max_modules: int | None = None  # the build limit (None: GPT2TIE_MAX_MODULES or the default)
+    hf_reference: str | None = None  # GGUF only: the HF model to compare the tie with (--hf)
+    base_model: str | None = None  # adapters only: the base model (--base-model)
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """`count-params --memory`: the sequences the KV cache is sized for."""
+
+    context: int | None = None  # None: the model's maximum context (4,096 if none is named)
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.context is not None:
+            require_count("context", self.context)
+        require_count("batch", self.batch)
 
 
 @dataclass(frozen=True)
@@ -54,20 +123,6 @@ class AnalysisOptions:
         if self.max_modules is not None:
             require_count("max_modules", self.max_modules)
 
-    def inspect_options(self, check_values: bool, progress: ValueProgress | None) -> InspectOptions:
-        """The options the builders take, once the value-check default is settled."""
-        return InspectOptions(
-            self.class_name,
-            self.trust_remote_code,
-            check_values=check_values,
-            load=self.load,
-            use_cache=self.use_cache,
-            progress=progress,
-            max_modules=self.max_modules,
-            hf_reference=self.hf_reference,
-            base_model=self.base_model,
-        )
-
 
 @dataclass(frozen=True)
 class Hooks:
@@ -96,32 +151,6 @@ class Request:
     # The kinds of model the asking command reads (untie and retie: checkpoints only).
     reads: frozenset[InputKind] = ALL_KINDS
     command: str = "gpt2tie"
-
-    def refuse_kind(self, kind: InputKind) -> None:
-        """InputError when the asking command does not read this kind of model."""
-        if kind not in self.reads:
-            read = " and ".join(KIND_NAMES[k] for k in sorted(self.reads))
-            raise InputError(f"{self.command}: {read} only, not {KIND_NAMES[kind]}")
-
-    def __post_init__(self) -> None:
-        # One switch for custom code: it also decides whether a repo's *.py files are fetched.
-        if self.where.fetch_code != self.what.trust_remote_code:
-            located = dataclasses.replace(self.where, fetch_code=self.what.trust_remote_code)
-            object.__setattr__(self, "where", located)
-
-    def for_model(self, model: str) -> Request:
-        """The same request for another model (a diff's other side, check's baseline)."""
-        return dataclasses.replace(self, model=model)
-
-
-@dataclass(frozen=True)
-class Report:
-    """One run's answer: the inspect report, the count section when the request asked for it,
-    and the resolved model the reports were drawn from (a diff compares its files)."""
-
-    inspection: InspectReport
-    counts: CountReport | None = None
-    model_source: ModelSource | None = field(default=None, compare=False)
 
 
 class RequestKeywords(TypedDict, total=False):
@@ -177,6 +206,8 @@ def build_request(model: str, counted: bool = False, **keywords: Any) -> Request
         cache_dir=Path(cache_dir) if cache_dir else None,
         timeout=given.get("timeout"),
         gguf_file=given.get("gguf_file"),
+        # One switch for custom code: it also decides whether a repo's *.py files are fetched.
+        fetch_code=given.get("trust_remote_code", False),
     )
     counts = None
     if counted:

@@ -6,7 +6,7 @@ one loader of that kind."""
 
 from __future__ import annotations
 
-from gpt2tie.sources.hub_http import SourceOptions
+from gpt2tie.requests.request import SourceOptions
 from gpt2tie.sources.load import load
 from gpt2tie.sources.locate import locate
 from gpt2tie.sources.model_source import ModelSource

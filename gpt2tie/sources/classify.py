@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
-from typing import Literal
 
-InputKind = Literal["checkpoint", "gguf", "adapter"]
+from gpt2tie.requests.request import InputKind
+
+__all__ = ["ADAPTER_CONFIG", "InputKind", "classify", "foreign_weights", "has_gguf"]
 ADAPTER_CONFIG = "adapter_config.json"
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from gpt2tie.base.errors import CheckpointFormatError, InputError
 from gpt2tie.formats.own_files import atomic_write_bytes, cache_root, read_or_none
-from gpt2tie.sources.hub_http import COMMIT, checked_subfolder, within
-from gpt2tie.sources.repo_ids import looks_like_repo_id
+from gpt2tie.requests.request import checked_subfolder
+from gpt2tie.sources.hub_http import COMMIT, within
 
 
 def still_in_header(name: str, head: bytearray) -> bool:
@@ -40,7 +40,8 @@ class HeaderCache:
     """Headers read from the Hub, per repo and commit, in gpt2tie's cache (commits never change)."""
 
     def __init__(self, repo_id: str, commit: str, subfolder: str) -> None:
-        if not COMMIT.match(commit) or not looks_like_repo_id(repo_id):
+        # The repo id was checked where it was located; the commit comes from a reply.
+        if not COMMIT.match(commit):
             raise InputError(f"{repo_id}: refusing to cache headers under {commit!r}")
         safe_repo = repo_id.replace("/", "--")
         root = cache_root() / "hub-headers"

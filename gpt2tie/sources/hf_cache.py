@@ -11,25 +11,20 @@ from gpt2tie.base.errors import CheckpointFormatError, InputError
 from gpt2tie.formats.checkpoint import checkpoint_files
 from gpt2tie.formats.file_access import FileAccess, LayeredFiles, LocalFiles
 from gpt2tie.formats.regular_files import read_limited
+from gpt2tie.requests.request import SourceOptions
 from gpt2tie.results import Source
 from gpt2tie.sources.classify import ADAPTER_CONFIG, has_gguf
 from gpt2tie.sources.header_cache import HeaderCache
-from gpt2tie.sources.hub_http import (
-    COMMIT,
-    HubUnreachable,
-    SourceOptions,
-    hub_errors,
-    model_info,
-    within,
-)
+from gpt2tie.sources.hub_http import COMMIT, HubUnreachable, download, model_info, within
 from gpt2tie.sources.local import file_size, names_in
 from gpt2tie.sources.located import Place
-from gpt2tie.sources.remote_files import RemoteFiles, download, names_under
+from gpt2tie.sources.remote_files import RemoteFiles, names_under
 
 
-def cached_place(spec: str, options: SourceOptions) -> Place | None:
+def cached_place(spec: str, options: SourceOptions, offline: bool) -> Place | None:
     """The repo's snapshot at `--revision`, or None when the cache does not hold a model there
-    (then the Hub is asked)."""
+    (then the Hub is asked). `offline`: the Hub is not asked for the headers of weights that
+    were not downloaded."""
     found = _cached_snapshot(spec, options)
     if found is None:
         return None
@@ -41,7 +36,7 @@ def cached_place(spec: str, options: SourceOptions) -> Place | None:
     fallback: FileAccess | None = None
     notes: list[str] = []
     if options.gguf_file is None and "config.json" in downloaded and not _weights_here(local):
-        fallback = _header_source(spec, commit, options)
+        fallback = _header_source(spec, commit, options, offline)
         if fallback is None and not _any_weights(local):
             notes.append(
                 f"{spec}: the HF cache holds config.json but no weights or headers for "
@@ -95,11 +90,13 @@ def _any_weights(local: LocalFiles) -> bool:
         return True
 
 
-def _header_source(spec: str, commit: str, options: SourceOptions) -> FileAccess | None:
+def _header_source(
+    spec: str, commit: str, options: SourceOptions, offline: bool
+) -> FileAccess | None:
     """Where the headers of weights not downloaded come from: the Hub (online; the listing
     gpt2tie recorded, else one request), the recorded headers (offline), or nowhere."""
     recorded = HeaderCache(spec, commit, options.subfolder)
-    if options.is_offline:
+    if offline:
         return recorded if recorded.exists_manifest() else None
     if recorded.exists_manifest():
         return RemoteFiles(spec, commit, options, set(recorded.names()), recorded)
@@ -115,14 +112,18 @@ def _cached_snapshot(spec: str, options: SourceOptions) -> tuple[Path, str] | No
     """The repo's snapshot folder in the HF cache at `--revision` (with the subfolder) and its
     commit, or None when the cache has no such revision. Every path stays inside the cache."""
     from huggingface_hub import constants
+    from huggingface_hub.errors import HFValidationError
     from huggingface_hub.file_download import repo_folder_name
     from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]
 
-    with hub_errors(spec, options):  # huggingface_hub validates the id
-        validate_repo_id(spec)
-        root = Path(options.cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
-            repo_id=spec, repo_type="model"
-        )
+    try:
+        validate_repo_id(spec)  # huggingface_hub's own rule, before a path is built from it
+    except HFValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid repo id"
+        raise InputError(f"{spec}: {first}") from None
+    root = Path(options.cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
+        repo_id=spec, repo_type="model"
+    )
     revision = options.revision or "main"
     if COMMIT.match(revision):
         commit = revision

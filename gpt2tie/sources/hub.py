@@ -8,11 +8,12 @@ after huggingface_hub was imported.
 
 from __future__ import annotations
 
+from gpt2tie.requests.request import SourceOptions
 from gpt2tie.results import Source
 from gpt2tie.sources.header_cache import HeaderCache
-from gpt2tie.sources.hub_http import SourceOptions, hub_errors, model_info
+from gpt2tie.sources.hub_http import download, model_info
 from gpt2tie.sources.located import Place
-from gpt2tie.sources.remote_files import RemoteFiles, download, names_under
+from gpt2tie.sources.remote_files import RemoteFiles, names_under
 
 
 def hub_place(spec: str, options: SourceOptions) -> Place:
@@ -31,6 +32,5 @@ def hub_place(spec: str, options: SourceOptions) -> Place:
         gguf_file=options.gguf_file,
         size_of=remote.known_size,
         all_remote=True,
-        reading=lambda: hub_errors(spec, options),
         done=remote.persist,
     )

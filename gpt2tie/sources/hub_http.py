@@ -11,15 +11,41 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gpt2tie.base.errors import CheckpointFormatError, InputError
+from gpt2tie.requests.request import DEFAULT_TIMEOUT, SourceOptions
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-DEFAULT_TIMEOUT = 120.0  # seconds for all of one run's Hub traffic
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+# How to talk to the Hub for a request's source options; the environment is read at call time.
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def token_value(options: SourceOptions) -> str | bool | None:
+    """An explicit --token, else what huggingface_hub finds (HF_TOKEN, the stored login)."""
+    return options.token if options.token else None
+
+
+def deadline_seconds(options: SourceOptions) -> float:
+    if options.timeout is not None:
+        return options.timeout
+    try:
+        configured = float(os.environ.get("GPT2TIE_TIMEOUT") or DEFAULT_TIMEOUT)
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return configured if math.isfinite(configured) and configured > 0 else DEFAULT_TIMEOUT
+
+
+def remaining(options: SourceOptions) -> float:
+    return options.started + deadline_seconds(options) - time.monotonic()
 
 
 class HubUnreachable(InputError):
@@ -28,69 +54,6 @@ class HubUnreachable(InputError):
 
 class _DeadlinePassed(Exception):
     """Raised in the main thread by the deadline timer."""
-
-
-# huggingface_hub writes refs/<revision> through a temporary `<revision>.<8 hex>.tmp`: a
-# file name of 255 bytes at most leaves 242 for the revision's last part.
-MAX_NAME_BYTES = 240
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """Where and how to look for a model: Hub revision, token and timeouts, offline mode, and
-    the subfolder (which applies to local folders too)."""
-
-    revision: str | None = None
-    token: str | None = None
-    offline: bool = False
-    subfolder: str = ""
-    cache_dir: Path | None = None
-    fetch_code: bool = False  # --trust-remote-code: also fetch the repo's *.py files
-    timeout: float | None = None  # --timeout: None is GPT2TIE_TIMEOUT, else DEFAULT_TIMEOUT
-    gguf_file: str | None = None  # --gguf-file: this GGUF file of the folder or repo
-    started: float = field(default_factory=time.monotonic, compare=False)
-
-    def __post_init__(self) -> None:
-        checked_subfolder(self.subfolder)
-        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout >= 1):
-            raise InputError(
-                f"timeout (--timeout) must be at least 1, and finite, not {self.timeout}"
-            )
-        # The HF cache keeps a file per revision (refs/<revision>): a longer part can be
-        # neither cached nor looked up.
-        parts = (self.revision or "").split("/")
-        if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in parts):
-            raise InputError(
-                f"--revision of {len(self.revision or ''):,} characters: each part of a "
-                f"revision (between slashes) may be at most {MAX_NAME_BYTES} bytes"
-            )
-
-    @property
-    def is_offline(self) -> bool:
-        flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-        return self.offline or flag.strip().lower() in {"1", "true", "yes", "on"}
-
-    @property
-    def endpoint(self) -> str:
-        return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-    @property
-    def token_value(self) -> str | bool | None:
-        """An explicit --token, else what huggingface_hub finds (HF_TOKEN, the stored login)."""
-        return self.token if self.token else None
-
-    @property
-    def deadline_seconds(self) -> float:
-        if self.timeout is not None:
-            return self.timeout
-        try:
-            configured = float(os.environ.get("GPT2TIE_TIMEOUT") or DEFAULT_TIMEOUT)
-        except ValueError:
-            return DEFAULT_TIMEOUT
-        return configured if math.isfinite(configured) and configured > 0 else DEFAULT_TIMEOUT
-
-    def remaining(self) -> float:
-        return self.started + self.deadline_seconds - time.monotonic()
 
 
 def request_timeout(kind: str = "download") -> float:
@@ -110,8 +73,8 @@ def _deadline(options: SourceOptions) -> Iterator[None]:
     """Stop Hub traffic at the run's deadline (a server sending one byte a second never times
     out a read). A timer signal works in the main thread only; elsewhere the per-request
     timeouts still hold."""
-    remaining = options.remaining()
-    if remaining <= 0:
+    left = remaining(options)
+    if left <= 0:
         raise _DeadlinePassed
     outermost = not getattr(_armed, "on", False)
     main = threading.current_thread() is threading.main_thread()
@@ -123,7 +86,7 @@ def _deadline(options: SourceOptions) -> Iterator[None]:
         raise _DeadlinePassed
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, remaining)
+    signal.setitimer(signal.ITIMER_REAL, left)
     _armed.on = True
     try:
         yield
@@ -145,13 +108,13 @@ def hub_errors(spec: str, options: SourceOptions) -> Iterator[None]:
         RevisionNotFoundError,
     )
 
-    endpoint = options.endpoint
+    at = endpoint()
     try:
         with _quiet_hub(), _deadline(options):
             yield
     except _DeadlinePassed:
         raise HubUnreachable(
-            f"the Hub at {endpoint} did not finish answering within {options.deadline_seconds:g} "
+            f"the Hub at {at} did not finish answering within {deadline_seconds(options):g} "
             "s (--timeout); work offline from the cache with --offline or HF_HUB_OFFLINE=1"
         ) from None
     except GatedRepoError:
@@ -163,7 +126,7 @@ def hub_errors(spec: str, options: SourceOptions) -> Iterator[None]:
         raise InputError(f"{spec}: revision {options.revision!r} not found") from None
     except RepositoryNotFoundError:
         raise InputError(
-            f"{spec}: no such repo on {endpoint}, or it is private: pass a token "
+            f"{spec}: no such repo on {at}, or it is private: pass a token "
             "(--token, HF_TOKEN, or `hf auth login`)"
         ) from None
     except HfHubHTTPError as exc:
@@ -174,11 +137,11 @@ def hub_errors(spec: str, options: SourceOptions) -> Iterator[None]:
         raise InputError(f"{spec}: {first}") from None
     except Exception as exc:
         if type(exc).__name__ == "TooManyRedirects":
-            raise InputError(f"{spec}: the Hub at {endpoint} redirects in a loop") from None
+            raise InputError(f"{spec}: the Hub at {at} redirects in a loop") from None
         if not isinstance(exc, OfflineModeIsEnabled) and not _is_network_error(exc):
             raise
         raise HubUnreachable(
-            f"cannot reach {endpoint} ({type(exc).__name__}); work offline from the cache with "
+            f"cannot reach {at} ({type(exc).__name__}); work offline from the cache with "
             "--offline or HF_HUB_OFFLINE=1"
         ) from None
 
@@ -198,7 +161,7 @@ def model_info(spec: str, revision: str, options: SourceOptions) -> tuple[str, l
 
     with hub_errors(spec, options):
         try:
-            info = HfApi(endpoint=options.endpoint, token=options.token_value).model_info(
+            info = HfApi(endpoint=endpoint(), token=token_value(options)).model_info(
                 spec, revision=revision, timeout=request_timeout("metadata")
             )
         except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -218,6 +181,26 @@ def model_info(spec: str, revision: str, options: SourceOptions) -> tuple[str, l
     return commit, [s.rfilename for s in siblings]
 
 
+def download(spec: str, name: str, revision: str, options: SourceOptions) -> Path:
+    """One small file of the repo, through huggingface_hub's cache (config, adapter config,
+    code): never weights."""
+    from huggingface_hub import hf_hub_download
+
+    with hub_errors(spec, options):
+        return Path(
+            hf_hub_download(
+                spec,
+                name,
+                subfolder=options.subfolder or None,
+                revision=revision,
+                cache_dir=options.cache_dir,
+                token=token_value(options),
+                endpoint=endpoint(),
+                etag_timeout=request_timeout("metadata"),
+            )
+        )
+
+
 def get_range(
     url: str, headers: dict[str, str], first: int, last: int, name: str, options: SourceOptions
 ) -> tuple[bytearray, int]:
@@ -227,10 +210,10 @@ def get_range(
     reach, so each chunk is checked against the clock (a byte a second never times out)."""
     wanted = last - first + 1
     request_headers = {**headers, "Range": f"bytes={first}-{last}"}
-    remaining = options.remaining()
-    if remaining <= 0:
+    left = remaining(options)
+    if left <= 0:
         raise _DeadlinePassed
-    timeout = min(request_timeout(), remaining)
+    timeout = min(request_timeout(), left)
     with _streamed_get(url, request_headers, timeout) as response:
         status = response.status_code
         if status == 416:
@@ -247,7 +230,7 @@ def get_range(
             data.extend(chunk[: wanted - len(data)])
             if len(data) >= wanted:
                 break
-            if options.remaining() <= 0:
+            if remaining(options) <= 0:
                 raise _DeadlinePassed
     return data, int(match.group(3))
 
@@ -339,14 +322,6 @@ _NETWORK_ERRORS = {
 def _is_network_error(exc: BaseException) -> bool:
     """Connection failures of whichever HTTP client huggingface_hub uses (httpx, requests)."""
     return any(cls.__name__ in _NETWORK_ERRORS for cls in type(exc).__mro__)
-
-
-def checked_subfolder(subfolder: str) -> str:
-    """`--subfolder` as a relative path inside the repo (no `..`, not absolute)."""
-    parts = Path(subfolder).parts
-    if subfolder.startswith(("/", "\\")) or ".." in parts:
-        raise InputError(f"--subfolder {subfolder!r} must be a folder inside the repo")
-    return subfolder
 
 
 def within(root: Path, path: Path) -> Path:

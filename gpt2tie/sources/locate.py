@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from gpt2tie.base.errors import InputError
 from gpt2tie.base.paths import paths_as_input
+from gpt2tie.requests.request import SourceOptions
 from gpt2tie.sources import builtin
 from gpt2tie.sources.classify import classify
-from gpt2tie.sources.hub_http import HubUnreachable, SourceOptions, checked_subfolder
+from gpt2tie.sources.hub_http import HubUnreachable
 from gpt2tie.sources.local import local_place
 from gpt2tie.sources.located import Located, Place
-from gpt2tie.sources.repo_ids import looks_like_repo_id
+
+# huggingface_hub's own rule: a name of at most 96 characters, an optional namespace before it.
+REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+
+
+def looks_like_repo_id(spec: str) -> bool:
+    """What a Hub repo id looks like (org/name), checked before anything is built from one."""
+    return bool(REPO_ID.match(spec)) and ".." not in spec
+
+
+def is_offline(options: SourceOptions) -> bool:
+    """--offline, or HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set (read at call time)."""
+    flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return options.offline or flag.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def locate(spec: str, options: SourceOptions) -> Located:
@@ -26,16 +42,17 @@ def _place(spec: str, options: SourceOptions) -> Place:
         raise InputError(
             "empty model argument: give a folder, a Hub repo id (org/name) or a built-in name"
         )
-    checked_subfolder(options.subfolder)
+    repo_id, offline = looks_like_repo_id(spec), is_offline(options)
     try:
         path = Path(spec).expanduser()
     except RuntimeError:  # "~someone" for a user that does not exist
         path = Path(spec)
     with paths_as_input(spec):  # a name too long, a folder that cannot be searched, ...
-        if path.exists() or path.is_symlink():
-            folder = path / options.subfolder if options.subfolder else path
-            return local_place(spec, folder, options.gguf_file)
-    if not looks_like_repo_id(spec):
+        here = path.exists() or path.is_symlink()
+    if here:
+        folder = path / options.subfolder if options.subfolder else path
+        return local_place(spec, folder, options.gguf_file)
+    if not repo_id:
         raise InputError(f"{spec!r} is not a local folder, and not a Hub repo id (org/name)")
     # The Hub's rooms are imported only for a repo id (huggingface_hub is slow to import).
     from gpt2tie.sources.hf_cache import cached_place
@@ -43,11 +60,11 @@ def _place(spec: str, options: SourceOptions) -> Place:
 
     tried = ["local folder", "HF cache"]
     with paths_as_input():
-        cached = cached_place(spec, options)
+        cached = cached_place(spec, options, offline)
     if cached is not None:
         return cached
     unreachable = None
-    if options.is_offline:
+    if offline:
         tried.append("Hub (offline)")
     else:
         tried.append("Hub")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +29,6 @@ class Place:
     size_of: Callable[[str], int | None] = _no_size  # a size known without a request
     all_remote: bool = False  # every byte comes over the network
     notes: tuple[str, ...] = ()
-    # Reads through it as one unit: Hub failures as one line, within the run's deadline.
-    reading: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
     done: Callable[[], None] | None = None  # keep what was read (headers) for the next run
 
 

@@ -34,7 +34,3 @@ class ModelSource:
     foreign_weights: tuple[tuple[str, str], ...] = ()
     # What the files hold, decided once where they were found (`sources.locate`).
     kind: InputKind = "checkpoint"
-
-    def values_checked_by_default(self, requested: bool | None) -> bool:
-        """`--values`/`--no-values` as given, else on for local files, off for the network."""
-        return (not self.values_are_remote) if requested is None else requested

@@ -8,34 +8,16 @@ from pathlib import Path
 
 from gpt2tie.base.errors import CheckpointFormatError
 from gpt2tie.formats.file_access import LocalFiles
+from gpt2tie.requests.request import SourceOptions
 from gpt2tie.sources.header_cache import HeaderCache, header_complete, still_in_header
 from gpt2tie.sources.hub_http import (
-    SourceOptions,
+    download,
+    endpoint,
     get_range,
     hub_errors,
     range_errors,
-    request_timeout,
+    token_value,
 )
-
-
-def download(spec: str, name: str, revision: str, options: SourceOptions) -> Path:
-    """One small file of the repo, through huggingface_hub's cache (config, adapter config,
-    code): never weights."""
-    from huggingface_hub import hf_hub_download
-
-    with hub_errors(spec, options):
-        return Path(
-            hf_hub_download(
-                spec,
-                name,
-                subfolder=options.subfolder or None,
-                revision=revision,
-                cache_dir=options.cache_dir,
-                token=options.token_value,
-                endpoint=options.endpoint,
-                etag_timeout=request_timeout("metadata"),
-            )
-        )
 
 
 def in_subfolder(subfolder: str, name: str) -> str:
@@ -126,9 +108,9 @@ class RemoteFiles:
             self.repo_id,
             in_subfolder(self.options.subfolder, name),
             revision=self.commit,
-            endpoint=self.options.endpoint,
+            endpoint=endpoint(),
         )
-        headers = build_hf_headers(token=self.options.token_value)
+        headers = build_hf_headers(token=token_value(self.options))
         with hub_errors(self.repo_id, self.options), range_errors(self.repo_id):
             data, total = get_range(url, headers, first, last, name, self.options)
         with self._lock:

@@ -134,7 +134,7 @@ class TieGuard:
         Hub). A checkpoint the guard cannot inspect is reported as a warning, never raised:
         the guard must not stop a healthy run.
         """
-        from gpt2tie.requests.answer import run
+        from gpt2tie.answering.answer import run
         from gpt2tie.requests.request import AnalysisOptions, Request
 
         path = Path(folder)

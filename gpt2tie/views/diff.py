@@ -7,12 +7,12 @@ report holds is compared: model, counts, ties, heads, load prediction and findin
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
+from gpt2tie.answering.answer import Report
 from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.requests.request import Report, Request
+from gpt2tie.inspection.value_changes import stored_value_changes
 from gpt2tie.results import InspectReport
 from gpt2tie.results.diff import (
     DIFFERENCE_CODES,
@@ -25,7 +25,6 @@ from gpt2tie.results.diff import (
     finding_key,
 )
 from gpt2tie.version import __version__
-from gpt2tie.views.saved_report import load_saved_report
 
 # Config fields that change ties or counts (top level, or in the text config).
 CONFIG_KEYS = (
@@ -42,19 +41,11 @@ CONFIG_KEYS = (
 )
 
 
-def side_of(spec: str, request: Request) -> Report:
-    """One side of a comparison: a saved `inspect --json` report, or `spec` inspected."""
-    from gpt2tie.requests.answer import run
-
-    path = Path(spec)
-    if spec.endswith(".json") and path.is_file():
-        return Report(load_saved_report(path))
-    return run(request.for_model(spec))
-
-
 def diff_sides(
     a: Report, b: Report, compare_values: bool = False, allowed: tuple[str, ...] = ()
 ) -> DiffReport:
+    """What changed from `a` to `b`, each answered (`answering.answer.run_or_saved`); with
+    `compare_values`, the values of the tensors both store, compared by the analysis."""
     found: list[Difference] = []
     notes: list[str] = []
     if _is_gguf(a.inspection) != _is_gguf(b.inspection):
@@ -79,7 +70,7 @@ def diff_sides(
         not_parameters = a.inspection.checkpoint.not_parameters if a.inspection.checkpoint else ()
         found += _tensor_changes(a_files, b_files, frozenset(not_parameters))
         if compare_values:
-            values, bytes_read = _value_changes(a_files, b_files)
+            values, bytes_read = stored_value_changes(a_files, b_files)
             found += [
                 difference(
                     "values-changed",
@@ -314,21 +305,6 @@ def _tensor_changes(
             names, lines = zip(*changed[code], strict=True)
             found.append(difference(code, _listed(list(lines), what), tuple(names)))
     return found
-
-
-def _value_changes(a: Checkpoint, b: Checkpoint) -> tuple[tuple[ValueChange, ...], int]:
-    from gpt2tie.formats.tensor_values import ValueReader
-    from gpt2tie.loading.values import stored_values_diff
-
-    left_reader, right_reader = ValueReader(a), ValueReader(b)
-    changes = []
-    for name in sorted(a.tensor_names & b.tensor_names):
-        left, right = a.tensor(name), b.tensor(name)
-        if left.shape != right.shape or left.dtype != right.dtype or left.bits_per_element % 8:
-            continue
-        identical, largest = stored_values_diff(left_reader, left, right_reader, right)
-        changes.append(ValueChange(name, identical, largest))
-    return tuple(changes), left_reader.bytes_read + right_reader.bytes_read
 
 
 def _load_changes(a: InspectReport, b: InspectReport) -> list[Difference]:

@@ -251,10 +251,11 @@ def test_api_timeout_must_be_finite_seconds(timeout: float) -> None:
 def test_environment_timeout_that_is_no_duration_means_the_default(
     configured: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gpt2tie.sources.hub_http import DEFAULT_TIMEOUT, SourceOptions
+    from gpt2tie.requests.request import DEFAULT_TIMEOUT, SourceOptions
+    from gpt2tie.sources.hub_http import deadline_seconds
 
     monkeypatch.setenv("GPT2TIE_TIMEOUT", configured)
-    assert SourceOptions().deadline_seconds == DEFAULT_TIMEOUT
+    assert deadline_seconds(SourceOptions()) == DEFAULT_TIMEOUT
 
 
 def test_file_instead_of_folder(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,14 @@ import jsonschema
 import pytest
 from load_oracle import by_major
 from tiny_models import CASES_BY_ID, make_config, make_model
+from type_schema import strict_schema
 from typer.testing import CliRunner
 
 import gpt2tie
 from gpt2tie.cli import app
 
 runner = CliRunner()
-SCHEMA = json.loads(
-    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
-)
+SCHEMA = strict_schema("report-v1.schema.json")
 
 
 def invoke(*args: str, **env: str) -> Any:

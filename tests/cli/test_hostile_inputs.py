@@ -201,7 +201,7 @@ def test_float8_fnuz_dtypes_are_read(tmp_path: Path, checkpoint_dir) -> None:  #
 
 
 def _plan_for(folder: Path) -> tuple[object, object]:
-    from gpt2tie.requests.answer import report_of
+    from gpt2tie.answering.answer import report_of
     from gpt2tie.requests.request import AnalysisOptions, Request
     from gpt2tie.rewrite.plan import plan_untie
     from gpt2tie.sources import resolve

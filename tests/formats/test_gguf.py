@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 import torch
 from fake_hub import FakeHub
 from gguf import GGMLQuantizationType as Q
+from type_schema import strict_schema
 from typer.testing import CliRunner
 
 from gpt2tie.cli import app
@@ -27,9 +27,7 @@ from gpt2tie.formats.gguf_reader import GgufArray
 from gpt2tie.formats.gguf_types import ALWAYS_TIED, FILE_TYPES, GGML_TYPES, NO_OUTPUT_HEAD
 
 runner = CliRunner()
-SCHEMA = json.loads(
-    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
-)
+SCHEMA = strict_schema("report-v1.schema.json")
 
 
 @pytest.fixture(scope="session")

@@ -20,23 +20,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Types that carry the request (names across the commits measured: the request was split and
-# renamed, never the idea).
+# Types that carry the request or what it became (names across the commits measured: the
+# request was split and renamed, the resolved model renamed, never the idea).
 CARRIERS = {
     "Request",
     "SourceOptions",
     "AnalysisOptions",
     "InspectOptions",
+    "Counts",
+    "Hooks",
     "ModelSource",
     "Located",
-    "Hooks",
-    "Counts",
+    "Place",
+    "Source",
+    "Checkpoint",
+    "GgufCheckpoint",
 }
+
+
+# The functions that turn the model spec into files and a config (any commit's names).
+RESOLVERS = {"resolve", "locate", "load", "resolve_model"}
 
 
 @dataclass(frozen=True)
 class Journey:
     stays: tuple[str, ...]  # the file of each stay, relative to gpt2tie/
+    resolving_stays: tuple[bool, ...]  # each stay: made while resolving the input
 
     @property
     def files(self) -> int:
@@ -44,7 +53,9 @@ class Journey:
 
     @property
     def resolving(self) -> int:
-        return sum(1 for stay in self.stays if stay.startswith("sources/"))
+        """Stays made inside resolving (`sources.resolve`, `locate`, `load`), wherever they
+        lead (formats/, base/)."""
+        return sum(self.resolving_stays)
 
     def entered(self, file: str) -> int:
         return self.stays.count(file)
@@ -61,11 +72,19 @@ class Journey:
         )
 
 
-def _carries(value: Any, spec: str) -> bool:
+def _carries(value: Any, spec: str, parts: set[int]) -> bool:
+    """The spec, a carrier, or a part of one seen earlier (the config dict, the files)."""
     if isinstance(value, str):
         return value == spec
+    if id(value) in parts:
+        return True
     kind = type(value)
-    return kind.__name__ in CARRIERS and kind.__module__.startswith("gpt2tie")
+    if not (kind.__name__ in CARRIERS and kind.__module__.startswith("gpt2tie")):
+        return False
+    for part in getattr(value, "__dict__", {}).values():
+        if not isinstance(part, (str, int, float, bool, tuple, type(None))):
+            parts.add(id(part))  # what the request became travels on in its parts
+    return True
 
 
 def trace(argv: list[str], spec: str) -> Journey:
@@ -74,22 +93,29 @@ def trace(argv: list[str], spec: str) -> Journey:
     import gpt2tie
 
     root = Path(gpt2tie.__file__).resolve().parent
+    sources = root / "sources"
     stays: list[str] = []
+    resolving: list[bool] = []
+    parts: set[int] = set()
+    inside: list[Any] = []  # the resolver frames running
 
     def profile(frame: Any, event: str, arg: Any) -> None:
-        if event != "call":
-            return
         code = frame.f_code
         file = code.co_filename
-        if not file.startswith(str(root)):
+        if event == "return" and inside and frame is inside[-1]:
+            inside.pop()
+        if event != "call" or not file.startswith(str(root)):
             return
+        if code.co_name in RESOLVERS and file.startswith(str(sources)) and not inside:
+            inside.append(frame)
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         local = frame.f_locals
-        if not any(_carries(local.get(name), spec) for name in names):
+        if not any(_carries(local.get(name), spec, parts) for name in names):
             return
         where = str(Path(file).resolve().relative_to(root))
         if not stays or stays[-1] != where:
             stays.append(where)
+            resolving.append(bool(inside))
 
     from gpt2tie.cli.entry import main
 
@@ -99,7 +125,7 @@ def trace(argv: list[str], spec: str) -> Journey:
             main(argv)
     finally:
         sys.setprofile(None)
-    return Journey(tuple(stays))
+    return Journey(tuple(stays), tuple(resolving))
 
 
 def _tiny_gpt2(folder: Path) -> None:
@@ -138,4 +164,8 @@ if __name__ == "__main__":
     for name, journey in journeys().items():
         print(f"{name:6} {journey.summary()}")
         if "-v" in sys.argv:
-            print("       " + " > ".join(journey.stays))
+            shown = [
+                f"[{s}]" if r else s
+                for s, r in zip(journey.stays, journey.resolving_stays, strict=True)
+            ]
+            print("       " + " > ".join(shown))

@@ -301,7 +301,6 @@ def hqq(source: Path, folder: Path) -> Path:
 
 def inspect_json(folder: Path) -> dict[str, Any]:
     """`gpt2tie inspect FOLDER --json`, validated against the shipped schema."""
-    from importlib import resources
 
     import jsonschema
     from typer.testing import CliRunner
@@ -311,9 +310,9 @@ def inspect_json(folder: Path) -> dict[str, Any]:
     result = CliRunner().invoke(app, ["inspect", str(folder), "--json", "--no-cache"])
     assert result.exit_code == 0, result.output
     report: dict[str, Any] = json.loads(result.stdout)
-    schema = json.loads(
-        resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
-    )
+    from type_schema import strict_schema
+
+    schema = strict_schema("report-v1.schema.json")
     jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
     return report
 

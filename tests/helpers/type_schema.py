@@ -1,12 +1,15 @@
 """The result types against the shipped JSON Schemas: every dataclass an object whose properties
-are exactly its JSON fields (all required, no others allowed), every field's schema admitting
-exactly the JSON its type produces. Also writes a schema from the types, for new outputs."""
+are exactly its JSON fields (all required; open to fields a later 1.x adds), every field's
+schema admitting exactly the JSON its type produces. Also writes a schema from the types, for
+new outputs, and closes a shipped schema for the tests' own output (`strict_schema`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
+from importlib import resources
 from typing import Any
 
 JSON_TYPE = {str: "string", int: "integer", bool: "boolean", float: "number"}
@@ -94,8 +97,9 @@ def mismatches(
             found.append(
                 f"{where} ({cls.__name__}): required must be every field (all are written)"
             )
-        if schema.get("additionalProperties") is not False:
-            found.append(f"{where} ({cls.__name__}): additionalProperties must be false")
+        if "additionalProperties" in schema:
+            # Fields may be added within a version: a consumer's schema must accept them.
+            found.append(f"{where} ({cls.__name__}): an object must stay open to new fields")
         key = f"{cls.__qualname__}@{id(schema)}"
         if key in seen:
             return found
@@ -157,7 +161,6 @@ def schema_for(cls: type, title: str, description: str, schema_id: str) -> dict[
                 defs[name] = {
                     "type": "object",
                     "required": list(fields),
-                    "additionalProperties": False,
                     "properties": {key: node(value) for key, value in fields.items()},
                 }
             return {"$ref": f"#/$defs/{name}"}
@@ -174,4 +177,25 @@ def schema_for(cls: type, title: str, description: str, schema_id: str) -> dict[
     }
     top_def = defs[cls.__name__]
     top_def["properties"]["schema_version"] = {"const": 1}
+    return schema
+
+
+def strict_schema(name: str) -> dict[str, Any]:
+    """The shipped schema `name` with every object closed: gpt2tie's own output must hold
+    exactly the declared fields (a consumer gets the open schema, which accepts later 1.x)."""
+    schema: dict[str, Any] = json.loads(
+        resources.files("gpt2tie.schema").joinpath(name).read_text("utf-8")
+    )
+
+    def close(node: Any) -> None:
+        if isinstance(node, dict):
+            if "properties" in node:
+                node.setdefault("additionalProperties", False)
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+
+    close(schema)
     return schema

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 import torch
 import transformers
 from safetensors import safe_open
+from type_schema import strict_schema
 from typer.testing import CliRunner
 
 import gpt2tie
@@ -23,9 +23,7 @@ from gpt2tie.formats.file_access import LocalFiles
 
 peft = pytest.importorskip("peft")
 runner = CliRunner()
-SCHEMA = json.loads(
-    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
-)
+SCHEMA = strict_schema("report-v1.schema.json")
 ERRORS_AND_WARNINGS = ("error", "warning")
 
 

@@ -12,7 +12,7 @@ import pytest
 from load_oracle import by_major
 from tiny_models import CASES
 
-from gpt2tie.requests.answer import report_of
+from gpt2tie.answering.answer import report_of
 from gpt2tie.requests.request import AnalysisOptions, Counts, Request
 from gpt2tie.results import CountReport, InspectReport
 from gpt2tie.sources import resolve

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 import gpt2tie
+from gpt2tie.answering import answer as run_module
 from gpt2tie.cli import app
 from gpt2tie.cli.shared import REQUEST_OPTIONS
-from gpt2tie.requests import answer as run_module
 from gpt2tie.requests.request import Request
 
 

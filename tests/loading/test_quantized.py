@@ -5,7 +5,6 @@ scheme loads on this CPU (bitsandbytes, fp8 via accelerate, compressed-tensors).
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -14,6 +13,7 @@ import quantized_models as qm
 import torch
 import transformers
 from safetensors import safe_open
+from type_schema import strict_schema
 from typer.testing import CliRunner
 
 from gpt2tie.cli import app
@@ -22,9 +22,7 @@ from gpt2tie.cli import app
 pytestmark = pytest.mark.needs_transformers5
 
 runner = CliRunner()
-SCHEMA = json.loads(
-    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
-)
+SCHEMA = strict_schema("report-v1.schema.json")
 REAL = {
     "bnb-nf4": lambda s, f: qm.with_bitsandbytes(
         s, f, load_in_4bit=True, bnb_4bit_quant_type="nf4"

@@ -5,7 +5,6 @@ experts a router really picks."""
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import jsonschema
 import pytest
 import torch
 import transformers
+from type_schema import strict_schema
 from typer.testing import CliRunner
 
 import gpt2tie
@@ -22,9 +22,7 @@ from gpt2tie.cli import app
 pytestmark = pytest.mark.needs_transformers5
 
 runner = CliRunner()
-SCHEMA = json.loads(
-    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
-)
+SCHEMA = strict_schema("report-v1.schema.json")
 TOKENS = 20
 
 SMALL = {"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4}

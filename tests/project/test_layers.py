@@ -19,12 +19,13 @@ LAYERS = {
     "gpt2tie.schema": 0,  # data: the JSON schemas
     "gpt2tie.results": 0,
     "gpt2tie.formats": 1,
+    "gpt2tie.requests": 1,  # what is asked: values every layer above may take
     "gpt2tie.model": 2,
     "gpt2tie.sources": 3,
     "gpt2tie.loading": 3,
     "gpt2tie.inspection": 4,  # the analysis of a model's files
     "gpt2tie.live": 5,  # a model in memory
-    "gpt2tie.requests": 5,  # one request, answered (the journey's one entry)
+    "gpt2tie.answering": 5,  # one request, answered (the journey's one entry)
     "gpt2tie.rewrite": 5,
     "gpt2tie.views": 5,
     "gpt2tie.render": 5,

@@ -92,11 +92,12 @@ def _one_line(text: str) -> str:
 def test_a_hostile_note_under_a_diff_stays_text() -> None:
     """A diff's notes quote what the files say: each note is one emphasised paragraph that
     reads as written."""
+    from gpt2tie.answering.answer import run_or_saved
     from gpt2tie.render.markdown import render_diff
-    from gpt2tie.views.diff import diff_sides, side_of
+    from gpt2tie.views.diff import diff_sides
 
     request = gpt2tie.request("gpt2", offline=True)
-    report = diff_sides(side_of("gpt2", request), side_of("gpt2", request))
+    report = diff_sides(run_or_saved("gpt2", request), run_or_saved("gpt2", request))
     notes = tuple(f"note {name}" for name in HOSTILE)
     tokens = parsed(render_diff(dataclasses.replace(report, notes=notes)))
     shown = []

@@ -24,7 +24,8 @@ from gpt2tie.views.explain import explain
 
 
 def sample_results() -> list[object]:
-    from gpt2tie.views.diff import diff_sides, side_of
+    from gpt2tie.answering.answer import run_or_saved
+    from gpt2tie.views.diff import diff_sides
 
     request = gpt2tie.request("gpt2", offline=True)
     report = gpt2tie.inspect("gpt2", offline=True)
@@ -34,7 +35,7 @@ def sample_results() -> list[object]:
         run_checks(report, Expectations(tied=("lm_head",))),
         builtin.listing(),
         explain(report, "lm_head"),
-        diff_sides(side_of("gpt2", request), side_of("distilgpt2", request)),
+        diff_sides(run_or_saved("gpt2", request), run_or_saved("distilgpt2", request)),
     ]
 
 

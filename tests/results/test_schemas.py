@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from type_schema import mismatches, schema_for
+from type_schema import mismatches, schema_for, strict_schema
 
 from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
 from gpt2tie.results.diff import DiffReport
@@ -74,7 +74,7 @@ def test_every_output_type_has_a_schema() -> None:
 # The checker itself must see drift: each planted difference is reported.
 @pytest.mark.parametrize(
     "plant",
-    ["drop a property", "add a property", "open the object", "wrong type", "drop null"],
+    ["drop a property", "add a property", "close the object", "wrong type", "drop null"],
 )
 def test_the_checker_sees_drift(plant: str) -> None:
     root = json.loads(json.dumps(shipped("builtin-list-v1.schema.json")))
@@ -83,8 +83,8 @@ def test_the_checker_sees_drift(plant: str) -> None:
         del config["properties"]["also"]
     elif plant == "add a property":
         config["properties"]["new"] = {"type": "string"}
-    elif plant == "open the object":
-        config["additionalProperties"] = True
+    elif plant == "close the object":  # a consumer's schema would reject the next 1.x
+        config["additionalProperties"] = False
     elif plant == "wrong type":
         config["properties"]["name"] = {"type": "integer"}
     else:
@@ -110,4 +110,77 @@ def test_real_output_is_valid(argv: list[str], name: str) -> None:
 
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
-    jsonschema.validate(json.loads(result.stdout), shipped(name))
+    jsonschema.validate(json.loads(result.stdout), strict_schema(name))
+
+
+def _objects(schema: Any) -> list[frozenset[str]]:
+    """The field sets of the schema's objects (every field is written, so an object of the
+    output has exactly one of them as its keys; a map's keys are data)."""
+    found = []
+    if isinstance(schema, dict):
+        if "properties" in schema:
+            found.append(frozenset(schema["properties"]))
+        for value in schema.values():
+            found += _objects(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found += _objects(value)
+    return found
+
+
+def _with_unknown_fields(value: Any, objects: list[frozenset[str]]) -> Any:
+    """`value` as a later 1.x might write it: a field nobody knows yet in every object."""
+    if isinstance(value, dict):
+        grown = {k: _with_unknown_fields(v, objects) for k, v in value.items()}
+        if frozenset(value) in objects:
+            grown["added_in_1_x"] = [1]
+        return grown
+    if isinstance(value, list):
+        return [_with_unknown_fields(item, objects) for item in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["inspect", "gpt2", "--offline", "--json"], "report-v1.schema.json"),
+        (["count-params", "gpt2", "--offline", "--json", "--memory"], "report-v1.schema.json"),
+        (["check", "gpt2", "--offline", "--json"], "report-v1.schema.json"),
+        (["diff", "gpt2", "distilgpt2", "--offline", "--json"], "diff-v1.schema.json"),
+        (["explain", "gpt2", "--offline", "--json"], "explain-v1.schema.json"),
+        (["list-builtin", "--json"], "builtin-list-v1.schema.json"),
+    ],
+)
+def test_a_consumer_of_this_schema_accepts_later_1x_output(argv: list[str], name: str) -> None:
+    """Fields may be added within version 1 (docs/json.md): a consumer validating with the
+    shipped schema keeps working when the next 1.x adds fields anywhere."""
+    import jsonschema
+    from typer.testing import CliRunner
+
+    from gpt2tie.cli import app
+
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code in (0, 1), result.output
+    later = _with_unknown_fields(json.loads(result.stdout), _objects(shipped(name)))
+    jsonschema.validate(later, shipped(name), cls=jsonschema.Draft202012Validator)
+    with pytest.raises(jsonschema.ValidationError):  # the test's own, closed copy sees them
+        jsonschema.validate(later, strict_schema(name), cls=jsonschema.Draft202012Validator)
+
+
+def test_an_older_consumer_accepts_the_fields_added_since(checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
+    """A consumer holding the schema from before `checkpoint.converted_on_load` was added
+    (0.1.0 as first published) validates today's output."""
+    import jsonschema
+    from typer.testing import CliRunner
+
+    from gpt2tie.cli import app
+
+    older = shipped("report-v1.schema.json")
+    checkpoint = older["$defs"]["checkpoint"]
+    del checkpoint["properties"]["converted_on_load"]
+    checkpoint["required"].remove("converted_on_load")
+    folder = checkpoint_dir("gpt2-tied")
+    result = CliRunner().invoke(app, ["inspect", str(folder), "--json", "--no-cache"])
+    report = json.loads(result.stdout)
+    assert "converted_on_load" in report["checkpoint"]  # today's output has the field
+    jsonschema.validate(report, older, cls=jsonschema.Draft202012Validator)

@@ -152,7 +152,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_failure_midway_leaves_nothing(tmp_path: Path, checkpoint_dir) -> None:  # type: ignore[no-untyped-def]
-    from gpt2tie.requests.answer import report_of
+    from gpt2tie.answering.answer import report_of
     from gpt2tie.requests.request import AnalysisOptions, Request
     from gpt2tie.rewrite.plan import plan_untie
     from gpt2tie.rewrite.write import WriteError, planned_bytes, write_checkpoint_folder

@@ -201,10 +201,10 @@ def test_shipped_answers_match_a_fresh_computation() -> None:
     import os
     from importlib import resources
 
+    from gpt2tie.answering.result_cache import SHIPPED_ANSWERS, answer_key, options_key
     from gpt2tie.inspection.build import analyze, count_report_from, inspect_report_from
-    from gpt2tie.inspection.options import InspectOptions
     from gpt2tie.model import transformers_version
-    from gpt2tie.requests.result_cache import SHIPPED_ANSWERS, answer_key
+    from gpt2tie.requests.request import InspectOptions
     from gpt2tie.results import CountReport, InspectReport
     from gpt2tie.sources import builtin, load
     from gpt2tie.sources.located import Located
@@ -213,8 +213,8 @@ def test_shipped_answers_match_a_fresh_computation() -> None:
     fresh: dict[str, object] = {}
     for entry in builtin.listing().configs:
         model_source = load(Located(builtin.builtin_place(entry.name), "checkpoint"))
-        inspect_key = answer_key(InspectReport, model_source, options.cache_key_part())
-        count_key = answer_key(CountReport, model_source, {**options.cache_key_part(), "depth": 1})
+        inspect_key = answer_key(InspectReport, model_source, options_key(options))
+        count_key = answer_key(CountReport, model_source, {**options_key(options), "depth": 1})
         assert inspect_key is not None and count_key is not None
         analysis = analyze(model_source, options)
         fresh[inspect_key] = inspect_report_from(model_source, analysis).to_dict()

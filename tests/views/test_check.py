@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
 from tiny_models import CASES_BY_ID, make_model
+from type_schema import strict_schema
 from typer.testing import CliRunner
 
 from gpt2tie.cli import app
 from gpt2tie.views.checks import parse_count
 
 runner = CliRunner()
-SCHEMA = json.loads(
-    resources.files("gpt2tie.schema").joinpath("report-v1.schema.json").read_text("utf-8")
-)
+SCHEMA = strict_schema("report-v1.schema.json")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,14 @@ import transformers
 from load_oracle import TRANSFORMERS_MAJOR, by_major, identity_groups
 from safetensors.torch import load_file, save_file
 from tiny_models import musicgen_config
+from type_schema import strict_schema
 from typer.testing import CliRunner
 
 from gpt2tie.cli import app
 from gpt2tie.results.diff import DIFFERENCE_CODES
 
 runner = CliRunner()
-DIFF_SCHEMA = json.loads(
-    resources.files("gpt2tie.schema").joinpath("diff-v1.schema.json").read_text("utf-8")
-)
+DIFF_SCHEMA = strict_schema("diff-v1.schema.json")
 CONFIG = {
     "vocab_size": 96,
     "hidden_size": 32,

@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import Any, TypeVar
 
 from gpt2tie.formats.own_files import atomic_write_bytes, cache_root, read_or_none
+from gpt2tie.requests.request import InspectOptions
 from gpt2tie.results import CountReport, InspectReport, from_json_value
 from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.version import __version__
@@ -152,3 +153,13 @@ def _load(kind: type[Result], path: Any, key: str) -> Result | None:
 
 def _with_source(result: Result, model_source: ModelSource) -> Result:
     return dataclasses.replace(result, source=model_source.source)
+
+
+def options_key(options: InspectOptions) -> dict[str, object]:
+    """The options a result depends on (not how it is computed or shown)."""
+    return {
+        "class_name": options.class_name,
+        "trust_remote_code": options.trust_remote_code,
+        "check_values": options.check_values,
+        "load": options.load,
+    }

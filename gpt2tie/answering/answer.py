@@ -9,35 +9,63 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gpt2tie.answering.result_cache import cached, options_key
 from gpt2tie.base.errors import Gpt2tieError, InputError
 from gpt2tie.base.paths import shown
-from gpt2tie.inspection.options import InspectOptions
 from gpt2tie.model.transformers_version import require_transformers5
-from gpt2tie.requests.request import AnalysisOptions, Report, Request
-from gpt2tie.requests.result_cache import cached
+from gpt2tie.requests.request import (
+    KIND_NAMES,
+    AnalysisOptions,
+    InputKind,
+    InspectOptions,
+    Request,
+)
 from gpt2tie.results import CountReport, InspectReport
 from gpt2tie.sources import load, locate
-from gpt2tie.sources.classify import InputKind
+from gpt2tie.sources.locate import looks_like_repo_id
 from gpt2tie.sources.model_source import ModelSource
-from gpt2tie.sources.repo_ids import looks_like_repo_id
 
 if TYPE_CHECKING:
     from gpt2tie.inspection.gguf_report import ReferenceLookup
+
+
+@dataclass(frozen=True)
+class Report:
+    """One run's answer: the inspect report, the count section when the request asked for it,
+    and the resolved model the reports were drawn from (a diff compares its files)."""
+
+    inspection: InspectReport
+    counts: CountReport | None = None
+    model_source: ModelSource | None = field(default=None, compare=False)
 
 
 def run(request: Request) -> Report:
     """Locate `request.model`, load it (telling `request.hooks.note` what that noticed) and
     answer the request: the one path behind every command and `gpt2tie.inspect()`."""
     located = locate(request.model, request.where)
-    request.refuse_kind(located.kind)
+    if located.kind not in request.reads:
+        read = " and ".join(KIND_NAMES[kind] for kind in sorted(request.reads))
+        raise InputError(f"{request.command}: {read} only, not {KIND_NAMES[located.kind]}")
     model_source = load(located)
     if request.hooks.note is not None:
         for text in model_source.notes:
             request.hooks.note(text)
     return report_of(model_source, request)
+
+
+def run_or_saved(spec: str, request: Request) -> Report:
+    """A saved `inspect --json` report (one side of a diff, a baseline), or `spec` inspected
+    as `request` asks."""
+    from gpt2tie.answering.saved_report import load_saved_report
+
+    path = Path(spec)
+    if spec.endswith(".json") and path.is_file():
+        return Report(load_saved_report(path))
+    return run(dataclasses.replace(request, model=spec))
 
 
 def report_of(model_source: ModelSource, request: Request) -> Report:
@@ -68,7 +96,7 @@ def _checkpoint_report(model_source: ModelSource, request: Request) -> Report:
 
         return inspect_report_from(model_source, analysis())
 
-    key = options.cache_key_part()
+    key = options_key(options)
     inspection = cached(InspectReport, model_source, key, inspect_report, options.use_cache)
     counted = None
     if counts is not None:
@@ -89,9 +117,20 @@ def _settled(model_source: ModelSource, request: Request) -> InspectOptions:
     """The builders' options: the value-check default for this source, and the progress hook
     only where values come over the network."""
     what = request.what
-    check_values = model_source.values_checked_by_default(what.values)
+    # --values/--no-values as given, else on for local files, off for the network.
+    check_values = not model_source.values_are_remote if what.values is None else what.values
     remote = check_values and model_source.values_are_remote
-    return what.inspect_options(check_values, request.hooks.progress if remote else None)
+    return InspectOptions(
+        what.class_name,
+        what.trust_remote_code,
+        check_values=check_values,
+        load=what.load,
+        use_cache=what.use_cache,
+        progress=request.hooks.progress if remote else None,
+        max_modules=what.max_modules,
+        hf_reference=what.hf_reference,
+        base_model=what.base_model,
+    )
 
 
 def _adapter_report(model_source: ModelSource, request: Request) -> Report:
