@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.base.errors import InputError
@@ -59,14 +58,11 @@ if TYPE_CHECKING:
 
 
 def _skeleton(model_source: ModelSource, options: InspectOptions) -> Skeleton:
-    code_folder = model_source.code_folder
-    if code_folder is None and model_source.source.kind == "local":
-        code_folder = Path(str(model_source.source.path))
     return build_skeleton(
         model_source.config,
         options.class_name,
         options.trust_remote_code,
-        code_folder,
+        model_source.code_folder,
         model_source.config_file,
         options.max_modules,
     )

@@ -47,7 +47,7 @@ def load_checkpoint(located: Located) -> ModelSource:
         source=place.source,
         config=read_config(config_file, spec),
         config_file=config_file,
-        code_folder=config_file.parent,
+        code_folder=config_file.parent.resolve(),  # a repo's custom code sits beside it
         checkpoint=checkpoint,
         notes=tuple(notes),
         values_are_remote=place.all_remote

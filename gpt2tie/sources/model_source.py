@@ -20,7 +20,7 @@ class ModelSource:
     notes: tuple[str, ...] = ()
     # Tensor values would come over the network: value checks are then opt-in (--values).
     values_are_remote: bool = False
-    # Where the repo's custom code was fetched to, with --trust-remote-code.
+    # The folder of config.json, where a repo's custom code is (fetched with --trust-remote-code).
     code_folder: Path | None = None
     # The config.json `config` was read from: transformers reads it again to build the config.
     config_file: Path | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 import tempfile
 from collections import Counter
@@ -119,12 +120,14 @@ def trace(argv: list[str], spec: str) -> Journey:
 
     from gpt2tie.cli.entry import main
 
+    handler = signal.getsignal(signal.SIGTERM)  # main() sets its own
     sys.setprofile(profile)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
             main(argv)
     finally:
         sys.setprofile(None)
+        signal.signal(signal.SIGTERM, handler)
     return Journey(tuple(stays), tuple(resolving))
 
 
@@ -142,21 +145,25 @@ def journeys() -> dict[str, Journey]:
     from fake_hub import RunningHub
 
     found: dict[str, Journey] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        _tiny_gpt2(root / "model")
-        os.environ["GPT2TIE_CACHE_DIR"] = str(root / "gpt2tie-cache")
-        os.environ["HF_HUB_CACHE"] = str(root / "hf-cache")
-        os.environ.pop("HF_HUB_OFFLINE", None)
-        with RunningHub() as hub:
-            os.environ["HF_ENDPOINT"] = hub.url
-            hub.add_repo("org/tiny", root / "model")
-            cache_dir = str(root / "hf-cache")
-            argv = ["inspect", "org/tiny", "--json", "--no-cache", "--cache-dir", cache_dir]
-            found["hub"] = trace(argv, "org/tiny")
-            found["cache"] = trace([*argv, "--offline"], "org/tiny")
-        local = str(root / "model")
-        found["local"] = trace(["inspect", local, "--json", "--no-cache"], local)
+    saved = dict(os.environ)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            root = Path(scratch)
+            _tiny_gpt2(root / "model")
+            os.environ["GPT2TIE_CACHE_DIR"] = str(root / "gpt2tie-cache")
+            os.environ.pop("HF_HUB_OFFLINE", None)
+            with RunningHub() as hub:
+                os.environ["HF_ENDPOINT"] = hub.url
+                hub.add_repo("org/tiny", root / "model")
+                cache_dir = str(root / "hf-cache")
+                argv = ["inspect", "org/tiny", "--json", "--no-cache", "--cache-dir", cache_dir]
+                found["hub"] = trace(argv, "org/tiny")
+                found["cache"] = trace([*argv, "--offline"], "org/tiny")
+            local = str(root / "model")
+            found["local"] = trace(["inspect", local, "--json", "--no-cache"], local)
+    finally:  # the tests that run after this one see the environment they started with
+        os.environ.clear()
+        os.environ.update(saved)
     return found
 
 
