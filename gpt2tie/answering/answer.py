@@ -118,7 +118,9 @@ def _settled(model_source: ModelSource, request: Request) -> InspectOptions:
     only where values come over the network."""
     what = request.what
     # --values/--no-values as given, else on for local files, off for the network.
-    check_values = not model_source.values_are_remote if what.values is None else what.values
+    check_values = (
+        not model_source.values_are_remote if what.check_values is None else what.check_values
+    )
     remote = check_values and model_source.values_are_remote
     return InspectOptions(
         what.class_name,
@@ -128,7 +130,7 @@ def _settled(model_source: ModelSource, request: Request) -> InspectOptions:
         use_cache=what.use_cache,
         progress=request.hooks.progress if remote else None,
         max_modules=what.max_modules,
-        hf_reference=what.hf_reference,
+        hf_reference=what.hf,
         base_model=what.base_model,
     )
 
@@ -167,7 +169,7 @@ def _adapter_report(model_source: ModelSource, request: Request) -> Report:
     base_request = Request(
         spec,
         dataclasses.replace(request.where, gguf_file=None, subfolder=""),
-        dataclasses.replace(request.what, base_model=None, values=options.check_values),
+        dataclasses.replace(request.what, base_model=None, check_values=options.check_values),
     )
     named_by = "--base-model" if found_by == "--base" else found_by
     try:
@@ -209,7 +211,7 @@ def _gguf_reference(model_source: ModelSource, request: Request) -> ReferenceLoo
     from gpt2tie.inspection.gguf_report import ReferenceLookup, reference_candidates
 
     assert model_source.gguf is not None
-    explicit = request.what.hf_reference
+    explicit = request.what.hf
     candidates = [(explicit, "--hf")] if explicit else reference_candidates(model_source.gguf)
     if not candidates:
         return None
@@ -218,7 +220,9 @@ def _gguf_reference(model_source: ModelSource, request: Request) -> ReferenceLoo
         spec,
         dataclasses.replace(request.where, gguf_file=None, subfolder="", revision=None),
         AnalysisOptions(
-            values=False, use_cache=request.what.use_cache, max_modules=request.what.max_modules
+            check_values=False,
+            use_cache=request.what.use_cache,
+            max_modules=request.what.max_modules,
         ),
     )
     try:

@@ -217,7 +217,7 @@ def diff(
     compare_values: CompareValuesOption = False,
 ) -> None:
     """`gpt2tie diff` (its help text: `help_text.COMMANDS`)."""
-    if request.what.values:  # `diff --values` once meant --compare-values
+    if request.what.check_values:  # `diff --values` once meant --compare-values
         terminal.say(
             "note: --values reads the values a tie decision needs on each side; "
             "--compare-values compares every tensor stored on both"

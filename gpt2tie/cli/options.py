@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -307,3 +307,33 @@ CompareValuesOption = Annotated[
         help="Also compare the values of every tensor stored on both sides (reads them, streamed).",
     ),
 ]
+
+
+# The request's options as the commands take them: parameter name (the keyword of
+# `build_request`, but for --no-cache and the hidden --base) -> (its Annotated type, its
+# default), in the order help shows them. A new option is declared above and listed here.
+REQUEST_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "class_name": (ClassOption, None),
+    "trust_remote_code": (TrustOption, False),
+    "check_values": (ValuesOption, None),
+    "load": (LoadOption, False),
+    "base_model": (BaseModelOption, None),
+    "base_alias": (BaseAliasOption, None),
+    "no_cache": (NoCacheOption, False),
+    "max_modules": (MaxModulesOption, None),
+    "revision": (RevisionOption, None),
+    "token": (TokenOption, None),
+    "offline": (OfflineOption, False),
+    "subfolder": (SubfolderOption, ""),
+    "cache_dir": (CacheDirOption, None),
+    "timeout": (TimeoutOption, None),
+    "gguf_file": (GgufFileOption, None),
+    "hf": (HfOption, None),
+}
+# count-params' own: the module breakdown and the memory estimate.
+COUNT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "depth": (DepthOption, 1),
+    "memory": (MemoryFlagOption, False),
+    "context": (ContextOption, None),
+    "batch": (BatchOption, 1),
+}

@@ -15,36 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.cli import options
+from gpt2tie.cli.options import COUNT_OPTIONS, REQUEST_OPTIONS
 
 if TYPE_CHECKING:
     from gpt2tie.requests.request import Request
 
-# Parameter name -> (its Annotated option type, its default), in the order help shows them.
-REQUEST_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "class_name": (options.ClassOption, None),
-    "trust_remote_code": (options.TrustOption, False),
-    "check_values": (options.ValuesOption, None),
-    "load": (options.LoadOption, False),
-    "base_model": (options.BaseModelOption, None),
-    "base_alias": (options.BaseAliasOption, None),
-    "no_cache": (options.NoCacheOption, False),
-    "max_modules": (options.MaxModulesOption, None),
-    "revision": (options.RevisionOption, None),
-    "token": (options.TokenOption, None),
-    "offline": (options.OfflineOption, False),
-    "subfolder": (options.SubfolderOption, ""),
-    "cache_dir": (options.CacheDirOption, None),
-    "timeout": (options.TimeoutOption, None),
-    "gguf_file": (options.GgufFileOption, None),
-    "hf": (options.HfOption, None),
-}
-# count-params' own: the module breakdown and the memory estimate.
-COUNT_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "depth": (options.DepthOption, 1),
-    "memory": (options.MemoryFlagOption, False),
-    "context": (options.ContextOption, None),
-    "batch": (options.BatchOption, 1),
-}
 OUTPUT_OPTIONS: dict[str, tuple[Any, Any]] = {
     "output_format": (options.FormatOption, None),
     "json_output": (options.JsonOption, False),

@@ -2,11 +2,12 @@
 about the work. `build_request` is the one way to make one from options: the CLI's option group
 and the Python API's keywords both call it; `answer.run` answers it.
 
-A new option is three edits: its field (and its check) in the request type, its keyword in
-`RequestKeywords` and `build_request`, its declaration in `cli/options.py`."""
+A new option is three edits: its field (and its check) in `SourceOptions` or `AnalysisOptions`,
+its keyword (the field's name) in `RequestKeywords`, its declaration in `cli/options.py`."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -37,13 +38,14 @@ class SourceOptions:
     token: str | None = None
     offline: bool = False
     subfolder: str = ""
-    cache_dir: Path | None = None
+    cache_dir: str | Path | None = None  # "" is unset (not the current folder)
     fetch_code: bool = False  # --trust-remote-code: also fetch the repo's *.py files
     timeout: float | None = None  # --timeout: None is GPT2TIE_TIMEOUT, else DEFAULT_TIMEOUT
     gguf_file: str | None = None  # --gguf-file: this GGUF file of the folder or repo
     started: float = field(default_factory=time.monotonic, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir) if self.cache_dir else None)
         checked_subfolder(self.subfolder)
         if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout >= 1):
             raise InputError(
@@ -106,16 +108,16 @@ class Counts:
 
 @dataclass(frozen=True)
 class AnalysisOptions:
-    """What to find out. `values`: read the stored values a tie decision needs (None: on for
-    local files, off for the Hub); `counts`: add the count-params section."""
+    """What to find out. `check_values`: read the stored values a tie decision needs (None: on
+    for local files, off for the Hub); `counts`: add the count-params section."""
 
     class_name: str | None = None
     trust_remote_code: bool = False
-    values: bool | None = None
+    check_values: bool | None = None
     load: bool = False
     use_cache: bool = True  # serve repeated runs from gpt2tie's result cache
     max_modules: int | None = None  # None: GPT2TIE_MAX_MODULES or the default
-    hf_reference: str | None = None  # GGUF only: the HF model to compare the tie with
+    hf: str | None = None  # GGUF only: the HF model to compare the tie with
     base_model: str | None = None  # adapters only: the base model
     counts: Counts | None = None
 
@@ -184,6 +186,8 @@ class CountKeywords(RequestKeywords, total=False):
 
 
 REQUEST_KEYWORDS = frozenset(RequestKeywords.__annotations__)
+SOURCE_FIELDS = REQUEST_KEYWORDS & {f.name for f in dataclasses.fields(SourceOptions)}
+ANALYSIS_FIELDS = REQUEST_KEYWORDS & {f.name for f in dataclasses.fields(AnalysisOptions)}
 COUNT_KEYWORDS = frozenset(CountKeywords.__annotations__) - REQUEST_KEYWORDS
 
 
@@ -196,16 +200,9 @@ def build_request(model: str, counted: bool = False, **keywords: Any) -> Request
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
     given: dict[str, Any] = keywords
-    cache_dir = given.get("cache_dir")
+    # A keyword is the field of the same name, in the source or the analysis options.
     where = SourceOptions(
-        revision=given.get("revision"),
-        token=given.get("token"),
-        offline=given.get("offline", False),
-        subfolder=given.get("subfolder", ""),
-        # An empty folder name is no folder, not the current one.
-        cache_dir=Path(cache_dir) if cache_dir else None,
-        timeout=given.get("timeout"),
-        gguf_file=given.get("gguf_file"),
+        **{k: v for k, v in given.items() if k in SOURCE_FIELDS},
         # One switch for custom code: it also decides whether a repo's *.py files are fetched.
         fetch_code=given.get("trust_remote_code", False),
     )
@@ -216,14 +213,6 @@ def build_request(model: str, counted: bool = False, **keywords: Any) -> Request
             memory = MemoryOptions(given.get("context"), given.get("batch", 1))
         counts = Counts(given.get("depth", 1), memory)
     what = AnalysisOptions(
-        class_name=given.get("class_name"),
-        trust_remote_code=given.get("trust_remote_code", False),
-        values=given.get("check_values"),
-        load=given.get("load", False),
-        use_cache=given.get("use_cache", True),
-        max_modules=given.get("max_modules"),
-        hf_reference=given.get("hf"),
-        base_model=given.get("base_model"),
-        counts=counts,
+        **{k: v for k, v in given.items() if k in ANALYSIS_FIELDS}, counts=counts
     )
     return Request(model, where, what)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import gpt2tie
 from gpt2tie.answering import answer as run_module
 from gpt2tie.cli import app
-from gpt2tie.cli.shared import REQUEST_OPTIONS
+from gpt2tie.cli.options import REQUEST_OPTIONS
 from gpt2tie.requests.request import Request
 
 
@@ -78,7 +78,7 @@ def test_defaults_are_the_same_request(first_request: list[Request]) -> None:
     from_cli = cli_request(first_request, "inspect", "gpt2")
     from_api = api_request(first_request, lambda: gpt2tie.inspect("gpt2"))
     assert from_cli == from_api
-    assert from_cli.what.use_cache and from_cli.what.values is None
+    assert from_cli.what.use_cache and from_cli.what.check_values is None
 
 
 def test_every_option_is_the_same_request(first_request: list[Request]) -> None:
@@ -197,7 +197,7 @@ def test_both_faces_refuse_the_same_values_with_the_same_line(
 def test_the_tables_cover_every_option_of_both_faces() -> None:
     """A new option reaches both faces and this test: every CLI option and every API keyword
     appears in the table."""
-    from gpt2tie.cli.shared import COUNT_OPTIONS
+    from gpt2tie.cli.options import COUNT_OPTIONS
     from gpt2tie.requests.request import COUNT_KEYWORDS, REQUEST_KEYWORDS
 
     keywords = {name for _, given in SAME_REQUEST for name in given}
@@ -227,7 +227,7 @@ def test_check_baseline_inspects_each_model_once_with_the_options_given(
     )
     assert result.exit_code in (0, 1), result.output
     assert [r.model for r in requests_run] == [str(model), str(baseline)]
-    assert all(r.what.values is False and not r.what.use_cache for r in requests_run)
+    assert all(r.what.check_values is False and not r.what.use_cache for r in requests_run)
 
 
 def test_diff_runs_both_sides_with_the_options_given(
@@ -236,7 +236,7 @@ def test_diff_runs_both_sides_with_the_options_given(
     a, b = checkpoint_dir("gpt2-tied"), checkpoint_dir("llama-tied")
     result = CliRunner().invoke(app, ["diff", str(a), str(b), "--no-values", "--class", "X"])
     assert [r.model for r in requests_run] == [str(a)]  # the unknown class stops it at A
-    assert requests_run[0].what.values is False and requests_run[0].what.class_name == "X"
+    assert requests_run[0].what.check_values is False and requests_run[0].what.class_name == "X"
     assert result.exit_code == 2
 
 
