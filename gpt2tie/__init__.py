@@ -10,9 +10,10 @@ if TYPE_CHECKING:
     import torch
     from typing_extensions import Unpack
 
-    from gpt2tie.requests.request import CountKeywords, Request, RequestKeywords
+    from gpt2tie.requests.request import CountKeywords, PlanKeywords, Request, RequestKeywords
     from gpt2tie.results import AliasGroup, CountReport, InspectReport
     from gpt2tie.results.memory import TrainableCounts
+    from gpt2tie.results.plan import PlanReport
     from gpt2tie.training.guard import TieBrokenError, TieGuard, TieWarning
     from gpt2tie.training.trainer_callback import TieGuardCallback
 
@@ -27,6 +28,7 @@ __all__ = [
     "find_aliases",
     "inspect",
     "inspect_module",
+    "plan",
     "request",
     "trainable_counts",
 ]
@@ -58,6 +60,19 @@ def count_params(model_spec: str, **keywords: Unpack[CountKeywords]) -> CountRep
     from gpt2tie.requests.request import build_request
 
     report = run(build_request(model_spec, True, **keywords)).counts
+    assert report is not None  # asked for
+    return report
+
+
+def plan(model_spec: str, **keywords: Unpack[PlanKeywords]) -> PlanReport:
+    """The report `gpt2tie plan MODEL` prints: for each tie of the model, whether an FSDP2 run
+    with these settings keeps it. The run's settings: `accelerate_config` (its YAML), or the
+    Trainer's `fsdp` with `fsdp_config` (a JSON file); `world_size` (default: the config's
+    `num_processes`, else 8); and every keyword of `inspect()`."""
+    from gpt2tie.answering.answer import run
+    from gpt2tie.requests.request import build_request
+
+    report = run(build_request(model_spec, planned=True, **keywords)).plan
     assert report is not None  # asked for
     return report
 

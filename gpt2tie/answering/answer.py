@@ -25,6 +25,7 @@ from gpt2tie.requests.request import (
     Request,
 )
 from gpt2tie.results import CountReport, InspectReport
+from gpt2tie.results.plan import PlanReport
 from gpt2tie.sources import load, locate
 from gpt2tie.sources.locate import looks_like_repo_id
 from gpt2tie.sources.model_source import ModelSource
@@ -41,6 +42,7 @@ class Report:
     inspection: InspectReport
     counts: CountReport | None = None
     model_source: ModelSource | None = field(default=None, compare=False)
+    plan: PlanReport | None = None  # when the request asked for a parallel run's plan
 
 
 def run(request: Request) -> Report:
@@ -75,9 +77,15 @@ def report_of(model_source: ModelSource, request: Request) -> Report:
 
 
 def _checkpoint_report(model_source: ModelSource, request: Request) -> Report:
-    """A Hugging Face model: one analysis serves the inspect report and the count section."""
+    """A Hugging Face model: one analysis serves the inspect report, the count section and a
+    plan."""
     options = _settled(model_source, request)
     counts = request.what.counts
+    setup = None
+    if request.what.plan is not None:  # a bad config file is refused before any work
+        from gpt2tie.parallel.fsdp_setup import fsdp_setup
+
+        setup = fsdp_setup(request.what.plan)
     if counts is not None and counts.memory is not None:
         # KV-cache layouts and MoE routing are measured on transformers 5
         require_transformers5("--memory")
@@ -110,7 +118,12 @@ def _checkpoint_report(model_source: ModelSource, request: Request) -> Report:
         if counts.memory is not None:
             count_key["memory"] = [counts.memory.context, counts.memory.batch]
         counted = cached(CountReport, model_source, count_key, count_report, options.use_cache)
-    return Report(inspection, counted, model_source)
+    planned = None
+    if setup is not None:
+        from gpt2tie.parallel.plan import plan_report
+
+        planned = plan_report(model_source, inspection, options, setup)
+    return Report(inspection, counted, model_source, planned)
 
 
 def _settled(model_source: ModelSource, request: Request) -> InspectOptions:

@@ -309,6 +309,24 @@ def retie(
     )
 
 
+@command("plan", help=COMMANDS["plan"].text(), short_help=COMMANDS["plan"].summary)
+@terminal.reports_errors
+@takes_data_output
+@takes_request(planned=True)
+def plan(
+    request: Request,
+    output: str,
+    model: ModelArgument = None,
+    fail_on: FailOnOption = FailOn.error,
+) -> None:
+    """`gpt2tie plan` (its help text: `help_text.COMMANDS`)."""
+    planned = work.on_terminal(request, "Planning").plan
+    assert planned is not None  # asked for
+    terminal.emit(planned, output)
+    if fail_on is not FailOn.never and planned.findings_at_or_above(fail_on.value):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
 @command(
     "list-builtin",
     help=COMMANDS["list-builtin"].text(),

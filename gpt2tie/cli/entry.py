@@ -51,5 +51,6 @@ _COMMANDS = (
     "explain",
     "untie",
     "retie",
+    "plan",
     "list-builtin",
 )

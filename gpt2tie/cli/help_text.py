@@ -121,6 +121,27 @@ COMMANDS: dict[str, CommandHelp] = {
             ("gpt2tie retie ./finetuned --out ./tied --prefer head", ""),
         ),
     ),
+    "plan": CommandHelp(
+        "Will this FSDP2 run keep the ties? Before it starts.",
+        (
+            "Reads the run's settings as its framework does (an accelerate config YAML, or the "
+            "Trainer's --fsdp and --fsdp-config), shards the model on the meta device under a fake "
+            "process group of the run's world size with the framework's own code (accelerate's "
+            "fsdp2_prepare_model, torch's fully_shard), and reports, for every tie, the FSDP unit "
+            "of each name and whether the run keeps it. No weights are loaded, no GPU is needed.",
+            "A tie the run splits is an error (its first forward raises), with a fix in the "
+            "settings' own terms, checked by simulating the run with it. Exit 0 when no finding "
+            "reaches --fail-on (default: error), 1 otherwise, 2 on bad input.",
+        ),
+        (
+            ("gpt2tie plan ./my-model --accelerate-config fsdp.yaml", ""),
+            (
+                "gpt2tie plan ./my-model --fsdp 'full_shard auto_wrap' --fsdp-config fsdp.json",
+                "the Trainer's settings",
+            ),
+            ("gpt2tie plan org/model --accelerate-config fsdp.yaml --world-size 64 --json", ""),
+        ),
+    ),
     "list-builtin": CommandHelp(
         "The configs shipped with gpt2tie (they answer offline).",
         ("Each answers offline, structurally: no checkpoint files are read.",),

@@ -337,3 +337,52 @@ COUNT_OPTIONS: dict[str, tuple[Any, Any]] = {
     "context": (ContextOption, None),
     "batch": (BatchOption, 1),
 }
+
+PLAN_PANEL = "The run's settings (one of)"
+AccelerateConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--accelerate-config",
+        metavar="FILE",
+        help="The run's accelerate config YAML (accelerate launch --config_file FILE).",
+        show_default=False,
+        rich_help_panel=PLAN_PANEL,
+    ),
+]
+FsdpOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fsdp",
+        metavar="OPTIONS",
+        help="The Trainer's fsdp argument, e.g. 'full_shard auto_wrap'.",
+        show_default=False,
+        rich_help_panel=PLAN_PANEL,
+    ),
+]
+FsdpConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fsdp-config",
+        metavar="FILE",
+        help="The Trainer's fsdp_config, as a JSON file (with --fsdp).",
+        show_default=False,
+        rich_help_panel=PLAN_PANEL,
+    ),
+]
+WorldSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--world-size",
+        metavar="N",
+        help="Processes of the run (default: the config's num_processes, else 8).",
+        show_default=False,
+        rich_help_panel=PLAN_PANEL,
+    ),
+]
+# plan's own: the parallel run's settings.
+PLAN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "accelerate_config": (AccelerateConfigOption, None),
+    "fsdp": (FsdpOption, None),
+    "fsdp_config": (FsdpConfigOption, None),
+    "world_size": (WorldSizeOption, None),
+}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.cli import options
-from gpt2tie.cli.options import COUNT_OPTIONS, REQUEST_OPTIONS
+from gpt2tie.cli.options import COUNT_OPTIONS, PLAN_OPTIONS, REQUEST_OPTIONS
 
 if TYPE_CHECKING:
     from gpt2tie.requests.request import Request
@@ -44,14 +44,16 @@ def model_spec(spec: str | None) -> str:
     return "."
 
 
-def request_from(model: str, given: dict[str, Any], counted: bool = False) -> Request:
+def request_from(
+    model: str, given: dict[str, Any], counted: bool = False, planned: bool = False
+) -> Request:
     """The `Request` for `model` from the shared options as parsed (`given`: name -> value)."""
     from gpt2tie.requests.request import build_request
 
     keywords = dict(given)
     keywords["use_cache"] = not keywords.pop("no_cache")
     keywords["base_model"] = _base_model(keywords.pop("base_model"), keywords.pop("base_alias"))
-    return build_request(model, counted, **keywords)
+    return build_request(model, counted, planned, **keywords)
 
 
 def _base_model(base_model: str | None, base_alias: str | None) -> str | None:
@@ -108,16 +110,21 @@ def _evaluated(annotation: Any, command: Callable[..., None]) -> Any:
 
 
 def takes_request(
-    model_parameter: str = "model", counted: bool = False
+    model_parameter: str = "model", counted: bool = False, planned: bool = False
 ) -> Callable[[Callable[..., None]], Any]:
     """Give the command the shared source and analysis options (`counted`: and count-params'),
     as one `request` argument for the model its `model_parameter` argument names (MODEL
     omitted: the current folder)."""
-    group = {**REQUEST_OPTIONS, **(COUNT_OPTIONS if counted else {})}
+    group = {
+        **REQUEST_OPTIONS,
+        **(COUNT_OPTIONS if counted else {}),
+        **(PLAN_OPTIONS if planned else {}),
+    }
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         def make(values: dict[str, Any], arguments: dict[str, Any]) -> Request:
-            return request_from(model_spec(arguments[model_parameter]), values, counted)
+            spec = model_spec(arguments[model_parameter])
+            return request_from(spec, values, counted, planned)
 
         return _with_parameters(command, group, "request", make)
 

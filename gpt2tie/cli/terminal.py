@@ -13,12 +13,12 @@ import typer
 
 from gpt2tie.base.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Gpt2tieError, InputError
 from gpt2tie.base.printable import printable, printable_message
-from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
-from gpt2tie.results.diff import DiffReport
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
+
+    from gpt2tie.render import Result
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -178,7 +178,7 @@ def refuse_ci_formats(chosen: str) -> None:
 
 
 def emit(
-    result: InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport | DiffReport,
+    result: Result,
     chosen: str,
 ) -> None:
     """Print `result` on stdout in the `--format` chosen: text, json, github or markdown."""

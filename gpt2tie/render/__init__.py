@@ -9,6 +9,7 @@ from gpt2tie.base.printable import printable_copy
 from gpt2tie.render.json_render import render_json
 from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
 from gpt2tie.results.diff import DiffReport
+from gpt2tie.results.plan import PlanReport
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -16,7 +17,15 @@ if TYPE_CHECKING:
 OutputFormat = Literal["table", "json", "github", "markdown"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
-Result = InspectReport | CountReport | CheckReport | BuiltinList | ExplainReport | DiffReport
+Result = (
+    InspectReport
+    | CountReport
+    | CheckReport
+    | BuiltinList
+    | ExplainReport
+    | DiffReport
+    | PlanReport
+)
 RESULT_TYPES: tuple[type, ...] = get_args(Result)
 # The results a CI system reads: `--format github|markdown` exists for these commands only.
 CI_RESULT_TYPES: tuple[type, ...] = (InspectReport, CheckReport, DiffReport)
@@ -24,7 +33,7 @@ CI_RESULT_TYPES: tuple[type, ...] = (InspectReport, CheckReport, DiffReport)
 
 def table_renderers() -> dict[type, Callable[[Any], RenderableType]]:
     """Result type -> its Rich renderer (imported only when a table is wanted)."""
-    from gpt2tie.render import rich_diff, rich_render
+    from gpt2tie.render import rich_diff, rich_plan, rich_render
 
     return {
         InspectReport: rich_render.render_report,
@@ -33,6 +42,7 @@ def table_renderers() -> dict[type, Callable[[Any], RenderableType]]:
         BuiltinList: rich_render.render_builtin_list,
         ExplainReport: rich_render.render_explanations,
         DiffReport: rich_diff.render_diff,
+        PlanReport: rich_plan.render_plan,
     }
 
 

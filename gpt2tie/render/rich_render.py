@@ -36,7 +36,7 @@ _SOURCE_LABEL = {
 
 def render_report(report: InspectReport) -> RenderableType:
     parts: list[RenderableType] = [
-        _title(report.source, report.model),
+        title_line(report.source, report.model),
         *_answers(report.heads, report.parameters),
         "",
         _alias_table(report.alias_groups),
@@ -57,7 +57,7 @@ def render_report(report: InspectReport) -> RenderableType:
         parts += ["", _gguf_table(report.checkpoint, report.checkpoint.gguf)]
     elif report.checkpoint is not None:
         parts += ["", _checkpoint_table(report.checkpoint)]
-    parts += ["", _findings(report.findings)]
+    parts += ["", findings_block(report.findings)]
     return Group(*parts)
 
 
@@ -98,7 +98,7 @@ def render_counts(report: CountReport) -> RenderableType:
 
         memory = ["", quantization_table(report.quantization), *memory]
     return Group(
-        _title(report.source, report.model),
+        title_line(report.source, report.model),
         "",
         _counts_table(report.parameters),
         "",
@@ -107,11 +107,11 @@ def render_counts(report: CountReport) -> RenderableType:
         dtypes,
         *memory,
         "",
-        _findings(report.findings),
+        findings_block(report.findings),
     )
 
 
-def _title(source: Source, model: ModelInfo) -> Text:
+def title_line(source: Source, model: ModelInfo) -> Text:
     # Two short lines rather than one that wraps somewhere in the middle of a phrase.
     title = Text()
     title.append(source.spec, style="bold")
@@ -323,10 +323,12 @@ def render_check(result: CheckReport) -> RenderableType:
         "All checks passed." if result.passed else "Some checks failed.",
         style="bold green" if result.passed else "bold red",
     )
-    return Group(_title(report.source, report.model), table, _findings(report.findings), summary)
+    return Group(
+        title_line(report.source, report.model), table, findings_block(report.findings), summary
+    )
 
 
-def _findings(findings: tuple[Finding, ...]) -> RenderableType:
+def findings_block(findings: tuple[Finding, ...]) -> RenderableType:
     if not findings:
         return Text("Findings: none.")
     lines: list[RenderableType] = [Text("Findings:", style="bold")]
@@ -356,7 +358,7 @@ def render_builtin_list(listing: BuiltinList) -> RenderableType:
 
 
 def render_explanations(result: ExplainReport) -> RenderableType:
-    parts: list[RenderableType] = [_title(result.source, result.model)]
+    parts: list[RenderableType] = [title_line(result.source, result.model)]
     for explanation in result.explanations:
         parts.append("")
         heading = Text(explanation.parameter, style="bold")

@@ -107,6 +107,31 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class PlanOptions:
+    """`plan`: the parallel run's settings as its framework takes them: an accelerate config
+    YAML, or the Trainer's `fsdp` (with its `fsdp_config` JSON); the run's world size."""
+
+    accelerate_config: str | Path | None = None
+    fsdp: str | None = None
+    fsdp_config: str | Path | None = None
+    world_size: int | None = None  # None: the config's num_processes, else 8
+
+    def __post_init__(self) -> None:
+        for name in ("accelerate_config", "fsdp_config"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, Path(value) if value else None)
+        if (self.accelerate_config is None) == (self.fsdp is None):
+            raise InputError(
+                "plan needs the run's settings: an accelerate config (--accelerate-config FILE) "
+                "or the Trainer's --fsdp (with --fsdp-config FILE), one of them"
+            )
+        if self.fsdp_config is not None and self.fsdp is None:
+            raise InputError("fsdp_config (--fsdp-config) goes with fsdp (--fsdp), the Trainer's")
+        if self.world_size is not None:
+            require_count("world_size", self.world_size)
+
+
+@dataclass(frozen=True)
 class AnalysisOptions:
     """What to find out. `check_values`: read the stored values a tie decision needs (None: on
     for local files, off for the Hub); `counts`: add the count-params section."""
@@ -120,6 +145,7 @@ class AnalysisOptions:
     hf: str | None = None  # GGUF only: the HF model to compare the tie with
     base_model: str | None = None  # adapters only: the base model
     counts: Counts | None = None
+    plan: PlanOptions | None = None
 
     def __post_init__(self) -> None:
         if self.max_modules is not None:
@@ -185,17 +211,33 @@ class CountKeywords(RequestKeywords, total=False):
     batch: int
 
 
+class PlanKeywords(RequestKeywords, total=False):
+    """plan adds the parallel run's settings (`PlanOptions`)."""
+
+    accelerate_config: str | Path | None
+    fsdp: str | None
+    fsdp_config: str | Path | None
+    world_size: int | None
+
+
 REQUEST_KEYWORDS = frozenset(RequestKeywords.__annotations__)
+PLAN_KEYWORDS = frozenset(PlanKeywords.__annotations__) - REQUEST_KEYWORDS
 SOURCE_FIELDS = REQUEST_KEYWORDS & {f.name for f in dataclasses.fields(SourceOptions)}
 ANALYSIS_FIELDS = REQUEST_KEYWORDS & {f.name for f in dataclasses.fields(AnalysisOptions)}
 COUNT_KEYWORDS = frozenset(CountKeywords.__annotations__) - REQUEST_KEYWORDS
 
 
-def build_request(model: str, counted: bool = False, **keywords: Any) -> Request:
-    """The `Request` for `model` from options by name; `counted`: add the count-params section.
-    Every check of a value is in the request types, so both faces refuse the same inputs with
-    the same message."""
-    allowed = REQUEST_KEYWORDS | (COUNT_KEYWORDS if counted else frozenset())
+def build_request(
+    model: str, counted: bool = False, planned: bool = False, **keywords: Any
+) -> Request:
+    """The `Request` for `model` from options by name; `counted`: add the count-params section,
+    `planned`: the plan of a parallel run. Every check of a value is in the request types, so
+    both faces refuse the same inputs with the same message."""
+    allowed = (
+        REQUEST_KEYWORDS
+        | (COUNT_KEYWORDS if counted else frozenset())
+        | (PLAN_KEYWORDS if planned else frozenset())
+    )
     unknown = sorted(set(keywords) - allowed)
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
@@ -212,7 +254,10 @@ def build_request(model: str, counted: bool = False, **keywords: Any) -> Request
         if given.get("memory", False):
             memory = MemoryOptions(given.get("context"), given.get("batch", 1))
         counts = Counts(given.get("depth", 1), memory)
+    plan = PlanOptions(**{k: given.get(k) for k in PLAN_KEYWORDS}) if planned else None
     what = AnalysisOptions(
-        **{k: v for k, v in given.items() if k in ANALYSIS_FIELDS}, counts=counts
+        **{k: v for k, v in given.items() if k in ANALYSIS_FIELDS}, counts=counts, plan=plan
     )
+    if planned:  # a plan shards a Hugging Face model's parameters: GGUF and adapters are not
+        return Request(model, where, what, reads=frozenset({"checkpoint"}), command="plan")
     return Request(model, where, what)

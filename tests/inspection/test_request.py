@@ -245,3 +245,23 @@ def test_an_empty_cache_dir_is_unset_from_both_faces(first_request: list[Request
     from_cli = cli_request(first_request, "inspect", "gpt2", "--cache-dir", "")
     from_api = api_request(first_request, lambda: gpt2tie.inspect("gpt2", cache_dir=""))
     assert from_cli == from_api and from_cli.where.cache_dir is None
+
+
+def test_plan_is_the_same_request_from_both_faces(
+    first_request: list[Request], tmp_path: Path
+) -> None:
+    """plan's own options (the run's settings) reach the same request from both faces."""
+    settings = tmp_path / "fsdp.yaml"
+    settings.write_text("distributed_type: FSDP\n")
+    args = ["--accelerate-config", str(settings), "--world-size", "4", *EVERY_OPTION]
+    from_cli = cli_request(first_request, "plan", "gpt2", *args)
+    from_api = api_request(
+        first_request,
+        lambda: gpt2tie.plan("gpt2", accelerate_config=settings, world_size=4, **EVERY_KEYWORD),
+    )
+    assert from_cli == from_api
+    assert from_cli.what.plan is not None and from_cli.what.plan.world_size == 4
+    trainer = cli_request(first_request, "plan", "gpt2", "--fsdp", "full_shard auto_wrap")
+    assert trainer == api_request(
+        first_request, lambda: gpt2tie.plan("gpt2", fsdp="full_shard auto_wrap")
+    )

@@ -24,6 +24,7 @@ LAYERS = {
     "gpt2tie.sources": 3,
     "gpt2tie.loading": 3,
     "gpt2tie.inspection": 4,  # the analysis of a model's files
+    "gpt2tie.parallel": 4,  # a parallel run's plan, simulated
     "gpt2tie.live": 5,  # a model in memory
     "gpt2tie.answering": 5,  # one request, answered (the journey's one entry)
     "gpt2tie.rewrite": 5,

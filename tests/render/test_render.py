@@ -24,11 +24,28 @@ from gpt2tie.views.explain import explain
 
 
 def sample_results() -> list[object]:
+    import json
+    import tempfile
+    from pathlib import Path
+
     from gpt2tie.answering.answer import run_or_saved
     from gpt2tie.views.diff import diff_sides
 
     request = gpt2tie.request("gpt2", offline=True)
     report = gpt2tie.inspect("gpt2", offline=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        accelerate_config = Path(scratch) / "fsdp.yaml"
+        accelerate_config.write_text(
+            json.dumps(  # YAML is a superset of JSON
+                {
+                    "compute_environment": "LOCAL_MACHINE",
+                    "distributed_type": "FSDP",
+                    "num_processes": 2,
+                    "fsdp_config": {"fsdp_version": 2, "fsdp_auto_wrap_policy": "NO_WRAP"},
+                }
+            )
+        )
+        planned = gpt2tie.plan("gpt2", offline=True, accelerate_config=accelerate_config)
     return [
         report,
         gpt2tie.count_params("gpt2", offline=True),
@@ -36,6 +53,7 @@ def sample_results() -> list[object]:
         builtin.listing(),
         explain(report, "lm_head"),
         diff_sides(run_or_saved("gpt2", request), run_or_saved("distilgpt2", request)),
+        planned,
     ]
 
 

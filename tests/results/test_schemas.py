@@ -13,6 +13,7 @@ from type_schema import mismatches, schema_for, strict_schema
 
 from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
 from gpt2tie.results.diff import DiffReport
+from gpt2tie.results.plan import PlanReport
 
 
 def shipped(name: str) -> dict[str, Any]:
@@ -29,6 +30,7 @@ OUTPUTS: list[tuple[type, str, str]] = [
     (DiffReport, "diff-v1.schema.json", "#"),
     (ExplainReport, "explain-v1.schema.json", "#"),
     (BuiltinList, "builtin-list-v1.schema.json", "#"),
+    (PlanReport, "plan-v1.schema.json", "#"),
 ]
 # Schemas written from the types (`GPT2TIE_UPDATE_GOLDEN=1` rewrites them).
 GENERATED = {
@@ -41,6 +43,12 @@ GENERATED = {
         BuiltinList,
         "gpt2tie list-builtin --json",
         "The configs shipped with gpt2tie, which work offline.",
+    ),
+    "plan-v1.schema.json": (
+        PlanReport,
+        "gpt2tie plan --json",
+        "Whether a parallel run keeps the model's ties: per tie, the FSDP unit of each name and "
+        "the verdict; fixes in the run's own settings.",
     ),
 }
 

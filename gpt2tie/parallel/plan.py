@@ -1,0 +1,190 @@
+"""`gpt2tie plan`: will this FSDP2 run keep the model's ties? The run is simulated with the real
+libraries (`fsdp_simulation`); every tie it splits is an error finding with a fix in the user's
+own settings, and a fix is offered only when the simulated run with it keeps every tie."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from gpt2tie.model.skeleton import build_skeleton
+from gpt2tie.parallel.fsdp_setup import FsdpSetup
+from gpt2tie.parallel.fsdp_simulation import Sharded, simulate
+from gpt2tie.requests.request import InspectOptions
+from gpt2tie.results import Finding, InspectReport
+from gpt2tie.results.plan import PlanFix, PlannedGroup, PlanReport
+from gpt2tie.sources.model_source import ModelSource
+from gpt2tie.version import __version__
+
+if TYPE_CHECKING:
+    import torch
+
+# The setting that names the layer classes to wrap, and the ignored modules, by framework.
+WRAP_SETTING = {
+    "accelerate": "fsdp_transformer_layer_cls_to_wrap",
+    "transformers Trainer": "transformer_layer_cls_to_wrap",
+}
+IGNORED_SETTING = {"accelerate": "fsdp_ignored_modules"}
+# accelerate 1.14 put a tied embedding and head in different groups (accelerate#4171).
+FIXED_IN = (1, 15)
+
+
+def plan_report(
+    model_source: ModelSource, report: InspectReport, options: InspectOptions, setup: FsdpSetup
+) -> PlanReport:
+    """The plan of `setup` for the model `report` describes, as `from_pretrained` ties it."""
+
+    def build() -> torch.nn.Module:
+        return _model_as_loaded(model_source, options, report)
+
+    sharded = simulate(build, setup)
+    groups = tuple(
+        PlannedGroup(
+            names,
+            tuple(sharded.units.get(name) for name in names),
+            "split" if names in sharded.split else "kept",
+        )
+        for names in (*sharded.kept, *sharded.split)
+    )
+    fixes = _fixes(build, setup, sharded) if sharded.split else ()
+    findings = [*report.findings, *(_split_finding(g, setup, fixes) for g in groups)]
+    return PlanReport(
+        gpt2tie_version=__version__,
+        source=report.source,
+        model=report.model,
+        framework=setup.framework,
+        versions=_versions(),
+        settings=dict(setup.settings),
+        world_size=setup.world_size,
+        groups=groups,
+        fixes=fixes,
+        findings=tuple(f for f in findings if f is not None),
+    )
+
+
+def _model_as_loaded(
+    model_source: ModelSource, options: InspectOptions, report: InspectReport
+) -> torch.nn.Module:
+    """A fresh meta model, tied as `from_pretrained` will tie it from these files."""
+    from gpt2tie.loading.prediction import untie
+
+    model = build_skeleton(
+        model_source.config,
+        options.class_name,
+        options.trust_remote_code,
+        model_source.code_folder,
+        model_source.config_file,
+        options.max_modules,
+    ).model
+    refused = report.checkpoint.ties_on_load if report.checkpoint is not None else ()
+    for tie in refused:
+        if not tie.tied:
+            untie(model, tie.target)
+    return model
+
+
+def _split_finding(
+    group: PlannedGroup, setup: FsdpSetup, fixes: tuple[PlanFix, ...]
+) -> Finding | None:
+    if group.verdict == "kept":
+        return None
+    where = "; ".join(
+        f"{name} in {_unit(unit)}" for name, unit in zip(group.names, group.units, strict=True)
+    )
+    fix = next((f.text for f in fixes if f.verified), None) or (
+        fixes[0].text if fixes else "put the tied modules in one fully_shard call"
+    )
+    return Finding(
+        "tie-split-by-parallel-plan",
+        "error",
+        f"{' = '.join(group.names)} is one tensor, but this {setup.framework} FSDP2 run shards "
+        f"its names in different units ({where}): the first forward raises (torch: shared with a "
+        f"parameter already managed by another FSDP group). Fix: {fix}",
+        group.names,
+    )
+
+
+def _unit(unit: str | None) -> str:
+    if unit is None:
+        return "no unit (ignored)"
+    return "the root unit" if unit == "" else f"the unit of {unit}"
+
+
+def _fixes(
+    build: Callable[[], torch.nn.Module], setup: FsdpSetup, sharded: Sharded
+) -> tuple[PlanFix, ...]:
+    """Changes to the user's settings, each tried in a new simulation: verified when every tie
+    is kept with it."""
+    found: list[PlanFix] = []
+    if setup.changed is not None:
+        for setting, value, why in _candidates(build(), setup, sharded):
+            changed = setup.changed(setting, value)
+            try:
+                keeps = not simulate(build, changed).split
+            except Exception:  # a candidate the framework refuses is no fix
+                continue
+            if keeps:
+                found.append(PlanFix(setting, value, True, f"set {setting}: {value} ({why})"))
+                break
+    if _accelerate_version() < FIXED_IN:
+        found.append(
+            PlanFix(
+                "accelerate",
+                ">=1.15",
+                False,
+                "upgrade accelerate to 1.15 or later: 1.14 puts a tied embedding and head in "
+                "different FSDP2 groups (accelerate#4171)",
+            )
+        )
+    return tuple(found)
+
+
+def _candidates(
+    model: torch.nn.Module, setup: FsdpSetup, sharded: Sharded
+) -> list[tuple[str, str, str]]:
+    """(setting, value, why) to try, most specific first: wrap no class that holds a tied
+    module on its own; else leave the tied modules unsharded (ignored)."""
+    split_names = {name for names in sharded.split for name in names}
+    owners = {  # module name -> class, for each module that owns a name of a split tie
+        name: type(module).__name__
+        for name, module in model.named_modules()
+        if any(n.rpartition(".")[0] == name for n in split_names)
+    }
+    candidates = []
+    wrap_key = WRAP_SETTING.get(setup.framework)
+    wrapped = setup.settings.get(wrap_key or "", "")
+    classes = [c.strip() for c in wrapped.split(",") if c.strip()]
+    tied_classes = {c for c in classes if c in owners.values()}
+    if wrap_key and tied_classes:
+        kept = [c for c in classes if c not in tied_classes] or list(
+            getattr(model, "_no_split_modules", None) or []
+        )
+        if kept:
+            candidates.append(
+                (
+                    wrap_key,
+                    ",".join(kept),
+                    f"{', '.join(sorted(tied_classes))} wraps a tied module in a unit of its own",
+                )
+            )
+    ignored_key = IGNORED_SETTING.get(setup.framework)
+    if ignored_key:
+        modules = sorted({name for name in owners if name})
+        pattern = "|".join(m.replace(".", r"\.") for m in modules)
+        candidates.append(
+            (ignored_key, pattern, "the tied modules stay unsharded, one tensor on every rank")
+        )
+    return candidates
+
+
+def _accelerate_version() -> tuple[int, int]:
+    from accelerate import __version__
+
+    major, minor, *_ = (int(part) if part.isdigit() else 0 for part in __version__.split("."))
+    return major, minor
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    return {name: metadata.version(name) for name in ("accelerate", "torch", "transformers")}
