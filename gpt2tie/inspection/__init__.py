@@ -1,2 +1,2 @@
-"""One inspection: options, the run (with its result cache), the report it builds, findings,
-and the same report for a live module."""
+"""The analysis of a model's files: the report it builds, findings, and the GGUF, adapter,
+quantized and memory sections (the run and its cache are in answering/, live models in live/)."""

@@ -8,7 +8,10 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -33,6 +36,15 @@ def readme_block(heading: str, language: str) -> str:
     match = re.compile(rf"```{language}\n(.*?)```", re.S).search(CI_PAGE, start)
     assert match is not None, heading
     return match.group(1)
+
+
+T = TypeVar("T")
+
+
+def both_cores(*runs: Callable[[], T]) -> list[T]:
+    """Independent runs, two at a time; their results in order."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda run: run(), runs))
 
 
 @pytest.fixture
@@ -81,23 +93,26 @@ def test_action_runs_its_own_command_line(models: dict[str, Path], tmp_path: Pat
             ["bash", "-c", check["run"]], capture_output=True, text=True, env=env, timeout=300
         )
 
-    good = run_step(models["same"], str(saved), "--expect-tied lm_head")
+    # The steps are independent processes: two at a time (the suite's runner has two cores).
+    good, bad, gated, multi_line, named_like_help = both_cores(
+        lambda: run_step(models["same"], str(saved), "--expect-tied lm_head"),
+        lambda: run_step(models["refused"], "", "--expect-tied lm_head"),
+        lambda: run_step(models["refused"], str(saved), ""),
+        # A YAML `args: |` block: every line's checks run, not only the first (round three, N3).
+        lambda: run_step(models["same"], "", "--expect-tied lm_head\n--max-params 1\n"),
+        # `model: --help` is a model named --help, not a request for help that passes.
+        lambda: run_step(Path("--help"), "", ""),
+    )
     assert good.returncode == 0, good.stdout + good.stderr
     assert "::notice title=gpt2tie check::" in good.stdout
-    bad = run_step(models["refused"], "", "--expect-tied lm_head")
     assert bad.returncode == 1
     # transformers 5 unties the refused head (the tie check fails); 4 keeps the tie and drops
     # the trained head (an error finding fails the gate).
     failed_check = by_major("tied%3Alm_head", "fail-on-error")
     assert f"::error title=gpt2tie check {failed_check}::" in bad.stdout
-    gated = run_step(models["refused"], str(saved), "")
     assert gated.returncode == 1 and "title=gpt2tie check baseline::" in gated.stdout
-    # A YAML `args: |` block: every line's checks run, not only the first (round three, N3).
-    multi_line = run_step(models["same"], "", "--expect-tied lm_head\n--max-params 1\n")
     assert multi_line.returncode == 1, multi_line.stdout + multi_line.stderr
     assert "title=gpt2tie check max-params" in multi_line.stdout
-    # `model: --help` is a model named --help, not a request for help that passes.
-    named_like_help = run_step(Path("--help"), "", "")
     assert named_like_help.returncode == 2 and "Usage" not in named_like_help.stdout
 
 
@@ -116,13 +131,16 @@ def test_pre_commit_hook(models: dict[str, Path]) -> None:
         argv = [hook["entry"], *hook["args"], *map(str, files)]
         return subprocess.run(argv, capture_output=True, text=True, env=env_with_scripts())
 
-    good = run_hook(models["same"] / "config.json", models["same"] / "model.safetensors")
+    good, bad, nothing = both_cores(
+        lambda: run_hook(models["same"] / "config.json", models["same"] / "model.safetensors"),
+        lambda: run_hook(models["same"] / "config.json", models["refused"] / "model.safetensors"),
+        lambda: run_hook(ROOT / "README.md"),
+    )
     assert good.returncode == 0, good.stdout + good.stderr
     assert good.stdout.count("All checks passed.") == 1  # one check per folder
-    bad = run_hook(models["same"] / "config.json", models["refused"] / "model.safetensors")
     assert bad.returncode == 1
     assert by_major("tie-refused-values-differ", "tie-discards-stored-values") in bad.stdout
-    assert run_hook(ROOT / "README.md").returncode == 0  # nothing to check
+    assert nothing.returncode == 0  # nothing to check
 
 
 def test_plain_shell_recipe_with_jq(models: dict[str, Path]) -> None:
@@ -134,22 +152,21 @@ def test_plain_shell_recipe_with_jq(models: dict[str, Path]) -> None:
         env = {**env_with_scripts(), "MODEL": str(model)}
         return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
 
-    good = run(models["same"])
+    good, bad = both_cores(lambda: run(models["same"]), lambda: run(models["refused"]))
     assert good.returncode == 0, good.stdout + good.stderr
     model = make_model(CASES_BY_ID["llama-tied"])
     unique = sum(p.numel() for p in model.parameters())
     assert good.stdout.strip() == f"{unique} unique parameters"
-    bad = run(models["refused"])
     assert bad.returncode == 1 and "a head is not tied" in bad.stdout
 
 
 def test_saved_baseline_recipe(models: dict[str, Path], tmp_path: Path) -> None:
     script = readme_block("**A saved baseline**", "bash")
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copytree(models["base"], work / "base")
-    for out, expected in (("same", 0), ("refused", 1)):
-        shutil.rmtree(work / "out", ignore_errors=True)
+
+    def run_in(out: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+        work = tmp_path / f"work-{out}"  # a folder each: the two runs go side by side
+        work.mkdir()
+        shutil.copytree(models["base"], work / "base")
         shutil.copytree(models[out], work / "out")
         done = subprocess.run(
             ["bash", "-c", script],
@@ -158,6 +175,11 @@ def test_saved_baseline_recipe(models: dict[str, Path], tmp_path: Path) -> None:
             env=env_with_scripts(),
             cwd=work,
         )
+        return done, work
+
+    for (done, work), expected in zip(
+        both_cores(lambda: run_in("same"), lambda: run_in("refused")), (0, 1), strict=True
+    ):
         assert done.returncode == expected, done.stdout + done.stderr
         assert (work / "model-structure.json").is_file()
     assert "::error title=gpt2tie check baseline::" in done.stdout
