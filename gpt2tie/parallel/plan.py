@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gpt2tie.base.errors import InputError
 from gpt2tie.model.skeleton import build_skeleton
 from gpt2tie.parallel.fsdp_setup import FsdpSetup
 from gpt2tie.parallel.fsdp_simulation import Sharded, simulate
@@ -121,7 +122,7 @@ def _fixes(
             changed = setup.changed(setting, value)
             try:
                 keeps = not simulate(build, changed).split
-            except Exception:  # a candidate the framework refuses is no fix
+            except InputError:  # a candidate the framework refuses is no fix
                 continue
             if keeps:
                 found.append(PlanFix(setting, value, True, f"set {setting}: {value} ({why})"))
