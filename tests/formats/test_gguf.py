@@ -423,6 +423,13 @@ def test_untie_refuses_gguf(built: dict[str, Path], tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_plan_refuses_gguf(built: dict[str, Path]) -> None:
+    """A plan shards a Hugging Face model's parameters: refused after locating, before any
+    settings file is read or any model built."""
+    result = invoke("plan", str(built["tied"]), "--fsdp", "full_shard auto_wrap")
+    assert result.exit_code == 2 and "plan: Hugging Face checkpoints only" in result.output
+
+
 def test_gguf_path_imports_neither_torch_nor_transformers(built: dict[str, Path]) -> None:
     code = (
         "import sys\n"
