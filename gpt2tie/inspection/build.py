@@ -57,7 +57,8 @@ if TYPE_CHECKING:
     import torch
 
 
-def _skeleton(model_source: ModelSource, options: InspectOptions) -> Skeleton:
+def skeleton_of(model_source: ModelSource, options: InspectOptions) -> Skeleton:
+    """The meta model of `model_source`, built as the options ask (class, custom code, limit)."""
     return build_skeleton(
         model_source.config,
         options.class_name,
@@ -96,7 +97,7 @@ class Analysis:
 
 
 def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
-    skeleton = _skeleton(model_source, options)
+    skeleton = skeleton_of(model_source, options)
     declared = declared_ties(skeleton.model)
     checkpoint = model_source.checkpoint
     model = skeleton.model

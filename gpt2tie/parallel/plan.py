@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gpt2tie.base.errors import InputError
-from gpt2tie.model.skeleton import build_skeleton
+from gpt2tie.inspection.build import skeleton_of
 from gpt2tie.parallel.fsdp_setup import FsdpSetup
 from gpt2tie.parallel.fsdp_simulation import Sharded, simulate
 from gpt2tie.requests.request import InspectOptions
@@ -69,14 +69,7 @@ def _model_as_loaded(
     """A fresh meta model, tied as `from_pretrained` will tie it from these files."""
     from gpt2tie.loading.prediction import untie
 
-    model = build_skeleton(
-        model_source.config,
-        options.class_name,
-        options.trust_remote_code,
-        model_source.code_folder,
-        model_source.config_file,
-        options.max_modules,
-    ).model
+    model = skeleton_of(model_source, options).model
     refused = report.checkpoint.ties_on_load if report.checkpoint is not None else ()
     for tie in refused:
         if not tie.tied:

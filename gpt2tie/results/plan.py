@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 from gpt2tie.results.report import (
     SCHEMA_VERSION,
-    SEVERITY_RANK,
     Finding,
     ModelInfo,
     Severity,
     Source,
     _ordered,
+    at_or_above,
 )
 
 Verdict = Literal["kept", "split"]
@@ -59,5 +59,4 @@ class PlanReport:
         return _ordered(self, first=("schema_version", "gpt2tie_version"))
 
     def findings_at_or_above(self, severity: Severity) -> tuple[Finding, ...]:
-        floor = SEVERITY_RANK[severity]
-        return tuple(f for f in self.findings if SEVERITY_RANK[f.severity] >= floor)
+        return at_or_above(self.findings, severity)

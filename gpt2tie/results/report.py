@@ -270,8 +270,7 @@ class InspectReport:
         return _ordered(self, first=("schema_version", "gpt2tie_version"))
 
     def findings_at_or_above(self, severity: Severity) -> tuple[Finding, ...]:
-        floor = SEVERITY_RANK[severity]
-        return tuple(f for f in self.findings if SEVERITY_RANK[f.severity] >= floor)
+        return at_or_above(self.findings, severity)
 
 
 @dataclass(frozen=True)
@@ -313,6 +312,12 @@ class CountReport:
 
     def to_dict(self) -> dict[str, Any]:
         return _ordered(self, first=("schema_version", "gpt2tie_version"))
+
+
+def at_or_above(findings: tuple[Finding, ...], severity: Severity) -> tuple[Finding, ...]:
+    """The findings of `severity` or worse (what `--fail-on` gates on)."""
+    floor = SEVERITY_RANK[severity]
+    return tuple(f for f in findings if SEVERITY_RANK[f.severity] >= floor)
 
 
 def _ordered(result: Any, first: tuple[str, ...]) -> dict[str, Any]:
