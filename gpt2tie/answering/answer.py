@@ -83,9 +83,9 @@ def _checkpoint_report(model_source: ModelSource, request: Request) -> Report:
     counts = request.what.counts
     setup = None
     if request.what.plan is not None:  # a bad config file is refused before any work
-        from gpt2tie.parallel.fsdp_setup import fsdp_setup
+        from gpt2tie.parallel.settings import run_setup
 
-        setup = fsdp_setup(request.what.plan)
+        setup = run_setup(request.what.plan)
     if counts is not None and counts.memory is not None:
         # KV-cache layouts and MoE routing are measured on transformers 5
         require_transformers5("--memory")

@@ -129,7 +129,7 @@ def count_params(request: Request, output: str, model: ModelArgument = None) -> 
 @command(help=COMMANDS["check"].text(), short_help=COMMANDS["check"].summary)
 @terminal.reports_errors
 @takes_output
-@takes_request()
+@takes_request(planned=True, plan_optional=True)
 def check(
     request: Request,
     output: str,
@@ -179,7 +179,7 @@ def check(
     compared = None
     if baseline is not None:  # the report just made is B: only the baseline is inspected
         compared = work.diff_on_terminal(baseline, checked, request, False, allow)
-    result = run_checks(checked.inspection, expectations, compared)
+    result = run_checks(checked.inspection, expectations, compared, checked.plan)
     terminal.emit(result, output)
     if not result.passed:
         raise typer.Exit(EXIT_FINDINGS)

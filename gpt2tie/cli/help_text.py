@@ -61,11 +61,15 @@ COMMANDS: dict[str, CommandHelp] = {
     ),
     "check": CommandHelp(
         "Gate CI on expected ties, parameter bounds and findings.",
-        ("Exit 0 if every check passes, 1 if one fails, 2 on bad input.",),
+        (
+            "Given a parallel run's settings (as plan takes them), also checks that the run "
+            "keeps every tie. Exit 0 if every check passes, 1 if one fails, 2 on bad input.",
+        ),
         (
             ("gpt2tie check ./checkpoint --expect-tied lm_head", ""),
             ("gpt2tie check ./checkpoint --expect-untied lm_head --max-params 1.5B", ""),
             ("gpt2tie check ./ckpt --fail-on warning --json | jq '.checks[]'", ""),
+            ("gpt2tie check ./ckpt --accelerate-config fsdp.yaml", "and the run's plan"),
         ),
     ),
     "diff": CommandHelp(
@@ -122,16 +126,21 @@ COMMANDS: dict[str, CommandHelp] = {
         ),
     ),
     "plan": CommandHelp(
-        "Will this FSDP2 run keep the ties? Before it starts.",
+        "Will this parallel run keep the ties? Before it starts.",
         (
-            "Reads the run's settings as its framework does (an accelerate config YAML, or the "
-            "Trainer's --fsdp and --fsdp-config), shards the model on the meta device under a fake "
-            "process group of the run's world size with the framework's own code (accelerate's "
-            "fsdp2_prepare_model, torch's fully_shard), and reports, for every tie, the FSDP unit "
-            "of each name and whether the run keeps it. No weights are loaded, no GPU is needed.",
-            "A tie the run splits is an error (its first forward raises), with a fix in the "
-            "settings' own terms, checked by simulating the run with it. Exit 0 when no finding "
-            "reaches --fail-on (default: error), 1 otherwise, 2 on bad input.",
+            "Reads the run's settings as its framework does (an accelerate config YAML; the "
+            "Trainer's --fsdp and --fsdp-config; or transformers' own DistributedConfig: "
+            "--distributed-config, --tp-size, --pp-size), builds the model on the meta device "
+            "under a fake process group of the run's world size and parallelises it with the "
+            "framework's own code (accelerate's fsdp2_prepare_model, transformers' "
+            "maybe_distribute_model, torch's fully_shard and DTensor). For every tie it reports "
+            "each name's FSDP unit, tensor-parallel style and placement, and pipeline stages, "
+            "and whether the run keeps it. No weights are loaded, no GPU is needed.",
+            "A tie the run splits is an error (its first forward raises, or the copies train "
+            "apart), with a fix in the settings' own terms, checked by simulating the run with "
+            "it; a tie copied across pipeline stages is a warning. Exit 0 when no finding "
+            "reaches --fail-on (default: error), 1 otherwise, 2 on bad input. check takes the "
+            "same settings to gate CI on the plan.",
         ),
         (
             ("gpt2tie plan ./my-model --accelerate-config fsdp.yaml", ""),
@@ -139,7 +148,9 @@ COMMANDS: dict[str, CommandHelp] = {
                 "gpt2tie plan ./my-model --fsdp 'full_shard auto_wrap' --fsdp-config fsdp.json",
                 "the Trainer's settings",
             ),
-            ("gpt2tie plan org/model --accelerate-config fsdp.yaml --world-size 64 --json", ""),
+            ("gpt2tie plan ./my-model --tp-size 4", "transformers' tensor parallelism"),
+            ("gpt2tie plan org/model --distributed-config dist.json --json", ""),
+            ("gpt2tie check ./my-model --accelerate-config fsdp.yaml", "gate CI on the plan"),
         ),
     ),
     "list-builtin": CommandHelp(

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.cli import options
-from gpt2tie.cli.options import COUNT_OPTIONS, PLAN_OPTIONS, REQUEST_OPTIONS
+from gpt2tie.cli.options import COUNT_OPTIONS, REQUEST_OPTIONS
+from gpt2tie.cli.plan_options import PLAN_OPTIONS
 
 if TYPE_CHECKING:
     from gpt2tie.requests.request import Request
@@ -45,7 +46,11 @@ def model_spec(spec: str | None) -> str:
 
 
 def request_from(
-    model: str, given: dict[str, Any], counted: bool = False, planned: bool = False
+    model: str,
+    given: dict[str, Any],
+    counted: bool = False,
+    planned: bool = False,
+    plan_optional: bool = False,
 ) -> Request:
     """The `Request` for `model` from the shared options as parsed (`given`: name -> value)."""
     from gpt2tie.requests.request import build_request
@@ -53,7 +58,7 @@ def request_from(
     keywords = dict(given)
     keywords["use_cache"] = not keywords.pop("no_cache")
     keywords["base_model"] = _base_model(keywords.pop("base_model"), keywords.pop("base_alias"))
-    return build_request(model, counted, planned, **keywords)
+    return build_request(model, counted, planned, plan_optional, **keywords)
 
 
 def _base_model(base_model: str | None, base_alias: str | None) -> str | None:
@@ -110,11 +115,15 @@ def _evaluated(annotation: Any, command: Callable[..., None]) -> Any:
 
 
 def takes_request(
-    model_parameter: str = "model", counted: bool = False, planned: bool = False
+    model_parameter: str = "model",
+    counted: bool = False,
+    planned: bool = False,
+    plan_optional: bool = False,
 ) -> Callable[[Callable[..., None]], Any]:
-    """Give the command the shared source and analysis options (`counted`: and count-params'),
-    as one `request` argument for the model its `model_parameter` argument names (MODEL
-    omitted: the current folder)."""
+    """Give the command the shared source and analysis options (`counted`: and count-params';
+    `planned`: and a parallel run's settings, `plan_optional`: which may be left out), as one
+    `request` argument for the model its `model_parameter` argument names (MODEL omitted: the
+    current folder)."""
     group = {
         **REQUEST_OPTIONS,
         **(COUNT_OPTIONS if counted else {}),
@@ -124,7 +133,7 @@ def takes_request(
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         def make(values: dict[str, Any], arguments: dict[str, Any]) -> Request:
             spec = model_spec(arguments[model_parameter])
-            return request_from(spec, values, counted, planned)
+            return request_from(spec, values, counted, planned, plan_optional)
 
         return _with_parameters(command, group, "request", make)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.base.errors import InputError
@@ -27,14 +27,21 @@ class Sharded:
     units: dict[str, str | None]
     kept: tuple[tuple[str, ...], ...]
     split: tuple[tuple[str, ...], ...]
+    # Ties held whole on one pipeline stage while another stage loads its own copy of a name.
+    copies: tuple[tuple[str, ...], ...] = ()
+    # Tensor parallelism: each name's style in the plan and its DTensor placements.
+    styles: dict[str, str] = field(default_factory=dict)
+    placements: dict[str, str] = field(default_factory=dict)
+    # Pipeline parallelism: the stages that hold each name.
+    stages: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def simulate(build: Callable[[], torch.nn.Module], setup: FsdpSetup) -> Sharded:
     """Shard a fresh meta model from `build()` as the run of `setup` would."""
     model = build()
-    before = _groups(model)
+    before = tied_groups(model)
     plugin = setup.plugin()
-    with _fake_process_group(setup.world_size), environment(setup.environment):
+    with fake_process_group(setup.world_size), environment(setup.environment):
         from accelerate.utils import fsdp_utils
 
         try:
@@ -42,9 +49,9 @@ def simulate(build: Callable[[], torch.nn.Module], setup: FsdpSetup) -> Sharded:
                 prepared = fsdp_utils.fsdp2_prepare_model(_Launched(plugin), model)
         except ValueError as exc:  # accelerate's own refusals (a layer class not in the model)
             raise InputError(f"accelerate refuses this plan: {exc}") from None
-        units = _units(prepared)
+        units = fsdp_units(prepared)
         after = {name: id(p) for name, p in prepared.named_parameters(remove_duplicate=False)}
-        refused = _shared_across_units(prepared)
+        refused = shared_across_units(prepared)
     kept: list[tuple[str, ...]] = []
     split: list[tuple[str, ...]] = []
     for names in before:
@@ -78,7 +85,7 @@ def _no_values_to_load(fsdp_utils: Any) -> Iterator[None]:
         fsdp_utils.fsdp2_load_full_state_dict = real
 
 
-def _shared_across_units(model: torch.nn.Module) -> str | None:
+def shared_across_units(model: torch.nn.Module) -> str | None:
     """The parameter torch's FSDP2 refuses at the first forward as "shared with a parameter
     already managed by another FSDP group" (its lazy initialisation checks), or None."""
     get = getattr(model, "_get_fsdp_state", None)
@@ -110,8 +117,9 @@ class _Launched:
 
 
 @contextlib.contextmanager
-def _fake_process_group(world_size: int) -> Iterator[None]:
-    """torch's fake process group of `world_size` ranks (rank 0): collectives return at once."""
+def fake_process_group(world_size: int, rank: int = 0) -> Iterator[None]:
+    """torch's fake process group of `world_size` ranks, as `rank`: collectives return at
+    once."""
     import torch.distributed as dist
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
@@ -119,14 +127,14 @@ def _fake_process_group(world_size: int) -> Iterator[None]:
         raise InputError(
             "a process group is already running in this process: plan a run from outside it"
         )
-    dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=world_size)
+    dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=world_size)
     try:
         yield
     finally:
         dist.destroy_process_group()
 
 
-def _groups(model: torch.nn.Module) -> list[tuple[str, ...]]:
+def tied_groups(model: torch.nn.Module) -> list[tuple[str, ...]]:
     """Names that are one parameter object, for each parameter with more than one name."""
     by_object: dict[int, list[str]] = {}
     for name, parameter in model.named_parameters(remove_duplicate=False):
@@ -134,7 +142,7 @@ def _groups(model: torch.nn.Module) -> list[tuple[str, ...]]:
     return [tuple(names) for names in by_object.values() if len(names) > 1]
 
 
-def _units(model: torch.nn.Module) -> dict[str, str | None]:
+def fsdp_units(model: torch.nn.Module) -> dict[str, str | None]:
     """Parameter name -> its FSDP unit, named by the modules one `fully_shard` call took
     ("model.norm + model.embed_tokens + lm_head" for a group of three; "" the root); None for
     a parameter no unit shards (ignored)."""

@@ -1,6 +1,7 @@
-"""`gpt2tie plan`: will this FSDP2 run keep the model's ties? The run is simulated with the real
-libraries (`fsdp_simulation`); every tie it splits is an error finding with a fix in the user's
-own settings, and a fix is offered only when the simulated run with it keeps every tie."""
+"""`gpt2tie plan`: will this parallel run keep the model's ties? The run is simulated with the
+real libraries (`fsdp_simulation` for accelerate and the Trainer, `native_simulation` for
+transformers' own); every tie it splits is an error finding with a fix in the user's own
+settings, and a fix is offered only when the simulated run with it keeps every tie."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from gpt2tie.base.errors import InputError
 from gpt2tie.inspection.build import skeleton_of
 from gpt2tie.parallel.fsdp_setup import FsdpSetup
 from gpt2tie.parallel.fsdp_simulation import Sharded, simulate
+from gpt2tie.parallel.native_setup import NativeSetup
 from gpt2tie.requests.request import InspectOptions
 from gpt2tie.results import Finding, InspectReport
-from gpt2tie.results.plan import PlanFix, PlannedGroup, PlanReport
+from gpt2tie.results.plan import PlanFix, PlannedGroup, PlanReport, Verdict
 from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.version import __version__
 
@@ -28,35 +30,49 @@ WRAP_SETTING = {
 IGNORED_SETTING = {"accelerate": "fsdp_ignored_modules"}
 # accelerate 1.14 put a tied embedding and head in different groups (accelerate#4171).
 FIXED_IN = (1, 15)
+LIBRARIES = ("accelerate", "torch", "transformers")
 
 
 def plan_report(
-    model_source: ModelSource, report: InspectReport, options: InspectOptions, setup: FsdpSetup
+    model_source: ModelSource,
+    report: InspectReport,
+    options: InspectOptions,
+    setup: FsdpSetup | NativeSetup,
 ) -> PlanReport:
     """The plan of `setup` for the model `report` describes, as `from_pretrained` ties it."""
 
     def build() -> torch.nn.Module:
         return _model_as_loaded(model_source, options, report)
 
-    sharded = simulate(build, setup)
+    fixes: tuple[PlanFix, ...] = ()
+    if isinstance(setup, NativeSetup):
+        from gpt2tie.parallel.native_simulation import simulate_native
+
+        sharded = simulate_native(build, setup)
+    else:
+        sharded = simulate(build, setup)
+        fixes = _fixes(build, setup, sharded) if sharded.split else ()
     groups = tuple(
         PlannedGroup(
             names,
             tuple(sharded.units.get(name) for name in names),
-            "split" if names in sharded.split else "kept",
+            _verdict_of(names, sharded),
+            tuple(sharded.styles.get(name) for name in names),
+            tuple(sharded.placements.get(name) for name in names),
+            tuple(sharded.stages.get(name, ()) for name in names) if sharded.stages else None,
         )
-        for names in (*sharded.kept, *sharded.split)
+        for names in (*sharded.kept, *sharded.copies, *sharded.split)
     )
-    fixes = _fixes(build, setup, sharded) if sharded.split else ()
-    findings = [*report.findings, *(_split_finding(g, setup, fixes) for g in groups)]
+    findings = [*report.findings, *(_group_finding(g, setup, fixes) for g in groups)]
     return PlanReport(
         gpt2tie_version=__version__,
         source=report.source,
         model=report.model,
         framework=setup.framework,
-        versions=_versions(),
+        versions=_versions(setup),
         settings=dict(setup.settings),
         world_size=setup.world_size,
+        sizes=dict(setup.sizes) if isinstance(setup, NativeSetup) else {},
         groups=groups,
         fixes=fixes,
         findings=tuple(f for f in findings if f is not None),
@@ -74,14 +90,27 @@ def _model_as_loaded(
     for tie in refused:
         if not tie.tied:
             untie(model, tie.target)
+            # A loaded model drops the ties it refused from its mapping, so nothing ties
+            # them again later (transformers' own tie_weights after loading).
+            mapping = getattr(model, "all_tied_weights_keys", None)
+            if isinstance(mapping, dict):
+                mapping.pop(tie.target, None)
     return model
 
 
-def _split_finding(
-    group: PlannedGroup, setup: FsdpSetup, fixes: tuple[PlanFix, ...]
+def _verdict_of(names: tuple[str, ...], sharded: Sharded) -> Verdict:
+    if names in sharded.split:
+        return "split"
+    return "copies" if names in sharded.copies else "kept"
+
+
+def _group_finding(
+    group: PlannedGroup, setup: FsdpSetup | NativeSetup, fixes: tuple[PlanFix, ...]
 ) -> Finding | None:
     if group.verdict == "kept":
         return None
+    if isinstance(setup, NativeSetup):
+        return _native_finding(group)
     where = "; ".join(
         f"{name} in {_unit(unit)}" for name, unit in zip(group.names, group.units, strict=True)
     )
@@ -94,6 +123,32 @@ def _split_finding(
         f"{' = '.join(group.names)} is one tensor, but this {setup.framework} FSDP2 run shards "
         f"its names in different units ({where}): the first forward raises (torch: shared with a "
         f"parameter already managed by another FSDP group). Fix: {fix}",
+        group.names,
+    )
+
+
+def _native_finding(group: PlannedGroup) -> Finding:
+    joined = " = ".join(group.names)
+    stages = group.stages or ()
+    where = "; ".join(
+        f"{name} on stage {', '.join(map(str, held)) or 'none'}"
+        for name, held in zip(group.names, stages, strict=False)
+    )
+    if group.verdict == "copies":
+        return Finding(
+            "tie-copied-across-stages",
+            "warning",
+            f"{joined} is one tensor on the last pipeline stage, and another stage loads its "
+            f"own copy ({where}): the copies agree only because both are loaded from the same "
+            "stored tensor. Nothing keeps them equal if they are trained (transformers' "
+            "pipeline forward computes no loss); train with pp_size 1, or untie the head.",
+            group.names,
+        )
+    return Finding(
+        "tie-split-by-parallel-plan",
+        "error",
+        f"{joined} is one tensor, but transformers' parallel loading leaves its names as "
+        f"separate tensors ({where or 'after sharding'}): each is loaded and trained on its own.",
         group.names,
     )
 
@@ -178,7 +233,8 @@ def _accelerate_version() -> tuple[int, int]:
     return major, minor
 
 
-def _versions() -> dict[str, str]:
+def _versions(setup: FsdpSetup | NativeSetup) -> dict[str, str]:
     from importlib import metadata
 
-    return {name: metadata.version(name) for name in ("accelerate", "torch", "transformers")}
+    names = ("torch", "transformers") if isinstance(setup, NativeSetup) else LIBRARIES
+    return {name: metadata.version(name) for name in names}

@@ -109,26 +109,34 @@ class Counts:
 @dataclass(frozen=True)
 class PlanOptions:
     """`plan`: the parallel run's settings as its framework takes them: an accelerate config
-    YAML, or the Trainer's `fsdp` (with its `fsdp_config` JSON); the run's world size."""
+    YAML; the Trainer's `fsdp` (with its `fsdp_config` JSON); or transformers' own
+    `DistributedConfig` (a JSON file, `tp_size`, `pp_size`); the run's world size."""
 
     accelerate_config: str | Path | None = None
     fsdp: str | None = None
     fsdp_config: str | Path | None = None
+    distributed_config: str | Path | None = None
+    tp_size: int | None = None
+    pp_size: int | None = None
     world_size: int | None = None  # None: the config's num_processes, else 8
 
     def __post_init__(self) -> None:
-        for name in ("accelerate_config", "fsdp_config"):
+        for name in ("accelerate_config", "fsdp_config", "distributed_config"):
             value = getattr(self, name)
             object.__setattr__(self, name, Path(value) if value else None)
-        if (self.accelerate_config is None) == (self.fsdp is None):
+        native = any(v is not None for v in (self.distributed_config, self.tp_size, self.pp_size))
+        given = [self.accelerate_config is not None, self.fsdp is not None, native]
+        if sum(given) != 1:
             raise InputError(
-                "plan needs the run's settings: an accelerate config (--accelerate-config FILE) "
-                "or the Trainer's --fsdp (with --fsdp-config FILE), one of them"
+                "plan needs the run's settings, one of: an accelerate config "
+                "(--accelerate-config FILE), the Trainer's --fsdp (with --fsdp-config FILE), "
+                "or transformers' own (--distributed-config FILE, --tp-size N, --pp-size N)"
             )
         if self.fsdp_config is not None and self.fsdp is None:
             raise InputError("fsdp_config (--fsdp-config) goes with fsdp (--fsdp), the Trainer's")
-        if self.world_size is not None:
-            require_count("world_size", self.world_size)
+        for name in ("tp_size", "pp_size", "world_size"):
+            if getattr(self, name) is not None:
+                require_count(name, getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,9 @@ class PlanKeywords(RequestKeywords, total=False):
     accelerate_config: str | Path | None
     fsdp: str | None
     fsdp_config: str | Path | None
+    distributed_config: str | Path | None
+    tp_size: int | None
+    pp_size: int | None
     world_size: int | None
 
 
@@ -228,11 +239,16 @@ COUNT_KEYWORDS = frozenset(CountKeywords.__annotations__) - REQUEST_KEYWORDS
 
 
 def build_request(
-    model: str, counted: bool = False, planned: bool = False, **keywords: Any
+    model: str,
+    counted: bool = False,
+    planned: bool = False,
+    plan_optional: bool = False,
+    **keywords: Any,
 ) -> Request:
     """The `Request` for `model` from options by name; `counted`: add the count-params section,
-    `planned`: the plan of a parallel run. Every check of a value is in the request types, so
-    both faces refuse the same inputs with the same message."""
+    `planned`: the plan of a parallel run (`plan_optional`: only when a run's settings are
+    given, as `check` takes them). Every check of a value is in the request types, so both
+    faces refuse the same inputs with the same message."""
     allowed = (
         REQUEST_KEYWORDS
         | (COUNT_KEYWORDS if counted else frozenset())
@@ -254,10 +270,13 @@ def build_request(
         if given.get("memory", False):
             memory = MemoryOptions(given.get("context"), given.get("batch", 1))
         counts = Counts(given.get("depth", 1), memory)
-    plan = PlanOptions(**{k: given.get(k) for k in PLAN_KEYWORDS}) if planned else None
+    plan_given = any(given.get(k) is not None for k in PLAN_KEYWORDS)
+    plan = None
+    if planned and (plan_given or not plan_optional):
+        plan = PlanOptions(**{k: given.get(k) for k in PLAN_KEYWORDS})
     what = AnalysisOptions(
         **{k: v for k, v in given.items() if k in ANALYSIS_FIELDS}, counts=counts, plan=plan
     )
-    if planned:  # a plan shards a Hugging Face model's parameters: GGUF and adapters are not
+    if plan is not None:  # a plan shards a Hugging Face model's parameters, not GGUF or adapters
         return Request(model, where, what, reads=frozenset({"checkpoint"}), command="plan")
     return Request(model, where, what)

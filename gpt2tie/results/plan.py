@@ -15,7 +15,9 @@ from gpt2tie.results.report import (
     at_or_above,
 )
 
-Verdict = Literal["kept", "split"]
+# kept: one tensor wherever its names are; copies: one tensor on a pipeline stage that holds
+# every name, while another stage loads a copy of its own; split: two or more tensors.
+Verdict = Literal["kept", "copies", "split"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,13 @@ class PlannedGroup:
     # Each name's FSDP unit, named by the modules one `fully_shard` call took ("" the root;
     # null: no unit shards it, an ignored module).
     units: tuple[str | None, ...]
-    verdict: Verdict  # kept: still one tensor after sharding; split: two or more
+    verdict: Verdict
+    # Tensor parallelism: each name's style in the plan (null: none) and its DTensor
+    # placements after sharding (null: a plain tensor, every rank holds all of it).
+    tp_styles: tuple[str | None, ...] = ()
+    placements: tuple[str | None, ...] = ()
+    # Pipeline parallelism: the stages that hold each name (null: no pipeline).
+    stages: tuple[tuple[int, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,14 @@ class PlanReport:
     gpt2tie_version: str
     source: Source
     model: ModelInfo
-    framework: str  # "accelerate" or "transformers Trainer"
+    framework: str  # "accelerate", "transformers Trainer" or "transformers"
     # The versions whose code the answer follows.
     versions: dict[str, str]
     settings: dict[str, str]  # the FSDP settings as the framework read them
     world_size: int
+    # transformers' own parallelism: the mesh sizes it resolved (pp, dp_replicate, fsdp,
+    # tp, ep); empty for FSDP through accelerate or the Trainer.
+    sizes: dict[str, int]
     groups: tuple[PlannedGroup, ...]
     fixes: tuple[PlanFix, ...]
     findings: tuple[Finding, ...]

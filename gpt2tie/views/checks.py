@@ -1,12 +1,16 @@
-"""CI assertions over an inspect report: expected ties, parameter bounds, finding severity."""
+"""CI assertions over an inspect report: expected ties, parameter bounds, finding severity,
+and a parallel run's plan."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from gpt2tie.results import CheckReport, CheckResult, Head, InspectReport, Severity
 from gpt2tie.results.diff import DiffReport
+from gpt2tie.results.plan import PlanReport
+from gpt2tie.results.report import at_or_above
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
@@ -31,7 +35,10 @@ class Expectations:
 
 
 def run_checks(
-    report: InspectReport, expected: Expectations, baseline: DiffReport | None = None
+    report: InspectReport,
+    expected: Expectations,
+    baseline: DiffReport | None = None,
+    plan: PlanReport | None = None,
 ) -> CheckReport:
     results = [
         *(_tie_check(report.heads, name, want_tied=True) for name in expected.tied),
@@ -72,7 +79,22 @@ def run_checks(
             + ", ".join(sorted({f.code for f in failing}))
         )
         results.append(CheckResult(f"fail-on-{expected.fail_on}", not failing, detail))
+    if plan is not None:
+        results.append(_plan_check(plan, report, expected.fail_on))
     return CheckReport(passed=all(r.passed for r in results), checks=tuple(results), report=report)
+
+
+def _plan_check(plan: PlanReport, report: InspectReport, fail_on: Severity | None) -> CheckResult:
+    """The run's plan as one check: what it does to each tie, failing on the findings of the
+    plan itself (the model's own are the fail-on check's) at or above `fail_on`."""
+    own = [f for f in plan.findings if f not in report.findings]
+    failing = list(at_or_above(tuple(own), fail_on)) if fail_on is not None else []
+    verdicts = Counter(group.verdict for group in plan.groups)
+    summary = ", ".join(f"{verdict}: {n}" for verdict, n in sorted(verdicts.items())) or "no tie"
+    detail = f"{plan.framework} over {plan.world_size:,} ranks: {summary}"
+    if failing:
+        detail += ": " + "; ".join(f"{f.code}: {f.message}" for f in failing)
+    return CheckResult("plan", not failing, detail)
 
 
 def _tie_check(heads: tuple[Head, ...], name: str, want_tied: bool) -> CheckResult:

@@ -265,3 +265,20 @@ def test_plan_is_the_same_request_from_both_faces(
     assert trainer == api_request(
         first_request, lambda: gpt2tie.plan("gpt2", fsdp="full_shard auto_wrap")
     )
+    native = tmp_path / "distributed.json"
+    native.write_text('{"tp_size": 2}')
+    args = ["--distributed-config", str(native), "--pp-size", "2", "--tp-size", "2"]
+    from_cli = cli_request(first_request, "plan", "gpt2", *args)
+    assert from_cli == api_request(
+        first_request,
+        lambda: gpt2tie.plan("gpt2", distributed_config=native, pp_size=2, tp_size=2),
+    )
+    assert from_cli.what.plan is not None and from_cli.what.plan.pp_size == 2
+
+
+def test_check_plans_only_when_given_a_run(first_request: list[Request], tmp_path: Path) -> None:
+    """check takes a run's settings too (check --tp-size 2), and without them plans nothing."""
+    plain = cli_request(first_request, "check", "gpt2")
+    assert plain.what.plan is None
+    planned = cli_request(first_request, "check", "gpt2", "--tp-size", "2")
+    assert planned.what.plan is not None and planned.what.plan.tp_size == 2

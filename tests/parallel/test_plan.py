@@ -300,13 +300,13 @@ def test_a_bad_config_is_one_error_line(
 
 def test_plan_refuses_without_settings_or_with_two(models: dict[str, Path], scratch: Path) -> None:
     none = CliRunner().invoke(app, ["plan", str(models["llama"])])
-    assert none.exit_code == 2 and "one of them" in none.stderr
+    assert none.exit_code == 2 and "settings, one of:" in none.stderr
     path = _accelerate_yaml(scratch, "both", fsdp_auto_wrap_policy="NO_WRAP")
-    both = CliRunner().invoke(
-        app,
-        ["plan", str(models["llama"]), "--accelerate-config", str(path), "--fsdp", TRAINER_FSDP],
-    )
-    assert both.exit_code == 2 and "one of them" in both.stderr
+    for other in (["--fsdp", TRAINER_FSDP], ["--tp-size", "2"]):
+        both = CliRunner().invoke(
+            app, ["plan", str(models["llama"]), "--accelerate-config", str(path), *other]
+        )
+        assert both.exit_code == 2 and "settings, one of:" in both.stderr
 
 
 def test_the_api_gives_the_cli_report(
@@ -322,3 +322,26 @@ def test_the_api_gives_the_cli_report(
         use_cache=False,
     )
     assert report.to_dict() == planned["llama-embedding"]
+
+
+@pytest.mark.parametrize("case", ["llama-embedding", "llama-layer"])
+def test_check_gates_on_the_plan(
+    case: str, models: dict[str, Path], scratch: Path, truth: dict[str, Any]
+) -> None:
+    model, (_, settings) = CASES[case]
+    split = _real_verdict(truth[case]) == "split"
+    result = CliRunner().invoke(
+        app,
+        [
+            "check",
+            str(models[model]),
+            "--accelerate-config",
+            str(_accelerate_yaml(scratch, f"check-{case}", **settings)),
+            "--world-size",
+            "2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == (1 if split else 0), result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["plan"]["passed"] is not split

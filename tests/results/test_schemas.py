@@ -47,8 +47,9 @@ GENERATED = {
     "plan-v1.schema.json": (
         PlanReport,
         "gpt2tie plan --json",
-        "Whether a parallel run keeps the model's ties: per tie, the FSDP unit of each name and "
-        "the verdict; fixes in the run's own settings.",
+        "Whether a parallel run keeps the model's ties: per tie, the FSDP unit, tensor-parallel "
+        "style and pipeline stages of each name and the verdict; fixes in the run's own "
+        "settings.",
     ),
 }
 
