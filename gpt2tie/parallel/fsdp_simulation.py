@@ -34,6 +34,9 @@ class Sharded:
     placements: dict[str, str] = field(default_factory=dict)
     # Pipeline parallelism: the stages that hold each name.
     stages: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # Parameters the model had before sharding and lacks after (accelerate's prepare cannot
+    # hand them to the optimizer: it raises "FSDP2 mapping failed").
+    unmapped: tuple[str, ...] = ()
 
 
 def simulate(build: Callable[[], torch.nn.Module], setup: FsdpSetup) -> Sharded:
@@ -44,6 +47,10 @@ def simulate(build: Callable[[], torch.nn.Module], setup: FsdpSetup) -> Sharded:
     with fake_process_group(setup.world_size), environment(setup.environment):
         from accelerate.utils import fsdp_utils
 
+        # Accelerator.prepare maps the optimizer's parameters by name, before and after.
+        canonical = getattr(fsdp_utils, "fsdp2_canonicalize_names", lambda names: names)
+        names_before = set(canonical(dict(model.named_parameters())))
+
         try:
             with _no_values_to_load(fsdp_utils):
                 prepared = fsdp_utils.fsdp2_prepare_model(_Launched(plugin), model)
@@ -51,6 +58,7 @@ def simulate(build: Callable[[], torch.nn.Module], setup: FsdpSetup) -> Sharded:
             raise InputError(f"accelerate refuses this plan: {exc}") from None
         units = fsdp_units(prepared)
         after = {name: id(p) for name, p in prepared.named_parameters(remove_duplicate=False)}
+        unmapped = tuple(sorted(names_before - set(canonical(dict(prepared.named_parameters())))))
         refused = shared_across_units(prepared)
     kept: list[tuple[str, ...]] = []
     split: list[tuple[str, ...]] = []
@@ -61,7 +69,7 @@ def simulate(build: Callable[[], torch.nn.Module], setup: FsdpSetup) -> Sharded:
         named = refused is not None and (refused in names or (refused == "None" and apart))
         one = len({after.get(n) for n in names}) == 1 and not named
         (kept if one else split).append(names)
-    return Sharded(units, tuple(kept), tuple(split))
+    return Sharded(units, tuple(kept), tuple(split), unmapped=unmapped)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,10 @@ WRAP_SETTING = {
     "transformers Trainer": "transformer_layer_cls_to_wrap",
 }
 IGNORED_SETTING = {"accelerate": "fsdp_ignored_modules"}
+EFFICIENT_LOADING_SETTING = {
+    "accelerate": "fsdp_cpu_ram_efficient_loading",
+    "transformers Trainer": "cpu_ram_efficient_loading",
+}
 # accelerate 1.14 put a tied embedding and head in different groups (accelerate#4171).
 FIXED_IN = (1, 15)
 LIBRARIES = ("accelerate", "torch", "transformers")
@@ -51,7 +55,7 @@ def plan_report(
         sharded = simulate_native(build, setup)
     else:
         sharded = simulate(build, setup)
-        fixes = _fixes(build, setup, sharded) if sharded.split else ()
+        fixes = _fixes(build, setup, sharded) if not _runs(sharded) else ()
     groups = tuple(
         PlannedGroup(
             names,
@@ -64,6 +68,8 @@ def plan_report(
         for names in (*sharded.kept, *sharded.copies, *sharded.split)
     )
     findings = [*report.findings, *(_group_finding(g, setup, fixes) for g in groups)]
+    if sharded.unmapped:
+        findings.append(_unmapped_finding(sharded.unmapped, setup, fixes))
     return PlanReport(
         gpt2tie_version=__version__,
         source=report.source,
@@ -96,6 +102,28 @@ def _model_as_loaded(
             if isinstance(mapping, dict):
                 mapping.pop(tie.target, None)
     return model
+
+
+def _runs(sharded: Sharded) -> bool:
+    """The simulated run keeps every tie and gets past accelerate's prepare."""
+    return not sharded.split and not sharded.unmapped
+
+
+def _unmapped_finding(
+    names: tuple[str, ...], setup: FsdpSetup | NativeSetup, fixes: tuple[PlanFix, ...]
+) -> Finding:
+    fix = next((f.text for f in fixes if f.verified), None)
+    return Finding(
+        "plan-fails-at-prepare",
+        "error",
+        f"{', '.join(names)}: a parameter before sharding and none after, so this "
+        f"{setup.framework} run stops in Accelerator.prepare (accelerate: FSDP2 mapping failed, "
+        f"missing: {list(names)}). With cpu_ram_efficient_loading, accelerate calls "
+        "tie_weights() again after loading: it ties what the config declares, including a tie "
+        "from_pretrained refused because the files store both sides with different values."
+        + (f" Fix: {fix}" if fix else " Fix: set tie_word_embeddings: false in config.json"),
+        names,
+    )
 
 
 def _verdict_of(names: tuple[str, ...], sharded: Sharded) -> Verdict:
@@ -169,13 +197,13 @@ def _fixes(
         for setting, value, why in _candidates(build(), setup, sharded):
             changed = setup.changed(setting, value)
             try:
-                keeps = not simulate(build, changed).split
+                keeps = _runs(simulate(build, changed))
             except InputError:  # a candidate the framework refuses is no fix
                 continue
             if keeps:
                 found.append(PlanFix(setting, value, True, f"set {setting}: {value} ({why})"))
                 break
-    if _accelerate_version() < FIXED_IN:
+    if sharded.split and _accelerate_version() < FIXED_IN:
         found.append(
             PlanFix(
                 "accelerate",
@@ -193,13 +221,22 @@ def _candidates(
 ) -> list[tuple[str, str, str]]:
     """(setting, value, why) to try, most specific first: wrap no class that holds a tied
     module on its own; else leave the tied modules unsharded (ignored)."""
+    candidates = []
+    efficient_key = EFFICIENT_LOADING_SETTING.get(setup.framework)
+    if sharded.unmapped and efficient_key:
+        candidates.append(
+            (
+                efficient_key,
+                "false",
+                "every rank loads the weights itself, and nothing ties them again afterwards",
+            )
+        )
     split_names = {name for names in sharded.split for name in names}
     owners = {  # module name -> class, for each module that owns a name of a split tie
         name: type(module).__name__
         for name, module in model.named_modules()
         if any(n.rpartition(".")[0] == name for n in split_names)
     }
-    candidates = []
     wrap_key = WRAP_SETTING.get(setup.framework)
     wrapped = setup.settings.get(wrap_key or "", "")
     classes = [c.strip() for c in wrapped.split(",") if c.strip()]
@@ -217,8 +254,8 @@ def _candidates(
                 )
             )
     ignored_key = IGNORED_SETTING.get(setup.framework)
-    if ignored_key:
-        modules = sorted({name for name in owners if name})
+    modules = sorted({name for name in owners if name})
+    if ignored_key and modules:
         pattern = "|".join(m.replace(".", r"\.") for m in modules)
         candidates.append(
             (ignored_key, pattern, "the tied modules stay unsharded, one tensor on every rank")
