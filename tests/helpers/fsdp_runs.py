@@ -30,6 +30,7 @@ def _rank(rank: int, port: int, cases_file: str, out_file: str) -> None:
         }
     )
     import torch
+    import transformers
     from accelerate import Accelerator
     from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
@@ -42,6 +43,8 @@ def _rank(rank: int, port: int, cases_file: str, out_file: str) -> None:
         try:
             plugin = FullyShardedDataParallelPlugin(**case.get("plugin_arguments", {}))
             auto = AutoModelForSeq2SeqLM if case.get("seq2seq") else AutoModelForCausalLM
+            if case.get("class"):  # a class no Auto model of text generation takes (a VLM)
+                auto = getattr(transformers, case["class"])
             model = auto.from_pretrained(case["folder"])
             tied = case["tied"]  # (embedding name, head name)
             accelerator = Accelerator(cpu=True)

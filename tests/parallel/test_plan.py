@@ -33,6 +33,21 @@ MODELS: dict[str, tuple[str, dict[str, Any], tuple[str, str], bool]] = {
     # The config ties, the files store both with different values (accelerate#3870): saved
     # untied, then the config's flag set (as Qwen's small checkpoints ship).
     "llama-both-stored": ("LlamaConfig", {**LLAMA, "tie_word_embeddings": False}, LLAMA_TIE, False),
+    # A VLM whose tie flag sits in text_config only (Ministral-3's layout).
+    "llava": (
+        "LlavaConfig",
+        {"text_config": {**LLAMA, "tie_word_embeddings": True}},
+        ("model.language_model.embed_tokens.weight", "lm_head.weight"),
+        False,
+    ),
+}
+VISION = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "image_size": 8,
+    "patch_size": 4,
 }
 MODEL_CLASSES = {
     "llama": "LlamaForCausalLM",
@@ -40,6 +55,7 @@ MODEL_CLASSES = {
     "gpt2": "GPT2LMHeadModel",
     "t5": "T5ForConditionalGeneration",
     "llama-both-stored": "LlamaForCausalLM",
+    "llava": "LlavaForConditionalGeneration",
 }
 EFFICIENT = {"fsdp_cpu_ram_efficient_loading": True, "fsdp_sync_module_states": True}
 
@@ -118,6 +134,11 @@ CASES: dict[str, tuple[str, tuple[str, dict[str, Any]]]] = {
         "llama-both-stored",
         ("accelerate", {**_wrap("LlamaDecoderLayer"), **EFFICIENT}),
     ),
+    "llava-layer": ("llava", ("accelerate", _wrap("LlamaDecoderLayer,CLIPEncoderLayer"))),
+    "llava-embedding": (
+        "llava",
+        ("accelerate", _wrap("LlamaDecoderLayer,CLIPEncoderLayer,Embedding")),
+    ),
     "trainer-layer": ("llama", _trainer("LlamaDecoderLayer")),
     "trainer-embedding": ("llama", _trainer("LlamaDecoderLayer", "Embedding")),
 }
@@ -138,7 +159,19 @@ def models(scratch: Path) -> dict[str, Path]:
     for name, (config_class, config, _, _) in MODELS.items():
         folder = scratch / name
         model_class = getattr(transformers, MODEL_CLASSES[name])
-        model_class(getattr(transformers, config_class)(**config)).save_pretrained(folder)
+        if name == "llava":
+            built = transformers.LlavaConfig(
+                text_config=transformers.LlamaConfig(**config["text_config"]).to_dict(),
+                vision_config=transformers.CLIPVisionConfig(**VISION).to_dict(),
+                image_token_index=3,
+            )
+        else:
+            built = getattr(transformers, config_class)(**config)
+        model_class(built).save_pretrained(folder)
+        if name == "llava":  # the flag in text_config only
+            written = json.loads((folder / "config.json").read_text())
+            written.pop("tie_word_embeddings", None)
+            (folder / "config.json").write_text(json.dumps(written))
         if name == "llama-both-stored":
             written = json.loads((folder / "config.json").read_text())
             written["tie_word_embeddings"] = True
@@ -216,6 +249,7 @@ def truth(
             "folder": str(models[model]),
             "tied": tied,
             "seq2seq": seq2seq,
+            "class": MODEL_CLASSES[model] if model == "llava" else None,
             **_framework_environment(framework, settings, scratch, case),
         }
         for fix in planned[case]["fixes"]:
