@@ -6,6 +6,7 @@ settings, and a fix is offered only when the simulated run with it keeps every t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from gpt2tie.base.errors import InputError
@@ -54,7 +55,7 @@ def plan_report(
 
         sharded = simulate_native(build, setup)
     else:
-        sharded = simulate(build, setup)
+        sharded = _simulate_fsdp(build, setup)
         fixes = _fixes(build, setup, sharded) if not _runs(sharded) else ()
     groups = tuple(
         PlannedGroup(
@@ -104,6 +105,37 @@ def _model_as_loaded(
     return model
 
 
+def _simulate_fsdp(build: Callable[[], torch.nn.Module], setup: FsdpSetup) -> Sharded:
+    """The simulated run, and the rule of a release the simulation cannot see whole. Before
+    1.15, accelerate puts a tied embedding and head in different FSDP2 groups (accelerate#4171);
+    the simulation sees that, except with cpu_ram_efficient_loading, whose broadcast of the
+    weights it cannot run: measured under 1.14, such a run of a tied model raises at its first
+    forward even with the head ignored, while the meta model keeps the tie."""
+    sharded = simulate(build, setup)
+    efficient = setup.plugin().cpu_ram_efficient_loading
+    if _accelerate_version() >= FIXED_IN or not efficient:
+        return sharded
+    pair = _embedding_and_head(build())
+    by_release = tuple(names for names in sharded.kept if pair and pair <= set(names))
+    if not by_release:
+        return sharded
+    kept = tuple(names for names in sharded.kept if names not in by_release)
+    return replace(sharded, kept=kept, split=(*sharded.split, *by_release))
+
+
+def _embedding_and_head(model: torch.nn.Module) -> set[str]:
+    """The weight names of the model's input embedding and output head, if both exist."""
+    get_input = getattr(model, "get_input_embeddings", None)
+    get_output = getattr(model, "get_output_embeddings", None)
+    wanted = [get() for get in (get_input, get_output) if get is not None]
+    names = {
+        f"{name}.weight"
+        for name, module in model.named_modules()
+        if any(module is w for w in wanted if w is not None)
+    }
+    return names if len(names) == 2 else set()
+
+
 def _runs(sharded: Sharded) -> bool:
     """The simulated run keeps every tie and gets past accelerate's prepare."""
     return not sharded.split and not sharded.unmapped
@@ -145,12 +177,18 @@ def _group_finding(
     fix = next((f.text for f in fixes if f.verified), None) or (
         fixes[0].text if fixes else "put the tied modules in one fully_shard call"
     )
+    how = (
+        f"shards its names in different units ({where})"
+        if len(set(group.units)) > 1
+        else "puts them in different FSDP2 groups on some ranks (accelerate before 1.15, "
+        "accelerate#4171)"
+    )
     return Finding(
         "tie-split-by-parallel-plan",
         "error",
-        f"{' = '.join(group.names)} is one tensor, but this {setup.framework} FSDP2 run shards "
-        f"its names in different units ({where}): the first forward raises (torch: shared with a "
-        f"parameter already managed by another FSDP group). Fix: {fix}",
+        f"{' = '.join(group.names)} is one tensor, but this {setup.framework} FSDP2 run {how}: "
+        "the first forward raises (torch: shared with a parameter already managed by another "
+        f"FSDP group). Fix: {fix}",
         group.names,
     )
 
@@ -197,7 +235,7 @@ def _fixes(
         for setting, value, why in _candidates(build(), setup, sharded):
             changed = setup.changed(setting, value)
             try:
-                keeps = _runs(simulate(build, changed))
+                keeps = _runs(_simulate_fsdp(build, changed))
             except InputError:  # a candidate the framework refuses is no fix
                 continue
             if keeps:
