@@ -93,7 +93,7 @@ def _distributed(model: Any, setup: NativeSetup, rank: int) -> _Stage:
             # sizes that do not divide); a plan it cannot apply is not a run.
             text = str(exc).strip().splitlines()
             raise InputError(
-                f"transformers refuses this plan: {text[0] if text else type(exc).__name__}"
+                f"transformers refuses this plan: {type(exc).__name__}: {text[0] if text else ''}"
             ) from None
         # from_pretrained ties after loading, with the mapping the model holds by then (a
         # pipeline stage without the head holds none).

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 
-def _rank(rank: int, port: int, cases_file: str, out_file: str) -> None:
+def _rank(rank: int, port: int, cases_file: str, out_file: str, world_size: int) -> None:
     os.environ.update(
         {
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
             "RANK": str(rank),
-            "WORLD_SIZE": "2",
+            "WORLD_SIZE": str(world_size),
             "LOCAL_RANK": str(rank),
-            "LOCAL_WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": str(world_size),
         }
     )
     import torch
@@ -61,8 +61,11 @@ def _rank(rank: int, port: int, cases_file: str, out_file: str) -> None:
     Path(f"{out_file}.{rank}").write_text(json.dumps(results))
 
 
-def real_native_runs(cases: dict[str, dict[str, Any]], scratch: Path) -> list[dict[str, Any]]:
-    """Every case loaded for real by 2 gloo processes; per rank: name -> what it holds."""
+def real_native_runs(
+    cases: dict[str, dict[str, Any]], scratch: Path, world_size: int = 2
+) -> list[dict[str, Any]]:
+    """Every case loaded for real by `world_size` gloo processes; per rank: name -> what it
+    holds."""
     import torch.multiprocessing as mp
 
     cases_file, out_file = scratch / "native-cases.json", scratch / "native-results"
@@ -71,5 +74,6 @@ def real_native_runs(cases: dict[str, dict[str, Any]], scratch: Path) -> list[di
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     sys.path.insert(0, str(Path(__file__).parent))
-    mp.spawn(_rank, args=(port, str(cases_file), str(out_file)), nprocs=2, join=True)
-    return [json.loads(Path(f"{out_file}.{rank}").read_text()) for rank in (0, 1)]
+    arguments = (port, str(cases_file), str(out_file), world_size)
+    mp.spawn(_rank, args=arguments, nprocs=world_size, join=True)
+    return [json.loads(Path(f"{out_file}.{rank}").read_text()) for rank in range(world_size)]
