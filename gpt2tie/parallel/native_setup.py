@@ -72,6 +72,12 @@ def native_setup(plan: PlanOptions) -> NativeSetup:
             f"{where}: DistributedConfig has no {', '.join(unknown)} "
             f"(it takes: {', '.join(sorted(known))})"
         )
+    for name in (*MESH_SIZES, "ep_size"):
+        value = keywords.get(name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise InputError(f"{where}: {name} must be a whole number, at least 1, not {value!r}")
     world_size = plan.world_size or DEFAULT_WORLD_SIZE
     config = _distributed_config(keywords, world_size)
     sizes = {name: int(getattr(config, name)) for name in (*MESH_SIZES, "ep_size")}

@@ -259,7 +259,14 @@ def test_a_typo_in_the_config_is_one_error_line(models: dict[str, Path], scratch
     [
         ("[1, 2]", "JSON object"),
         ("{", "not JSON"),
-        ('{"tp_size": 0}', "Parallelism sizes must be >= 1"),
+        ('{"tp_size": 0}', "tp_size must be a whole number, at least 1, not 0"),
+        ('{"tp_size": 1e400}', "not inf"),
+        ('{"pp_size": "two"}', "not 'two'"),
+        ('{"fsdp_size": true}', "not True"),
+        ('{"fsdp_plan": []}', "must be a dictionary"),
+        ('{"tp_size": 2, "tp_plan": {"lm_head": "bogus"}}', "Unsupported `tp_plan` styles"),
+        ('{"tp_size": 2, "tp_plan": {"no.such": "colwise"}}', "match nothing"),
+        ('{"ep_size": 2}', "must divide"),
         ('{"tp_size": 1}', "nothing runs in parallel"),
     ],
 )
