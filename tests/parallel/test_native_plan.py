@@ -64,6 +64,20 @@ MODELS: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
         {"vocab_size": 64, "n_embd": 16, "n_layer": 2, "n_head": 4, "n_positions": 32},
         ["transformer.wte.weight", "lm_head.weight"],
     ),
+    # Tied + TP + EP gave logits N times the vocabulary (transformers#48824).
+    "qwen3-moe": (
+        "Qwen3MoeForCausalLM",
+        "Qwen3MoeConfig",
+        {
+            **LLAMA,
+            "head_dim": 4,
+            "moe_intermediate_size": 16,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "tie_word_embeddings": True,
+        },
+        LLAMA_TIE,
+    ),
     # A VLM whose tie flag sits in text_config only (Ministral-3's layout).
     "llava": (
         "LlavaForConditionalGeneration",
@@ -85,6 +99,8 @@ CASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "gpt2-tp": ("gpt2", {"tp_size": 2}, "options"),
     "llava-tp": ("llava", {"tp_size": 2}, "file"),
     "untied-tp": ("llama-untied", {"tp_size": 2}, "options"),
+    "moe-tp-ep": ("qwen3-moe", {"tp_size": 2, "ep_size": 2}, "file"),
+    "moe-ep": ("qwen3-moe", {"tp_size": 2, "ep_size": 2, "tp_plan": {}}, "file"),
     "llama-pp": ("llama", {"pp_size": 2}, "options"),
     "llava-pp": ("llava", {"pp_size": 2}, "file"),
     "untied-pp": ("llama-untied", {"pp_size": 2}, "options"),
