@@ -129,11 +129,13 @@ COMMANDS: dict[str, CommandHelp] = {
         "Will this parallel run keep the ties? Before it starts.",
         (
             "Reads the run's settings as its framework does (an accelerate config YAML; the "
-            "Trainer's --fsdp and --fsdp-config; or transformers' own DistributedConfig: "
-            "--distributed-config, --tp-size, --pp-size), builds the model on the meta device "
+            "Trainer's --fsdp and --fsdp-config; transformers' own DistributedConfig: "
+            "--distributed-config, --tp-size, --pp-size; or torch.distributed.pipelining's "
+            "--pipeline-split), builds the model on the meta device "
             "under a fake process group of the run's world size and parallelises it with the "
             "framework's own code (accelerate's fsdp2_prepare_model, transformers' "
-            "maybe_distribute_model, torch's fully_shard and DTensor). For every tie it reports "
+            "maybe_distribute_model, torch's fully_shard, DTensor and pipeline). For every tie "
+            "it reports "
             "each name's FSDP unit, tensor-parallel style and placement, and pipeline stages, "
             "and whether the run keeps it. No weights are loaded, no GPU is needed.",
             "A tie the run splits is an error (its first forward raises, or the copies train "
@@ -150,6 +152,7 @@ COMMANDS: dict[str, CommandHelp] = {
             ),
             ("gpt2tie plan ./my-model --tp-size 4", "transformers' tensor parallelism"),
             ("gpt2tie plan org/model --distributed-config dist.json --json", ""),
+            ("gpt2tie plan ./my-model --pipeline-split 16,32", "three pipeline stages"),
             ("gpt2tie check ./my-model --accelerate-config fsdp.yaml", "gate CI on the plan"),
         ),
     ),

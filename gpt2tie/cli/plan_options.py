@@ -78,6 +78,18 @@ PpSizeOption = Annotated[
         rich_help_panel=PLAN_PANEL,
     ),
 ]
+PipelineSplitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pipeline-split",
+        metavar="POINTS",
+        help="torch.distributed.pipelining: where each stage after the first begins, as "
+        "module names or decoder layer indices, e.g. 'model.layers.16,model.layers.32' or "
+        "'16,32'.",
+        show_default=False,
+        rich_help_panel=PLAN_PANEL,
+    ),
+]
 # plan's own: the parallel run's settings.
 PLAN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "accelerate_config": (AccelerateConfigOption, None),
@@ -86,5 +98,6 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "distributed_config": (DistributedConfigOption, None),
     "tp_size": (TpSizeOption, None),
     "pp_size": (PpSizeOption, None),
+    "pipeline_split": (PipelineSplitOption, None),
     "world_size": (WorldSizeOption, None),
 }

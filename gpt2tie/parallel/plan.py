@@ -14,6 +14,7 @@ from gpt2tie.inspection.build import skeleton_of
 from gpt2tie.parallel.fsdp_setup import FsdpSetup
 from gpt2tie.parallel.fsdp_simulation import Sharded, simulate
 from gpt2tie.parallel.native_setup import NativeSetup
+from gpt2tie.parallel.pipeline_simulation import PipelineSetup
 from gpt2tie.requests.request import InspectOptions
 from gpt2tie.results import Finding, InspectReport
 from gpt2tie.results.plan import PlanFix, PlannedGroup, PlanReport, Verdict
@@ -42,7 +43,7 @@ def plan_report(
     model_source: ModelSource,
     report: InspectReport,
     options: InspectOptions,
-    setup: FsdpSetup | NativeSetup,
+    setup: FsdpSetup | NativeSetup | PipelineSetup,
 ) -> PlanReport:
     """The plan of `setup` for the model `report` describes, as `from_pretrained` ties it."""
 
@@ -54,6 +55,11 @@ def plan_report(
         from gpt2tie.parallel.native_simulation import simulate_native
 
         sharded = simulate_native(build, setup)
+    elif isinstance(setup, PipelineSetup):
+        from gpt2tie.parallel.pipeline_simulation import simulate_pipeline
+
+        sharded = simulate_pipeline(build, setup)
+        fixes = (UNTIE_FIX,) if sharded.split else ()
     else:
         sharded = _simulate_fsdp(build, setup)
         fixes = _fixes(build, setup, sharded) if not _runs(sharded) else ()
@@ -69,7 +75,7 @@ def plan_report(
         for names in (*sharded.kept, *sharded.copies, *sharded.split)
     )
     findings = [*report.findings, *(_group_finding(g, setup, fixes) for g in groups)]
-    if sharded.unmapped:
+    if sharded.unmapped and isinstance(setup, FsdpSetup):
         findings.append(_unmapped_finding(sharded.unmapped, setup, fixes))
     return PlanReport(
         gpt2tie_version=__version__,
@@ -79,7 +85,7 @@ def plan_report(
         versions=_versions(setup),
         settings=dict(setup.settings),
         world_size=setup.world_size,
-        sizes=dict(setup.sizes) if isinstance(setup, NativeSetup) else {},
+        sizes=dict(setup.sizes) if not isinstance(setup, FsdpSetup) else {},
         groups=groups,
         fixes=fixes,
         findings=tuple(f for f in findings if f is not None),
@@ -142,7 +148,7 @@ def _runs(sharded: Sharded) -> bool:
 
 
 def _unmapped_finding(
-    names: tuple[str, ...], setup: FsdpSetup | NativeSetup, fixes: tuple[PlanFix, ...]
+    names: tuple[str, ...], setup: FsdpSetup, fixes: tuple[PlanFix, ...]
 ) -> Finding:
     fix = next((f.text for f in fixes if f.verified), None)
     return Finding(
@@ -165,12 +171,14 @@ def _verdict_of(names: tuple[str, ...], sharded: Sharded) -> Verdict:
 
 
 def _group_finding(
-    group: PlannedGroup, setup: FsdpSetup | NativeSetup, fixes: tuple[PlanFix, ...]
+    group: PlannedGroup, setup: FsdpSetup | NativeSetup | PipelineSetup, fixes: tuple[PlanFix, ...]
 ) -> Finding | None:
     if group.verdict == "kept":
         return None
     if isinstance(setup, NativeSetup):
         return _native_finding(group)
+    if isinstance(setup, PipelineSetup):
+        return _pipeline_finding(group)
     where = "; ".join(
         f"{name} in {_unit(unit)}" for name, unit in zip(group.names, group.units, strict=True)
     )
@@ -189,6 +197,34 @@ def _group_finding(
         f"{' = '.join(group.names)} is one tensor, but this {setup.framework} FSDP2 run {how}: "
         "the first forward raises (torch: shared with a parameter already managed by another "
         f"FSDP group). Fix: {fix}",
+        group.names,
+    )
+
+
+# torch.distributed.pipelining has no setting that keeps a tie across stages; the model can
+# drop it (a framework that keeps one sums the copies' gradients, as Megatron does).
+UNTIE_FIX = PlanFix(
+    "tie_word_embeddings",
+    "false",
+    False,
+    "untie the head before splitting (tie_word_embeddings: false in config.json, the head "
+    "saved with the embedding's values), or sum the copies' gradients across the first and "
+    "last stage before each optimizer step",
+)
+
+
+def _pipeline_finding(group: PlannedGroup) -> Finding:
+    where = "; ".join(
+        f"{name} on stage {', '.join(map(str, held)) or 'none'}"
+        for name, held in zip(group.names, group.stages or (), strict=False)
+    )
+    return Finding(
+        "tie-split-by-parallel-plan",
+        "error",
+        f"{' = '.join(group.names)} is one tensor, but torch.distributed.pipelining gives "
+        f"each stage its own copy of the parameters it uses ({where}): the copies are trained "
+        "apart (no gradient is summed across stages), so the tie is gone from the first step. "
+        f"Fix: {UNTIE_FIX.text}",
         group.names,
     )
 
@@ -308,8 +344,8 @@ def _accelerate_version() -> tuple[int, int]:
     return major, minor
 
 
-def _versions(setup: FsdpSetup | NativeSetup) -> dict[str, str]:
+def _versions(setup: FsdpSetup | NativeSetup | PipelineSetup) -> dict[str, str]:
     from importlib import metadata
 
-    names = ("torch", "transformers") if isinstance(setup, NativeSetup) else LIBRARIES
+    names = LIBRARIES if isinstance(setup, FsdpSetup) else ("torch", "transformers")
     return {name: metadata.version(name) for name in names}

@@ -20,7 +20,7 @@ def render_plan(report: PlanReport) -> RenderableType:
             for name, size in report.sizes.items()
             if size > 1
         )
-        kind = f"parallel loading ({mesh})"
+        kind = f"({mesh})"
     else:
         kind = "FSDP2"
     heading = Text(
@@ -58,7 +58,7 @@ def render_plan(report: PlanReport) -> RenderableType:
     parts.append(Text(f"settings: {settings}"))
     parts.append(table if report.groups else Text("The model has no tied parameters."))
     for fix in report.fixes:
-        mark = "fix (verified by a simulated run)" if fix.verified else "fix (by release notes)"
+        mark = "fix (verified by a simulated run)" if fix.verified else "fix (not simulated)"
         parts.append(Text(f"{mark}: {fix.text}"))
     parts.append(findings_block(report.findings))
     return Group(*parts)

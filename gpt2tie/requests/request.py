@@ -110,7 +110,8 @@ class Counts:
 class PlanOptions:
     """`plan`: the parallel run's settings as its framework takes them: an accelerate config
     YAML; the Trainer's `fsdp` (with its `fsdp_config` JSON); or transformers' own
-    `DistributedConfig` (a JSON file, `tp_size`, `pp_size`); the run's world size."""
+    `DistributedConfig` (a JSON file, `tp_size`, `pp_size`); or torch.distributed.pipelining's
+    split points (module names or layer indices where a stage begins); the run's world size."""
 
     accelerate_config: str | Path | None = None
     fsdp: str | None = None
@@ -118,6 +119,7 @@ class PlanOptions:
     distributed_config: str | Path | None = None
     tp_size: int | None = None
     pp_size: int | None = None
+    pipeline_split: str | None = None  # "model.layers.16,model.layers.32" or "16,32"
     world_size: int | None = None  # None: the config's num_processes, else 8
 
     def __post_init__(self) -> None:
@@ -125,12 +127,18 @@ class PlanOptions:
             value = getattr(self, name)
             object.__setattr__(self, name, Path(value) if value else None)
         native = any(v is not None for v in (self.distributed_config, self.tp_size, self.pp_size))
-        given = [self.accelerate_config is not None, self.fsdp is not None, native]
+        given = [
+            self.accelerate_config is not None,
+            self.fsdp is not None,
+            native,
+            self.pipeline_split is not None,
+        ]
         if sum(given) != 1:
             raise InputError(
                 "plan needs the run's settings, one of: an accelerate config "
                 "(--accelerate-config FILE), the Trainer's --fsdp (with --fsdp-config FILE), "
-                "or transformers' own (--distributed-config FILE, --tp-size N, --pp-size N)"
+                "transformers' own (--distributed-config FILE, --tp-size N, --pp-size N), "
+                "or torch.distributed.pipelining's (--pipeline-split POINTS)"
             )
         if self.fsdp_config is not None and self.fsdp is None:
             raise InputError("fsdp_config (--fsdp-config) goes with fsdp (--fsdp), the Trainer's")
@@ -228,6 +236,7 @@ class PlanKeywords(RequestKeywords, total=False):
     distributed_config: str | Path | None
     tp_size: int | None
     pp_size: int | None
+    pipeline_split: str | None
     world_size: int | None
 
 

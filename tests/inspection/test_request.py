@@ -274,6 +274,10 @@ def test_plan_is_the_same_request_from_both_faces(
         lambda: gpt2tie.plan("gpt2", distributed_config=native, pp_size=2, tp_size=2),
     )
     assert from_cli.what.plan is not None and from_cli.what.plan.pp_size == 2
+    split = cli_request(first_request, "plan", "gpt2", "--pipeline-split", "6", "--world-size", "4")
+    assert split == api_request(
+        first_request, lambda: gpt2tie.plan("gpt2", pipeline_split="6", world_size=4)
+    )
 
 
 def test_check_plans_only_when_given_a_run(first_request: list[Request], tmp_path: Path) -> None:
