@@ -2,7 +2,8 @@
 plan has a tie to simulate), world size 64, in fresh processes, round-robin: median wall time,
 peak RSS, and the ratio plan / inspect (target of issue #37: at most 2x, no more memory). Two
 plans: accelerate FSDP2 over 64 ranks, and transformers' own loading with tensor parallelism 8
-by FSDP 8 (a DistributedConfig file; transformers 5.25 cannot combine its pipeline with either).
+by FSDP 8 (a DistributedConfig file; transformers 5.25 cannot combine its pipeline with either),
+and torch.distributed.pipelining in 4 stages (torch.export traces all 80 layers).
 
     python benchmarks/plan_speed.py [--repeat N]
 """
@@ -77,6 +78,10 @@ def main() -> None:
                 *base, "plan", str(folder), "--accelerate-config", str(settings),
                 "--world-size", "64", "--json", "--no-cache",
             ],
+            "pipeline": [
+                *base, "plan", str(folder), "--pipeline-split", "20,40,60",
+                "--json", "--no-cache",
+            ],
             "tp8xfsdp8": [
                 *base, "plan", str(folder), "--distributed-config", str(native),
                 "--json", "--no-cache",
@@ -91,7 +96,7 @@ def main() -> None:
                 peaks[name].append(peak)
     for name in runs:
         print(f"{name:8} {statistics.median(times[name]):6.2f} s  {max(peaks[name]):5d} MB")
-    for name in ("plan", "tp8xfsdp8"):
+    for name in ("plan", "tp8xfsdp8", "pipeline"):
         ratio = statistics.median(times[name]) / statistics.median(times["inspect"])
         memory = max(peaks[name]) / max(peaks["inspect"])
         print(f"{name} / inspect = {ratio:.2f}x time, {memory:.2f}x memory (target: at most 2x)")
