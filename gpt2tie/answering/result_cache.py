@@ -24,7 +24,7 @@ from gpt2tie.results import CountReport, InspectReport, from_json_value
 from gpt2tie.sources.model_source import ModelSource
 from gpt2tie.version import __version__
 
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 2  # 2: ModelInfo gained the tie flags as declared
 Result = TypeVar("Result", InspectReport, CountReport)
 
 

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.inspection.findings import FindingInputs, IdenticalUntiedHead, collect_findings
+from gpt2tie.inspection.findings import (
+    FindingInputs,
+    HeadTie,
+    IdenticalUntiedHead,
+    collect_findings,
+)
 from gpt2tie.inspection.memory_report import memory_estimate
 from gpt2tie.inspection.quantized import (
     quantization_findings,
@@ -31,6 +36,7 @@ from gpt2tie.model.skeleton import (
     Skeleton,
     build_skeleton,
     cast_as_loaded,
+    declared_tie_flags,
     quiet_transformers,
     tie_flags,
 )
@@ -69,14 +75,41 @@ def skeleton_of(model_source: ModelSource, options: InspectOptions) -> Skeleton:
     )
 
 
-def _model_info(model_source: ModelSource, skeleton: Skeleton) -> ModelInfo:
+def _model_info(
+    model_source: ModelSource, skeleton: Skeleton, head_tie: HeadTie | None
+) -> ModelInfo:
     head_flag, by_config = tie_flags(skeleton.config)
+    declared = declared_tie_flags(model_source.config)
+    obeyed = None
+    if head_tie is not None and len(set(declared.values())) > 1:
+        obeyed = next((k for k, v in declared.items() if v == head_tie.tied), None)
     return ModelInfo(
         model_type=str(model_source.config.get("model_type") or skeleton.config.model_type),
         class_name=skeleton.class_name,
         tie_word_embeddings=head_flag,
         tie_word_embeddings_by_config=by_config,
+        tie_flag_declared=declared,
+        tie_flag_obeyed=obeyed,
     )
+
+
+def _head_tie(model: torch.nn.Module, declared: dict[str, str]) -> HeadTie | None:
+    """The LM head's weight and the input embedding's, and whether the class ties them as
+    built from this config (None: the model has no such pair)."""
+    get_output = getattr(model, "get_output_embeddings", None)
+    get_input = getattr(model, "get_input_embeddings", None)
+    try:
+        head, embedding = get_output() if get_output else None, get_input() if get_input else None
+    except (AttributeError, NotImplementedError):
+        return None
+    if head is None or embedding is None:
+        return None
+    names = {id(m): n for n, m in model.named_modules()}
+    if id(head) not in names or id(embedding) not in names:
+        return None
+    head_name, embedding_name = f"{names[id(head)]}.weight", f"{names[id(embedding)]}.weight"
+    tied = declared.get(head_name) == embedding_name or declared.get(embedding_name) == head_name
+    return HeadTie(head_name, embedding_name, tied)
 
 
 @dataclass(frozen=True)
@@ -155,7 +188,8 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
         summary = _checkpoint_summary(
             checkpoint, table, prediction, options, log_lines, head_bytes_read, companions
         )
-    info = _model_info(model_source, skeleton)
+    head_tie = _head_tie(model, declared)
+    info = _model_info(model_source, skeleton, head_tie)
     redundant = redundant_copy_bytes(checkpoint, prediction)
     quantization, extra = None, []
     if quantized:
@@ -179,6 +213,8 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
             identical_untied_heads=identical,
             transformers_log=log_lines,
             tie_flag_in_file=_flag_in_file(model_source.config),
+            tie_flags_declared=info.tie_flag_declared,
+            head_tie=head_tie,
             dropped_on_save=frozenset(dropped_on_save(model, [*declared, *declared.values()])),
             extra=tuple(extra),
             foreign_weights=model_source.foreign_weights,

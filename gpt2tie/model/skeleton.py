@@ -177,6 +177,18 @@ def tie_flags(config: PretrainedConfig) -> tuple[bool | None, dict[str, bool]]:
     return (head_flag if head_flag is not None else own), by_config
 
 
+def declared_tie_flags(config_dict: dict[str, Any]) -> dict[str, bool]:
+    """tie_word_embeddings as config.json writes it: "" for the top level, and the key of each
+    sub-config object (text_config, decoder, ...) that states it."""
+    declared: dict[str, bool] = {}
+    if isinstance(config_dict.get("tie_word_embeddings"), bool):
+        declared[""] = config_dict["tie_word_embeddings"]
+    for key, value in config_dict.items():
+        if isinstance(value, dict) and isinstance(value.get("tie_word_embeddings"), bool):
+            declared[key] = value["tie_word_embeddings"]
+    return declared
+
+
 def _own_tie_flag(config: object) -> bool | None:
     try:
         value = getattr(config, "tie_word_embeddings", None)

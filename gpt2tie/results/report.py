@@ -114,6 +114,12 @@ class ModelInfo:
     tie_word_embeddings: bool | None
     # The flag of the config ("") and of each sub-config that carries one.
     tie_word_embeddings_by_config: dict[str, bool] = field(default_factory=dict)
+    # tie_word_embeddings as config.json writes it: at the top level ("") and in each
+    # sub-config object that states it. A composite config may state it in several places.
+    tie_flag_declared: dict[str, bool] = field(default_factory=dict)
+    # Which of those the installed transformers follows for the LM head, when they disagree;
+    # null when they agree, or none is declared.
+    tie_flag_obeyed: str | None = None
 
 
 @dataclass(frozen=True)
