@@ -100,7 +100,7 @@ def _head_tie(model: torch.nn.Module, declared: dict[str, str]) -> HeadTie | Non
     get_input = getattr(model, "get_input_embeddings", None)
     try:
         head, embedding = get_output() if get_output else None, get_input() if get_input else None
-    except (AttributeError, NotImplementedError):
+    except Exception:  # a class's own accessor may raise anything: then no pair is known
         return None
     if head is None or embedding is None:
         return None
