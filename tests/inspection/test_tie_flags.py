@@ -100,7 +100,7 @@ def test_declared_obeyed_and_the_finding_follow_the_real_load(
     model: dict[str, Any] = report["model"]
     written = {k: v for k, v in (("", top), ("text_config", text)) if v is not None}
     assert model["tie_flag_declared"] == written
-    (head,) = [h for h in report["heads"] if h["kind"] == "lm_head"] or report["heads"][:1]
+    (head,) = [h for h in report["heads"] if h["module"] == "lm_head"]
     assert head["tied"] is tied
     if LAYOUTS[layout][0] != "llama":
         assert head["stored_in_checkpoint"] is False  # the flags alone decide
