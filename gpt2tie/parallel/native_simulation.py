@@ -18,7 +18,7 @@ from gpt2tie.parallel.fsdp_simulation import (
     shared_across_units,
     tied_groups,
 )
-from gpt2tie.parallel.native_setup import MESH_SIZES, NativeSetup
+from gpt2tie.parallel.native_setup import NativeSetup
 
 if TYPE_CHECKING:
     import torch
@@ -157,5 +157,3 @@ def _has_fsdp(model: Any) -> bool:
 
     return any(isinstance(m, FSDPModule) for m in model.modules())
 
-
-__all__ = ["MESH_SIZES", "simulate_native"]
