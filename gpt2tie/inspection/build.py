@@ -7,12 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from gpt2tie.base.errors import InputError
 from gpt2tie.formats.checkpoint import Checkpoint
-from gpt2tie.inspection.findings import (
-    FindingInputs,
-    HeadTie,
-    IdenticalUntiedHead,
-    collect_findings,
-)
+from gpt2tie.inspection.findings import FindingInputs, IdenticalUntiedHead, collect_findings
 from gpt2tie.inspection.memory_report import memory_estimate
 from gpt2tie.inspection.quantized import (
     quantization_findings,
@@ -21,6 +16,7 @@ from gpt2tie.inspection.quantized import (
     unapplied_quantization_findings,
 )
 from gpt2tie.inspection.stored_copies import identical_untied_heads, redundant_copy_bytes
+from gpt2tie.inspection.tie_flags import HeadTie, flag_obeyed, lm_head_pair
 from gpt2tie.loading.prediction import LoadPrediction, predict_load, untie
 from gpt2tie.loading.quantization import read_quantization_config
 from gpt2tie.model.aliases import ParameterTable, alias_groups, parameter_table
@@ -80,9 +76,7 @@ def _model_info(
 ) -> ModelInfo:
     head_flag, by_config = tie_flags(skeleton.config)
     declared = declared_tie_flags(model_source.config)
-    obeyed = None
-    if head_tie is not None and len(set(declared.values())) > 1:
-        obeyed = next((k for k, v in declared.items() if v == head_tie.tied), None)
+    obeyed = flag_obeyed(declared, head_tie)
     return ModelInfo(
         model_type=str(model_source.config.get("model_type") or skeleton.config.model_type),
         class_name=skeleton.class_name,
@@ -91,25 +85,6 @@ def _model_info(
         tie_flag_declared=declared,
         tie_flag_obeyed=obeyed,
     )
-
-
-def _head_tie(model: torch.nn.Module, declared: dict[str, str]) -> HeadTie | None:
-    """The LM head's weight and the input embedding's, and whether the class ties them as
-    built from this config (None: the model has no such pair)."""
-    get_output = getattr(model, "get_output_embeddings", None)
-    get_input = getattr(model, "get_input_embeddings", None)
-    try:
-        head, embedding = get_output() if get_output else None, get_input() if get_input else None
-    except Exception:  # a class's own accessor may raise anything: then no pair is known
-        return None
-    if head is None or embedding is None:
-        return None
-    names = {id(m): n for n, m in model.named_modules()}
-    if id(head) not in names or id(embedding) not in names:
-        return None
-    head_name, embedding_name = f"{names[id(head)]}.weight", f"{names[id(embedding)]}.weight"
-    tied = declared.get(head_name) == embedding_name or declared.get(embedding_name) == head_name
-    return HeadTie(head_name, embedding_name, tied)
 
 
 @dataclass(frozen=True)
@@ -188,7 +163,7 @@ def analyze(model_source: ModelSource, options: InspectOptions) -> Analysis:
         summary = _checkpoint_summary(
             checkpoint, table, prediction, options, log_lines, head_bytes_read, companions
         )
-    head_tie = _head_tie(model, declared)
+    head_tie = lm_head_pair(model, declared)
     info = _model_info(model_source, skeleton, head_tie)
     redundant = redundant_copy_bytes(checkpoint, prediction)
     quantization, extra = None, []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gpt2tie.inspection.conversion_findings import conversion_failed, shape_mismatch
+from gpt2tie.inspection.tie_flags import HeadTie, tie_flag_findings
 from gpt2tie.inspection.wrapper_keys import wrapper_prefix_findings
 from gpt2tie.loading.prediction import LoadPrediction
 from gpt2tie.model.transformers_version import (
@@ -20,16 +21,6 @@ class IdenticalUntiedHead:
     head: str
     embedding: str
     head_bytes: int
-
-
-@dataclass(frozen=True)
-class HeadTie:
-    """The LM head's weight, the input embedding's, and whether the class ties them as built
-    from this config (before any file is read)."""
-
-    head: str
-    embedding: str
-    tied: bool
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,10 @@ class FindingInputs:
 
 
 def collect_findings(facts: FindingInputs) -> tuple[Finding, ...]:
-    findings = [*_structural(facts), *_tie_flag_findings(facts)]
+    findings = [
+        *_structural(facts),
+        *tie_flag_findings(facts.tie_flags_declared, facts.head_tie, facts.class_name),
+    ]
     if facts.prediction is not None:
         findings += _ties_on_load(facts, facts.prediction)
         findings += _keys_on_load(facts, facts.prediction)
@@ -80,45 +74,6 @@ def collect_findings(facts: FindingInputs) -> tuple[Finding, ...]:
     ]
     findings += facts.extra
     return tuple(sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.code)))
-
-
-def _tie_flag_findings(facts: FindingInputs) -> list[Finding]:
-    """config.json's tie_word_embeddings against what the installed transformers does with the
-    LM head: flags that disagree with each other, or with the tie the class makes."""
-    declared, head = facts.tie_flags_declared, facts.head_tie
-    if head is None or not declared:
-        return []
-    where = ", ".join(f"{_place(path)}: {str(v).lower()}" for path, v in declared.items())
-    installed = described()
-    outcome = (
-        f"{head.head} is tied to {head.embedding}" if head.tied else f"{head.head} is not tied"
-    )
-    values = set(declared.values())
-    if len(values) > 1:
-        obeyed = [_place(p) for p, v in declared.items() if v == head.tied]
-        others = [_place(p) for p, v in declared.items() if v != head.tied]
-        message = (
-            f"config.json declares tie_word_embeddings in places that disagree ({where}); "
-            f"{installed} follows {' and '.join(obeyed)}: {outcome}. A loader or release that "
-            f"reads {' and '.join(others)} instead loads the head the other way (a random or a "
-            "discarded head: transformers#43429). Fix: declare one value everywhere"
-        )
-    elif head.tied not in values:
-        message = (
-            f"config.json says tie_word_embeddings: {str(values.pop()).lower()} ({where}), but "
-            f"{facts.class_name} under {installed} ties the head its own way: {outcome}. "
-            "Fix: write the value the class uses, so other loaders agree"
-        )
-    else:
-        return []
-    # Info: transformers' own configs write such flags (InternVL's default: true at the top,
-    # false in text_config) and load cleanly; what the files then hold against the flag
-    # followed is an error of its own (tie-refused-values-differ, head-missing).
-    return [Finding("tie-flag-not-obeyed", "info", message, (head.head, head.embedding))]
-
-
-def _place(path: str) -> str:
-    return "the top level" if path == "" else path
 
 
 def _structural(facts: FindingInputs) -> list[Finding]:

@@ -156,4 +156,3 @@ def _has_fsdp(model: Any) -> bool:
     from torch.distributed.fsdp import FSDPModule
 
     return any(isinstance(m, FSDPModule) for m in model.modules())
-

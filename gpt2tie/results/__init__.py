@@ -1,6 +1,15 @@
 """Result types of every analysis and their JSON form (schema_version 1): the report types
 here, one module per further section (memory, diff, quantization, adapter)."""
 
+from gpt2tie.results.explain import (
+    ExplainReport as ExplainReport,
+)
+from gpt2tie.results.explain import (
+    ExplainTopic as ExplainTopic,
+)
+from gpt2tie.results.explain import (
+    Explanation as Explanation,
+)
 from gpt2tie.results.report import (
     NON_FINITE_NAMES as NON_FINITE_NAMES,
 )
@@ -42,15 +51,6 @@ from gpt2tie.results.report import (
 )
 from gpt2tie.results.report import (
     DtypeCount as DtypeCount,
-)
-from gpt2tie.results.report import (
-    ExplainReport as ExplainReport,
-)
-from gpt2tie.results.report import (
-    ExplainTopic as ExplainTopic,
-)
-from gpt2tie.results.report import (
-    Explanation as Explanation,
 )
 from gpt2tie.results.report import (
     Finding as Finding,

@@ -373,34 +373,3 @@ class BuiltinList:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "configs": to_json_value(self.configs)}
-
-
-@dataclass(frozen=True)
-class ExplainTopic:
-    topic: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """What a tie (or its absence) means for one parameter of the user's model."""
-
-    subject: str
-    parameter: str
-    tied: bool
-    same_tensor_as: tuple[str, ...]
-    listed_by_parameters_as: str
-    topics: tuple[ExplainTopic, ...]
-    ways_forward: tuple[ExplainTopic, ...]
-
-
-@dataclass(frozen=True)
-class ExplainReport:
-    source: Source
-    model: ModelInfo
-    parameters: ParameterCounts
-    explanations: tuple[Explanation, ...]
-    schema_version: int = SCHEMA_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return _ordered(self, first=("schema_version",))

@@ -20,6 +20,7 @@ from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.gguf_files import load_gguf
 from gpt2tie.sources.located import Located
 from gpt2tie.sources.model_source import ModelSource
+from gpt2tie.sources.multi_model import multi_model_refusal
 
 
 def load(located: Located) -> ModelSource:
@@ -36,7 +37,8 @@ def load_checkpoint(located: Located) -> ModelSource:
     place = located.place
     spec = place.source.spec
     if "config.json" not in place.names:
-        raise InputError(f"{spec}: {place.where} has no config.json")
+        refusal = multi_model_refusal(spec, place.names, place.fetch)
+        raise refusal or InputError(f"{spec}: {place.where} has no config.json")
     config_file = place.fetch("config.json")
     if located.fetch_code:
         for name in sorted(n for n in place.names if n.endswith(".py")):
