@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+from tiny_models import free_port
 
 
 def _rank(rank: int, port: int, cases_file: str, out_file: str) -> None:
@@ -76,9 +77,7 @@ def real_runs(cases: dict[str, dict[str, Any]], scratch: Path) -> dict[str, dict
 
     cases_file, out_file = scratch / "cases.json", scratch / "results.json"
     cases_file.write_text(json.dumps(cases))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     sys.path.insert(0, str(Path(__file__).parent))
     mp.spawn(_rank, args=(port, str(cases_file), str(out_file)), nprocs=2, join=True)
     results: dict[str, dict[str, Any]] = json.loads(out_file.read_text())

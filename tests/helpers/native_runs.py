@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+from tiny_models import free_port
 
 
 def _rank(rank: int, port: int, cases_file: str, out_file: str, world_size: int) -> None:
@@ -70,9 +71,7 @@ def real_native_runs(
 
     cases_file, out_file = scratch / "native-cases.json", scratch / "native-results"
     cases_file.write_text(json.dumps(cases))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     sys.path.insert(0, str(Path(__file__).parent))
     arguments = (port, str(cases_file), str(out_file), world_size)
     mp.spawn(_rank, args=arguments, nprocs=world_size, join=True)

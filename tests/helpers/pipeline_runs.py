@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+from tiny_models import free_port
 
 
 def _rank(rank: int, port: int, cases_file: str, out_file: str) -> None:
@@ -72,9 +73,7 @@ def real_pipeline_runs(cases: dict[str, dict[str, Any]], scratch: Path) -> list[
 
     cases_file, out_file = scratch / "pipeline-cases.json", scratch / "pipeline-results"
     cases_file.write_text(json.dumps(cases))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     sys.path.insert(0, str(Path(__file__).parent))
     mp.spawn(_rank, args=(port, str(cases_file), str(out_file)), nprocs=2, join=True)
     return [json.loads(Path(f"{out_file}.{rank}").read_text()) for rank in (0, 1)]

@@ -1,7 +1,9 @@
-"""Tiny configs for the architecture matrix: real transformers classes, built in milliseconds."""
+"""Tiny configs for the architecture matrix: real transformers classes, built in milliseconds;
+and what several ground-truth tests share (a tiny Llama and vision tower, a free local port)."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,3 +222,32 @@ def musicgen_config(decoder_layers: int = 1) -> Any:
     )
     config.architectures = ["MusicgenForConditionalGeneration"]
     return config
+
+
+# A tiny Llama (and the shape Qwen3 and GPT-NeoX take from it): 4 heads, 2 of them KV.
+LLAMA = {
+    "vocab_size": 64,
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+LLAMA_TIE = ["model.embed_tokens.weight", "lm_head.weight"]
+# A tiny CLIP vision tower, for a Llava around the Llama.
+VISION = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "image_size": 8,
+    "patch_size": 4,
+}
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on now (for MASTER_PORT)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from native_runs import real_native_runs
+from tiny_models import LLAMA, LLAMA_TIE, VISION
 from type_schema import strict_schema
 from typer.testing import CliRunner
 
@@ -19,23 +20,6 @@ from gpt2tie.cli import app
 
 pytestmark = pytest.mark.needs_transformers5
 
-LLAMA = {
-    "vocab_size": 64,
-    "hidden_size": 16,
-    "intermediate_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-}
-LLAMA_TIE = ["model.embed_tokens.weight", "lm_head.weight"]
-VISION = {
-    "hidden_size": 16,
-    "intermediate_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "image_size": 8,
-    "patch_size": 4,
-}
 # name: (model class, config class, config, the tie's (embedding, head) names)
 MODELS: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
     "llama": ("LlamaForCausalLM", "LlamaConfig", {**LLAMA, "tie_word_embeddings": True}, LLAMA_TIE),

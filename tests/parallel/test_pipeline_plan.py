@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from pipeline_runs import real_pipeline_runs
+from tiny_models import LLAMA, LLAMA_TIE
 from type_schema import strict_schema
 from typer.testing import CliRunner
 
@@ -18,15 +19,6 @@ from gpt2tie.cli import app
 
 pytestmark = pytest.mark.needs_transformers5
 
-LLAMA = {
-    "vocab_size": 64,
-    "hidden_size": 16,
-    "intermediate_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-}
-LLAMA_TIE = ["model.embed_tokens.weight", "lm_head.weight"]
 # name: (model class, config class, config, (embedding, head))
 MODELS: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
     "llama": ("LlamaForCausalLM", "LlamaConfig", {**LLAMA, "tie_word_embeddings": True}, LLAMA_TIE),
