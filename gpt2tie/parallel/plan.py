@@ -15,6 +15,7 @@ from gpt2tie.parallel.fsdp_setup import FsdpSetup
 from gpt2tie.parallel.fsdp_simulation import Sharded, simulate
 from gpt2tie.parallel.native_setup import NativeSetup
 from gpt2tie.parallel.pipeline_simulation import PipelineSetup
+from gpt2tie.parallel.settings import RunSetup
 from gpt2tie.requests.request import InspectOptions
 from gpt2tie.results import Finding, InspectReport
 from gpt2tie.results.plan import PlanFix, PlannedGroup, PlanReport, Verdict
@@ -43,7 +44,7 @@ def plan_report(
     model_source: ModelSource,
     report: InspectReport,
     options: InspectOptions,
-    setup: FsdpSetup | NativeSetup | PipelineSetup,
+    setup: RunSetup,
 ) -> PlanReport:
     """The plan of `setup` for the model `report` describes, as `from_pretrained` ties it."""
 
@@ -171,7 +172,7 @@ def _verdict_of(names: tuple[str, ...], sharded: Sharded) -> Verdict:
 
 
 def _group_finding(
-    group: PlannedGroup, setup: FsdpSetup | NativeSetup | PipelineSetup, fixes: tuple[PlanFix, ...]
+    group: PlannedGroup, setup: RunSetup, fixes: tuple[PlanFix, ...]
 ) -> Finding | None:
     if group.verdict == "kept":
         return None
@@ -344,7 +345,7 @@ def _accelerate_version() -> tuple[int, int]:
     return major, minor
 
 
-def _versions(setup: FsdpSetup | NativeSetup | PipelineSetup) -> dict[str, str]:
+def _versions(setup: RunSetup) -> dict[str, str]:
     from importlib import metadata
 
     names = LIBRARIES if isinstance(setup, FsdpSetup) else ("torch", "transformers")

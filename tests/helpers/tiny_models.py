@@ -245,6 +245,18 @@ VISION = {
 }
 
 
+def tiny_llava_config(text: dict[str, Any], **top: Any) -> Any:
+    """A Llava config around a tiny Llama `text` config and the tiny vision tower."""
+    import transformers
+
+    return transformers.LlavaConfig(
+        text_config=transformers.LlamaConfig(**text).to_dict(),
+        vision_config=transformers.CLIPVisionConfig(**VISION).to_dict(),
+        image_token_index=3,
+        **top,
+    )
+
+
 def free_port() -> int:
     """A port on 127.0.0.1 nothing listens on now (for MASTER_PORT)."""
     with socket.socket() as probe:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny_models import VISION
+from tiny_models import tiny_llava_config
 
 import gpt2tie
 
@@ -43,12 +43,7 @@ def _save(name: str, folder: Path) -> None:
 
     # Saved tied, so the files hold no head of their own and only the flags decide.
     if name == "llava":
-        config = transformers.LlavaConfig(
-            text_config=transformers.LlamaConfig(**LLAMA, tie_word_embeddings=True).to_dict(),
-            vision_config=transformers.CLIPVisionConfig(**VISION).to_dict(),
-            image_token_index=3,
-            tie_word_embeddings=True,
-        )
+        config = tiny_llava_config({**LLAMA, "tie_word_embeddings": True}, tie_word_embeddings=True)
         transformers.LlavaForConditionalGeneration(config).save_pretrained(folder)
     elif name == "t5":
         transformers.T5ForConditionalGeneration(transformers.T5Config(**T5)).save_pretrained(folder)

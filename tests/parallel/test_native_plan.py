@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from native_runs import real_native_runs
-from tiny_models import LLAMA, LLAMA_TIE, VISION
+from tiny_models import LLAMA, LLAMA_TIE, tiny_llava_config
 from type_schema import strict_schema
 from typer.testing import CliRunner
 
@@ -66,7 +66,7 @@ MODELS: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
     "llava": (
         "LlavaForConditionalGeneration",
         "LlavaConfig",
-        {"text_config": {**LLAMA, "tie_word_embeddings": True}, "vision_config": VISION},
+        {"text_config": {**LLAMA, "tie_word_embeddings": True}},
         ["model.language_model.embed_tokens.weight", "lm_head.weight"],
     ),
 }
@@ -114,11 +114,7 @@ def models(scratch: Path) -> dict[str, Path]:
     for name, (model_class, config_class, config, _) in MODELS.items():
         folder = scratch / name
         if name == "llava":
-            built = transformers.LlavaConfig(
-                text_config=transformers.LlamaConfig(**config["text_config"]).to_dict(),
-                vision_config=transformers.CLIPVisionConfig(**config["vision_config"]).to_dict(),
-                image_token_index=3,
-            )
+            built = tiny_llava_config(config["text_config"])
         else:
             built = getattr(transformers, config_class)(**config)
         getattr(transformers, model_class)(built).save_pretrained(folder)

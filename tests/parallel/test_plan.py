@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from fsdp_runs import real_runs
+from tiny_models import tiny_llava_config
 from type_schema import strict_schema
 from typer.testing import CliRunner
 
@@ -40,14 +41,6 @@ MODELS: dict[str, tuple[str, dict[str, Any], tuple[str, str], bool]] = {
         ("model.language_model.embed_tokens.weight", "lm_head.weight"),
         False,
     ),
-}
-VISION = {
-    "hidden_size": 16,
-    "intermediate_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "image_size": 8,
-    "patch_size": 4,
 }
 MODEL_CLASSES = {
     "llama": "LlamaForCausalLM",
@@ -160,11 +153,7 @@ def models(scratch: Path) -> dict[str, Path]:
         folder = scratch / name
         model_class = getattr(transformers, MODEL_CLASSES[name])
         if name == "llava":
-            built = transformers.LlavaConfig(
-                text_config=transformers.LlamaConfig(**config["text_config"]).to_dict(),
-                vision_config=transformers.CLIPVisionConfig(**VISION).to_dict(),
-                image_token_index=3,
-            )
+            built = tiny_llava_config(config["text_config"])
         else:
             built = getattr(transformers, config_class)(**config)
         model_class(built).save_pretrained(folder)
