@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gpt2tie.answering.report import Report as Report
 from gpt2tie.answering.result_cache import cached, options_key
 from gpt2tie.base.errors import Gpt2tieError, InputError
 from gpt2tie.base.paths import shown
@@ -25,7 +25,6 @@ from gpt2tie.requests.request import (
     Request,
 )
 from gpt2tie.results import CountReport, InspectReport
-from gpt2tie.results.plan import PlanReport
 from gpt2tie.sources import load, locate
 from gpt2tie.sources.locate import looks_like_repo_id
 from gpt2tie.sources.model_source import ModelSource
@@ -34,21 +33,14 @@ if TYPE_CHECKING:
     from gpt2tie.inspection.gguf_report import ReferenceLookup
 
 
-@dataclass(frozen=True)
-class Report:
-    """One run's answer: the inspect report, the count section when the request asked for it,
-    and the resolved model the reports were drawn from (a diff compares its files)."""
-
-    inspection: InspectReport
-    counts: CountReport | None = None
-    model_source: ModelSource | None = field(default=None, compare=False)
-    plan: PlanReport | None = None  # when the request asked for a parallel run's plan
-
-
 def run(request: Request) -> Report:
     """Locate `request.model`, load it (telling `request.hooks.note` what that noticed) and
     answer the request: the one path behind every command and `gpt2tie.inspect()`."""
     located = locate(request.model, request.where)
+    if located.kind == "bundle" and "bundle" not in request.reads:
+        from gpt2tie.sources.bundle import bundle_refusal, read_bundle
+
+        raise bundle_refusal(read_bundle(located.place), request.model, request.command)
     if located.kind not in request.reads:
         read = " and ".join(KIND_NAMES[kind] for kind in sorted(request.reads))
         raise InputError(f"{request.command}: {read} only, not {KIND_NAMES[located.kind]}")
@@ -247,8 +239,16 @@ def _gguf_reference(model_source: ModelSource, request: Request) -> ReferenceLoo
     return ReferenceLookup(spec, found_by, report)
 
 
+def _bundle_report(model_source: ModelSource, request: Request) -> Report:
+    """A repo of several models: each component answered as its kind is, then summed."""
+    from gpt2tie.answering.bundle import bundle_report
+
+    return bundle_report(model_source, request, report_of)
+
+
 _REPORTS: dict[InputKind, Callable[[ModelSource, Request], Report]] = {
     "checkpoint": _checkpoint_report,
     "gguf": _gguf_report,
     "adapter": _adapter_report,
+    "bundle": _bundle_report,
 }

@@ -55,17 +55,26 @@ class Checkpoint:
         return [tuple(sorted(names)) for names in overlapping_groups(spans)]
 
 
+# Weights files in transformers' order of preference: (name, format, sharded).
 _PREFERENCE = (
     (SAFETENSORS_FILE, "safetensors", False),
     (SAFETENSORS_INDEX, "safetensors", True),
     (PYTORCH_FILE, "pytorch", False),
     (PYTORCH_INDEX, "pytorch", True),
 )
+# The same for a diffusers model (a pipeline's unet, vae or transformer).
+DIFFUSERS_PREFERENCE = tuple(
+    (f"diffusion_pytorch_model.{name.split('.', 1)[1]}", fmt, sharded)
+    for name, fmt, sharded in _PREFERENCE
+)
+WeightsFiles = tuple[tuple[str, str, bool], ...]
 
 
-def find_checkpoint(access: FileAccess) -> Checkpoint | None:
+def find_checkpoint(
+    access: FileAccess, preference: WeightsFiles = _PREFERENCE
+) -> Checkpoint | None:
     """The checkpoint `access` reaches, in transformers' order of preference; None if none."""
-    for name, fmt, sharded in _PREFERENCE:
+    for name, fmt, sharded in preference:
         if access.exists(name):
             weight_map = _read_weight_map(access, name) if sharded else {"": name}
             return _read_files(access, fmt, weight_map, name)  # type: ignore[arg-type]

@@ -254,6 +254,7 @@ def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
             f"model_type {config_dict['model_type']!r} is unknown to transformers "
             f"{transformers.__version__} (upgrade transformers, or check config.json)"
         )
+    class_name = _auto_resolved(transformers, class_name, config_dict["model_type"])
     try:
         cls = getattr(transformers, class_name)
     except (AttributeError, ImportError, RuntimeError):
@@ -279,6 +280,20 @@ def _model_class(config_dict: dict[str, Any], class_name: str | None) -> Any:
             "(e.g. GPT2LMHeadModel)"
         )
     return cls
+
+
+def _auto_resolved(transformers: Any, class_name: str, model_type: str) -> str:
+    """An Auto class (`AutoModel`, as sentence-transformers loads its transformer) named as
+    the class it picks for this model_type; any other name as it is."""
+    if not class_name.startswith("Auto"):
+        return class_name
+    mapping = getattr(getattr(transformers, class_name, None), "_model_mapping", None)
+    picked = getattr(mapping, "_model_mapping", {}).get(model_type)
+    if isinstance(picked, (list, tuple)):
+        picked = picked[0] if picked else None
+    if not isinstance(picked, str):
+        raise InputError(f"{class_name} has no model class for model_type {model_type!r}")
+    return picked
 
 
 def _architectures(config_dict: dict[str, Any]) -> list[Any]:

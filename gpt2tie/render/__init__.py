@@ -33,11 +33,11 @@ CI_RESULT_TYPES: tuple[type, ...] = (InspectReport, CheckReport, DiffReport)
 
 def table_renderers() -> dict[type, Callable[[Any], RenderableType]]:
     """Result type -> its Rich renderer (imported only when a table is wanted)."""
-    from gpt2tie.render import rich_diff, rich_plan, rich_render
+    from gpt2tie.render import rich_counts, rich_diff, rich_plan, rich_render
 
     return {
         InspectReport: rich_render.render_report,
-        CountReport: rich_render.render_counts,
+        CountReport: rich_counts.render_counts,
         CheckReport: rich_render.render_check,
         BuiltinList: rich_render.render_builtin_list,
         ExplainReport: rich_render.render_explanations,

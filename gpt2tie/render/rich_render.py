@@ -12,7 +12,6 @@ from gpt2tie.results import (
     BuiltinList,
     CheckpointSummary,
     CheckReport,
-    CountReport,
     ExplainReport,
     Finding,
     GgufSummary,
@@ -34,6 +33,13 @@ _SOURCE_LABEL = {
 }
 
 
+# How the title names a repo of several models (its report's model_type).
+BUNDLE_LAYOUTS = {
+    "diffusers": "diffusers pipeline (several models)",
+    "sentence-transformers": "sentence-transformers model (several modules)",
+}
+
+
 def render_report(report: InspectReport) -> RenderableType:
     parts: list[RenderableType] = [
         title_line(report.source, report.model),
@@ -43,8 +49,12 @@ def render_report(report: InspectReport) -> RenderableType:
         "",
         _head_table(report.heads),
         "",
-        _counts_table(report.parameters),
+        counts_table(report.parameters),
     ]
+    if report.components:
+        from gpt2tie.render.rich_components import components_table
+
+        parts[1:1] = ["", components_table(report.components)]
     if report.adapter is not None:
         from gpt2tie.render.rich_adapter import adapter_table
 
@@ -61,56 +71,6 @@ def render_report(report: InspectReport) -> RenderableType:
     return Group(*parts)
 
 
-def render_counts(report: CountReport) -> RenderableType:
-    modules = Table(title="Parameters by module", title_justify="left", show_footer=True)
-    modules.add_column("module", "total (each tensor once)", no_wrap=True)
-    modules.add_column("class", no_wrap=True)
-    modules.add_column("reaches", justify="right", no_wrap=True)
-    top_level_owned = sum(row.owned for row in report.modules if row.depth == 1)
-    modules.add_column("owns", f"{top_level_owned:,}", justify="right", no_wrap=True)
-    for row in report.modules:
-        # Like torchinfo's "(recursive)": this module's weight is counted where it lives.
-        owned = f"{row.owned:,}" if row.owned or not row.parameters else "0 (shared)"
-        modules.add_row(
-            "  " * (row.depth - 1) + row.name, row.class_name, f"{row.parameters:,}", owned
-        )
-    dtype_title = (
-        "Stored tensors by dtype"
-        if report.by_dtype_source == "checkpoint"
-        else "Parameters by dtype (as loaded with this config)"
-    )
-    dtypes = Table(title=dtype_title, title_justify="left")
-    dtypes.add_column("dtype", no_wrap=True)
-    dtypes.add_column("tensors", justify="right", no_wrap=True)
-    dtypes.add_column("parameters", justify="right", no_wrap=True)
-    dtypes.add_column("bytes", justify="right", no_wrap=True)
-    for entry in report.by_dtype:
-        dtypes.add_row(
-            entry.dtype, f"{entry.tensors:,}", f"{entry.parameters:,}", f"{entry.bytes:,}"
-        )
-    memory: list[RenderableType] = []
-    if report.memory is not None:
-        from gpt2tie.render.rich_memory import memory_table
-
-        memory = ["", memory_table(report.memory)]
-    if report.quantization is not None:
-        from gpt2tie.render.rich_quantization import quantization_table
-
-        memory = ["", quantization_table(report.quantization), *memory]
-    return Group(
-        title_line(report.source, report.model),
-        "",
-        _counts_table(report.parameters),
-        "",
-        modules,
-        "",
-        dtypes,
-        *memory,
-        "",
-        findings_block(report.findings),
-    )
-
-
 def title_line(source: Source, model: ModelInfo) -> Text:
     # Two short lines rather than one that wraps somewhere in the middle of a phrase.
     title = Text()
@@ -121,6 +81,9 @@ def title_line(source: Source, model: ModelInfo) -> Text:
     title.append(f" ({label})\n")
     if model.class_name == "GGUF":
         title.append(f"GGUF file · architecture {model.model_type}")
+        return title
+    if model.model_type in BUNDLE_LAYOUTS:
+        title.append(f"{model.class_name} · {BUNDLE_LAYOUTS[model.model_type]}")
         return title
     title.append(f"{model.class_name} · model_type {model.model_type}")
     title.append(f" · tie_word_embeddings={model.tie_word_embeddings}")
@@ -211,7 +174,7 @@ def _head_table(heads: tuple[Head, ...]) -> RenderableType:
     return table
 
 
-def _counts_table(counts: ParameterCounts) -> Table:
+def counts_table(counts: ParameterCounts) -> Table:
     table = Table(title="Parameter counts", title_justify="left")
     table.add_column("count", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)

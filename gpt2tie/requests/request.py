@@ -19,7 +19,7 @@ from gpt2tie.base.errors import InputError, require_count
 from gpt2tie.formats.tensor_values import ValueProgress
 
 # What the files of a model hold: decided once, where they are found (`sources.locate`).
-InputKind = Literal["checkpoint", "gguf", "adapter"]
+InputKind = Literal["checkpoint", "gguf", "adapter", "bundle"]
 
 DEFAULT_TIMEOUT = 120.0  # seconds for all of one run's Hub traffic
 
@@ -176,11 +176,12 @@ class Hooks:
     progress: ValueProgress | None = None
 
 
-ALL_KINDS: frozenset[InputKind] = frozenset({"checkpoint", "gguf", "adapter"})
+ALL_KINDS: frozenset[InputKind] = frozenset({"checkpoint", "gguf", "adapter", "bundle"})
 KIND_NAMES: dict[InputKind, str] = {
     "checkpoint": "Hugging Face checkpoints",
     "gguf": "GGUF files",
     "adapter": "PEFT adapters",
+    "bundle": "repos of several models",
 }
 
 

@@ -44,6 +44,12 @@ from gpt2tie.results.report import (
     CheckResult as CheckResult,
 )
 from gpt2tie.results.report import (
+    Component as Component,
+)
+from gpt2tie.results.report import (
+    ComponentReading as ComponentReading,
+)
+from gpt2tie.results.report import (
     ConversionOnLoad as ConversionOnLoad,
 )
 from gpt2tie.results.report import (

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gpt2tie.results.adapter import AdapterSummary
+from gpt2tie.results.json_form import (
+    NON_FINITE_NAMES as NON_FINITE_NAMES,
+)
+from gpt2tie.results.json_form import (
+    NON_FINITE_VALUES as NON_FINITE_VALUES,
+)
+from gpt2tie.results.json_form import (
+    from_json_value as from_json_value,
+)
+from gpt2tie.results.json_form import (
+    to_json_value as to_json_value,
+)
 from gpt2tie.results.memory import MemoryEstimate
 from gpt2tie.results.quantization import QuantizationSummary
 
@@ -20,82 +28,6 @@ AliasKind = Literal["same_parameter", "shared_storage"]
 HeadKind = Literal["lm", "task"]
 Severity = Literal["error", "warning", "info"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
-
-
-def _json_name(f: dataclasses.Field[Any]) -> str:
-    return str(f.metadata.get("json", f.name))
-
-
-# How a float that is no JSON number (an adapter's lora_alpha of 1e400, a difference that went
-# to infinity) is written: as the string JavaScript and JSON5 spell it, as the schemas say.
-NON_FINITE_NAMES = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
-NON_FINITE_VALUES = {name: float(spelled) for spelled, name in NON_FINITE_NAMES.items()}
-
-
-def from_json_value(cls: Any, data: Any) -> Any:
-    """Rebuild a result object from its JSON form (the inverse of `to_json_value`).
-
-    Raises ValueError on anything that does not fit the declared types.
-    """
-    if cls is Any:  # kept as the file had it (an adapter's target_modules: a list or a regex)
-        return data
-    origin = typing.get_origin(cls)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(cls)
-        if data is None and type(None) in options:
-            return None
-        for option in (o for o in options if o is not type(None)):
-            try:
-                return from_json_value(option, data)
-            except ValueError:
-                continue
-        raise ValueError(f"{data!r} fits none of {options}")
-    if origin is typing.Literal:
-        if data not in typing.get_args(cls):
-            raise ValueError(f"{data!r} is not one of {typing.get_args(cls)}")
-        return data
-    if origin is tuple:
-        item_type = typing.get_args(cls)[0]
-        if not isinstance(data, list):
-            raise ValueError(f"expected a list, got {type(data).__name__}")
-        return tuple(from_json_value(item_type, item) for item in data)
-    if origin is dict:
-        if not isinstance(data, dict):
-            raise ValueError(f"expected an object, got {type(data).__name__}")
-        return dict(data)
-    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
-        if not isinstance(data, dict):
-            raise ValueError(f"expected an object for {cls.__name__}")
-        hints = typing.get_type_hints(cls)
-        values = {}
-        for f in dataclasses.fields(cls):
-            key = _json_name(f)
-            if key not in data:
-                if f.default is not dataclasses.MISSING:
-                    continue  # a field added since the data was written
-                raise ValueError(f"{cls.__name__}: missing {key}")
-            values[f.name] = from_json_value(hints[f.name], data[key])
-        return cls(**values)
-    if cls is float and data in NON_FINITE_VALUES:
-        return NON_FINITE_VALUES[data]
-    if cls in (int, str, bool, float) and not (cls is int and isinstance(data, bool)):
-        if not isinstance(data, cls):
-            raise ValueError(f"expected {cls.__name__}, got {type(data).__name__}")
-        return data
-    raise ValueError(f"cannot rebuild {cls!r}")
-
-
-def to_json_value(value: Any) -> Any:
-    """Turn a result object (or a value inside one) into plain JSON data."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            _json_name(f): to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)
-        }
-    if isinstance(value, (tuple, list)):
-        return [to_json_value(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return NON_FINITE_NAMES[repr(value)]  # JSON has no such number
-    return value
 
 
 @dataclass(frozen=True)
@@ -268,6 +200,9 @@ class InspectReport:
     findings: tuple[Finding, ...]
     quantization: QuantizationSummary | None = None  # a quantized checkpoint
     adapter: AdapterSummary | None = None  # a PEFT adapter, merged over its base
+    # A repo of several models (a diffusers pipeline, a sentence-transformers folder): each
+    # one's own section; the fields above are then the whole repo's.
+    components: tuple[Component, ...] = ()
     # The transformers whose from_pretrained the report predicts (None: none involved, GGUF).
     transformers_version: str | None = None
     schema_version: int = SCHEMA_VERSION
@@ -313,11 +248,33 @@ class CountReport:
     findings: tuple[Finding, ...] = ()
     memory: MemoryEstimate | None = None  # with --memory
     quantization: QuantizationSummary | None = None  # a quantized checkpoint: its 3 counts
+    components: tuple[Component, ...] = ()  # as in InspectReport
     transformers_version: str | None = None  # as in InspectReport
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return _ordered(self, first=("schema_version", "gpt2tie_version"))
+
+
+ComponentReading = Literal["transformers", "diffusers", "headers", "none"]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One model of a multi-model repo: a pipeline's text encoder, unet or vae, a
+    sentence-transformers module. Names in the repo's report carry its name and a slash."""
+
+    name: str  # its key in model_index.json, its name in modules.json
+    subfolder: str  # "" for the repo's root
+    library: str  # "transformers", "diffusers", "sentence_transformers", ...
+    class_name: str = field(metadata={"json": "class"})
+    # How it was read: a transformers model as `inspect` reads one, a diffusers model built
+    # on the meta device, its files' headers alone, or nothing (it holds no weights).
+    read_as: ComponentReading
+    parameters: ParameterCounts
+    by_dtype: tuple[DtypeCount, ...]
+    report: InspectReport | None = None  # `inspect`: its own report
+    memory: MemoryEstimate | None = None  # `count-params --memory`: its own estimate
 
 
 def at_or_above(findings: tuple[Finding, ...], severity: Severity) -> tuple[Finding, ...]:

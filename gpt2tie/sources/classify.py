@@ -17,12 +17,16 @@ def has_gguf(names: Iterable[str]) -> bool:
 
 
 def classify(names: Collection[str], gguf_file: str | None = None) -> InputKind:
-    """`--gguf-file` asks for a GGUF file; else a config.json makes a Hugging Face checkpoint,
+    """`--gguf-file` asks for a GGUF file; an index of models (model_index.json, modules.json)
+    makes a repo of several models; else a config.json makes a Hugging Face checkpoint,
     an adapter_config.json without one a PEFT adapter, and .gguf files without either a GGUF
     model. A folder with none of them is a checkpoint whose config.json is missing (its loader
     says so)."""
     if gguf_file is not None:
         return "gguf"
+    # A pipeline or sentence-transformers folder: its root may hold one model's config.json.
+    if "model_index.json" in names or "modules.json" in names:
+        return "bundle"
     if "config.json" in names:
         return "checkpoint"
     if ADAPTER_CONFIG in names:

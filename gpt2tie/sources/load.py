@@ -15,12 +15,12 @@ from gpt2tie.formats.checkpoint import (
 )
 from gpt2tie.formats.file_access import FileAccess
 from gpt2tie.sources.adapter import load_adapter
+from gpt2tie.sources.bundle import load_bundle
 from gpt2tie.sources.classify import InputKind, foreign_weights
 from gpt2tie.sources.config_file import read_config
 from gpt2tie.sources.gguf_files import load_gguf
-from gpt2tie.sources.located import Located
+from gpt2tie.sources.located import Located, Place
 from gpt2tie.sources.model_source import ModelSource
-from gpt2tie.sources.multi_model import multi_model_refusal
 
 
 def load(located: Located) -> ModelSource:
@@ -37,8 +37,7 @@ def load_checkpoint(located: Located) -> ModelSource:
     place = located.place
     spec = place.source.spec
     if "config.json" not in place.names:
-        refusal = multi_model_refusal(spec, place.names, place.fetch)
-        raise refusal or InputError(f"{spec}: {place.where} has no config.json")
+        raise InputError(f"{spec}: {place.where} has no config.json{_models_below(place)}")
     config_file = place.fetch("config.json")
     if located.fetch_code:
         for name in sorted(n for n in place.names if n.endswith(".py")):
@@ -61,6 +60,19 @@ def load_checkpoint(located: Located) -> ModelSource:
     )
 
 
+def _models_below(place: Place) -> str:
+    """A folder of models with no index gpt2tie knows: which of its folders hold one."""
+    folders = sorted({n.split("/", 1)[0] for n in place.names if "/" in n}) or sorted(place.names)
+    found = [f for f in folders if place.files.exists(f"{f}/config.json")]
+    if not found:
+        return ""
+    return (
+        f"; it holds no model_index.json or modules.json, but its folders "
+        f"{', '.join(f + '/' for f in found[:8])} hold models: read one with --subfolder "
+        f"{found[0]}"
+    )
+
+
 def _weights(files: FileAccess, notes: list[str]) -> Checkpoint | None:
     """Safetensors, or `.bin` files on disk; remote `.bin` cannot be read header-only."""
     has_safetensors = files.exists(SAFETENSORS_FILE) or files.exists(SAFETENSORS_INDEX)
@@ -80,4 +92,5 @@ LOADERS: dict[InputKind, Callable[[Located], ModelSource]] = {
     "checkpoint": load_checkpoint,
     "gguf": load_gguf,
     "adapter": load_adapter,
+    "bundle": load_bundle,
 }

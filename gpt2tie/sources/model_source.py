@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpt2tie.formats.checkpoint import Checkpoint
 from gpt2tie.formats.gguf import GgufCheckpoint
 from gpt2tie.results import Source
 from gpt2tie.sources.classify import InputKind
+
+if TYPE_CHECKING:
+    from gpt2tie.sources.bundle_index import Bundle
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,5 @@ class ModelSource:
     foreign_weights: tuple[tuple[str, str], ...] = ()
     # What the files hold, decided once where they were found (`sources.locate`).
     kind: InputKind = "checkpoint"
+    # A repo of several models: its index (each component is read on its own).
+    bundle: Bundle | None = None

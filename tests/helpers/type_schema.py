@@ -25,7 +25,10 @@ def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
         target: Any = root
         for part in node["$ref"].removeprefix("#/").split("/"):
             target = target[part]
-        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        # A bare reference is its target itself: a type that contains itself (a component's
+        # report) is then recognised when met again.
+        node = {**target, **extra} if extra else target
     return node
 
 
