@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -96,7 +97,8 @@ def _diffusers_model(place: Place, part: BundlePart) -> torch.nn.Module | None:
         return None
     import torch
 
-    cls = getattr(diffusers, part.class_name, None)
+    with _quiet_diffusers():  # its first model class imports bitsandbytes, which logs
+        cls = getattr(diffusers, part.class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, diffusers.ModelMixin)):
         return None
     config = _config(place)
@@ -336,9 +338,14 @@ def _quiet_diffusers() -> Iterator[None]:
 
     level = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()
+    # bitsandbytes, imported by diffusers' quantizers, logs a kernel-loading failure at import.
+    bitsandbytes = logging.getLogger("bitsandbytes")
+    bitsandbytes_level = bitsandbytes.level
+    bitsandbytes.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         diffusers_logging.set_verbosity(level)
+        bitsandbytes.setLevel(bitsandbytes_level)

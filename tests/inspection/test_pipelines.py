@@ -260,3 +260,20 @@ def test_the_hub_reads_configs_and_headers_only(hub: Any, flux: Path, tmp_path: 
         name = str(weights.relative_to(flux))
         header = 8 + read_header(LocalFiles(weights.parent), weights.name).header_bytes
         assert hub.sent("org/tiny-flux", name) == header, name
+
+
+def test_reading_a_pipeline_writes_nothing_on_stderr(flux: Path) -> None:
+    """diffusers' model classes import bitsandbytes, which logs a kernel-loading failure at
+    import on a CPU machine: a fresh process shows that it stays off gpt2tie's output."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gpt2tie", "inspect", str(flux), "--no-cache", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout)["model"]["class"] == "FluxPipeline"
