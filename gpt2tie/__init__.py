@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.version import __version__
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from gpt2tie.results import AliasGroup, CountReport, InspectReport
     from gpt2tie.results.memory import TrainableCounts
     from gpt2tie.results.plan import PlanReport
+    from gpt2tie.results.scan import ScanRow
     from gpt2tie.training.guard import TieBrokenError, TieGuard, TieWarning
     from gpt2tie.training.trainer_callback import TieGuardCallback
 
@@ -30,6 +32,7 @@ __all__ = [
     "inspect_module",
     "plan",
     "request",
+    "scan",
     "trainable_counts",
 ]
 
@@ -83,6 +86,40 @@ def request(model_spec: str, **keywords: Unpack[RequestKeywords]) -> Request:
     from gpt2tie.requests.request import build_request
 
     return build_request(model_spec, **keywords)
+
+
+def scan(
+    *models: str,
+    ids: str | None = None,
+    author: str | None = None,
+    search: str | None = None,
+    collection: str | None = None,
+    shard: str | None = None,
+    jobs: int = 8,
+    deadline: float | None = None,
+    **keywords: Unpack[RequestKeywords],
+) -> Iterator[ScanRow]:
+    """The rows `gpt2tie scan` writes, one per model as each is done (`row.to_dict()` is the
+    JSON line; `row.report` the model's inspect report). `models`: repo ids (`id@revision`),
+    folders (every model below), GGUF files; `ids` a file of ids; `author`, `search`,
+    `collection` ask the Hub; `shard="K/N"` takes piece K of N. The other keywords are
+    `inspect()`'s, for every model."""
+    from gpt2tie.requests.request import build_request
+    from gpt2tie.scanning.inputs import Shard
+    from gpt2tie.scanning.run import ScanRun
+    from gpt2tie.scanning.scan import ScanInputs, scan_items
+
+    request = build_request("", **keywords)
+    inputs = ScanInputs(
+        targets=models,
+        ids_file=ids,
+        author=author,
+        search=search,
+        collection=collection,
+        shard=Shard.parse(shard) if shard is not None else None,
+    )
+    items = scan_items(inputs, request)
+    yield from ScanRun(items, request, jobs=jobs, deadline=deadline).rows()
 
 
 def inspect_module(module: torch.nn.Module) -> InspectReport:

@@ -8,6 +8,7 @@ This module stays light (no torch, no transformers) so that a cache hit imports 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,10 +63,17 @@ def run_or_saved(spec: str, request: Request) -> Report:
     return run(dataclasses.replace(request, model=spec))
 
 
+# One analysis at a time in a process: transformers' and diffusers' lazy modules fail when two
+# threads import through them at once ("cannot import name 'AutoModel'"), and the analysis
+# holds the GIL anyway. Locating and reading files (the network) stays concurrent (a scan).
+_ANALYSIS = threading.RLock()
+
+
 def report_of(model_source: ModelSource, request: Request) -> Report:
     """The report of an already loaded `model_source`, as `request` asks for it: the one
     place that goes by what kind of model it is."""
-    return _REPORTS[model_source.kind](model_source, request)
+    with _ANALYSIS:
+        return _REPORTS[model_source.kind](model_source, request)
 
 
 def _checkpoint_report(model_source: ModelSource, request: Request) -> Report:

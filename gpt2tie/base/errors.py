@@ -18,6 +18,14 @@ class InputError(Gpt2tieError):
     """The model spec, a config or a checkpoint file cannot be used as given."""
 
 
+class RateLimited(InputError):
+    """The Hub answered 429; `retry_after`: the seconds its Retry-After header asks for."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class CheckpointFormatError(InputError):
     """A weights file is corrupt, truncated or not what its name says."""
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from gpt2tie.base.errors import EXIT_FINDINGS, InputError
-from gpt2tie.cli import terminal, work
+from gpt2tie.cli import scan_command, terminal, work
 from gpt2tie.cli.help_format import PlainHelpCommand, PlainHelpGroup
 from gpt2tie.cli.help_text import COMMANDS
 from gpt2tie.cli.options import (
@@ -325,6 +325,11 @@ def plan(
     terminal.emit(planned, output)
     if fail_on is not FailOn.never and planned.findings_at_or_above(fail_on.value):
         raise typer.Exit(EXIT_FINDINGS)
+
+
+command("scan", help=COMMANDS["scan"].text(), short_help=COMMANDS["scan"].summary)(
+    terminal.reports_errors(takes_request(model_parameter="")(scan_command.scan))
+)
 
 
 @command(

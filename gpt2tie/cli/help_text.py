@@ -156,6 +156,29 @@ COMMANDS: dict[str, CommandHelp] = {
             ("gpt2tie check ./my-model --accelerate-config fsdp.yaml", "gate CI on the plan"),
         ),
     ),
+    "scan": CommandHelp(
+        "Ties and true counts of many models, one JSON line each.",
+        (
+            "Reads every model it is given as inspect reads one (header-only on the Hub, "
+            "several at once): repo ids (org/name or org/name@revision), the model folders and "
+            "GGUF files under a local folder, a file of ids (--ids), a Hub author (--author), "
+            "search (--search) or collection (--collection). Each model is one JSON line on "
+            "stdout or in --output: the commit read, the declared tie and where it is "
+            "declared, whether each head is tied and stored, stored vs unique parameters, the "
+            "count the Hub shows, the findings, and the whole inspect report; or the one-line "
+            "error of that model, and the scan goes on.",
+            "Rerun with the same --output to continue after Ctrl-C or a kill: no model twice, "
+            "none lost. --shard K/N takes one piece of the list (a job array runs N pieces; "
+            "their rows together are one run's). A summary goes to stderr. Exit 0, or 1 when a "
+            "finding reaches --fail-on (default: never), 2 on bad input, 3 when a row carries "
+            "an internal error.",
+        ),
+        (
+            ("gpt2tie scan --author Qwen --output qwen.jsonl", "every model of an organisation"),
+            ("gpt2tie scan ./checkpoints --fail-on error", "every model folder below"),
+            ("gpt2tie scan --ids repos.txt --shard 3/8 --output part3.jsonl", "a job array"),
+        ),
+    ),
     "list-builtin": CommandHelp(
         "The configs shipped with gpt2tie (they answer offline).",
         ("Each answers offline, structurally: no checkpoint files are read.",),

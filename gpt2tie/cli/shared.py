@@ -132,7 +132,8 @@ def takes_request(
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         def make(values: dict[str, Any], arguments: dict[str, Any]) -> Request:
-            spec = model_spec(arguments[model_parameter])
+            # No model parameter: a request each model of a scan fills in.
+            spec = model_spec(arguments[model_parameter]) if model_parameter else ""
             return request_from(spec, values, counted, planned, plan_optional)
 
         return _with_parameters(command, group, "request", make)

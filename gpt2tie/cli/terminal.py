@@ -117,6 +117,33 @@ def byte_progress(total: int, description: str) -> Iterator[Callable[[int], None
         yield lambda count: progress.advance(task, count)
 
 
+@contextlib.contextmanager
+def count_progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar with its ETA on stderr (interactive terminals only), fed with
+    counts of things done."""
+    console = stderr_console()
+    if not console.is_terminal:
+        yield lambda _: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda count: progress.advance(task, count)
+
+
 class RemoteValueProgress:
     """Says how many bytes of tensor values are fetched over the network, with a bar on TTYs."""
 

@@ -30,12 +30,12 @@ from gpt2tie.model.declared_ties import declared_ties, dropped_on_save
 from gpt2tie.model.heads import find_heads
 from gpt2tie.model.skeleton import (
     Skeleton,
-    build_skeleton,
     cast_as_loaded,
     declared_tie_flags,
     quiet_transformers,
     tie_flags,
 )
+from gpt2tie.model.skeleton_reuse import skeleton
 from gpt2tie.model.transformers_version import installed_major, installed_version
 from gpt2tie.requests.request import InspectOptions, MemoryOptions
 from gpt2tie.results import (
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 def skeleton_of(model_source: ModelSource, options: InspectOptions) -> Skeleton:
     """The meta model of `model_source`, built as the options ask (class, custom code, limit)."""
-    return build_skeleton(
+    return skeleton(
         model_source.config,
         options.class_name,
         options.trust_remote_code,

@@ -97,11 +97,11 @@ def _diffusers_model(place: Place, part: BundlePart) -> torch.nn.Module | None:
         return None
     import torch
 
+    config = _config(place)
     with _quiet_diffusers():  # its first model class imports bitsandbytes, which logs
         cls = getattr(diffusers, part.class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, diffusers.ModelMixin)):
         return None
-    config = _config(place)
     try:
         with torch.device("meta"), _quiet_diffusers():
             model: torch.nn.Module = cls.from_config(config)  # type: ignore[no-untyped-call]

@@ -37,6 +37,9 @@ class Source:
     path: str | None
     repo_id: str | None = None
     revision: str | None = None
+    # The parameter count the Hub shows for the repo (every stored safetensors tensor summed,
+    # a tied copy counted twice); null off the Hub, or when the Hub gives none.
+    hub_parameters: int | None = None
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def _header_source(
     if recorded.exists_manifest():
         return RemoteFiles(spec, commit, options, set(recorded.names()), recorded)
     with contextlib.suppress(HubUnreachable):
-        _, siblings = model_info(spec, commit, options)
+        _, siblings, _ = model_info(spec, commit, options)
         return RemoteFiles(
             spec, commit, options, names_under(siblings, options.subfolder), recorded
         )

@@ -19,11 +19,19 @@ from gpt2tie.sources.remote_files import RemoteFiles, names_under
 def hub_place(spec: str, options: SourceOptions) -> Place:
     """The repo at `--revision` (and `--subfolder`), listed by one request."""
     revision = options.revision or "main"
-    commit, siblings = model_info(spec, revision, options)
+    commit, siblings, shown = model_info(spec, revision, options)
     names = names_under(siblings, options.subfolder)
     remote = RemoteFiles(spec, commit, options, names, HeaderCache(spec, commit, options.subfolder))
     return Place(
-        source=Source(spec=spec, kind="hub", path=None, repo_id=spec, revision=commit),
+        source=Source(
+            spec=spec,
+            kind="hub",
+            path=None,
+            repo_id=spec,
+            revision=commit,
+            # The Hub's count is the whole repo's: a sub-folder's report does not carry it.
+            hub_parameters=None if options.subfolder else shown,
+        ),
         files=remote,
         names=frozenset(names),
         # By branch or tag name, so that the HF cache records the ref for offline runs.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpt2tie.base.errors import CheckpointFormatError, InputError
+from gpt2tie.base.errors import CheckpointFormatError, InputError, RateLimited
 from gpt2tie.requests.request import DEFAULT_TIMEOUT, SourceOptions
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -131,6 +131,9 @@ def hub_errors(spec: str, options: SourceOptions) -> Iterator[None]:
         ) from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else None
+        if status == 429:
+            headers = exc.response.headers if exc.response is not None else {}
+            raise RateLimited(_status_message(spec, status), _seconds(headers)) from None
         raise InputError(_status_message(spec, status)) from None
     except HFValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid argument"
@@ -146,6 +149,15 @@ def hub_errors(spec: str, options: SourceOptions) -> Iterator[None]:
         ) from None
 
 
+def _seconds(headers: Any) -> float | None:
+    """Retry-After in seconds (the Hub sends seconds; an HTTP date is not followed)."""
+    try:
+        value = float(str(headers.get("Retry-After", "")).strip())
+    except ValueError:
+        return None
+    return value if 0 <= value < 86400 else None
+
+
 def _status_message(spec: str, status: int | None) -> str:
     if status == 429:
         return f"{spec}: rate-limited by the Hub (HTTP 429); wait and retry, or pass a token"
@@ -154,9 +166,12 @@ def _status_message(spec: str, status: int | None) -> str:
     return f"{spec}: the Hub answered HTTP {status}"
 
 
-def model_info(spec: str, revision: str, options: SourceOptions) -> tuple[str, list[str]]:
-    """The commit and the file names of a repo at `revision`, checked: a malformed reply (not
-    JSON, siblings not a list, a commit that is not 40 hex digits) is one error line."""
+def model_info(
+    spec: str, revision: str, options: SourceOptions
+) -> tuple[str, list[str], int | None]:
+    """The commit and the file names of a repo at `revision`, and the parameter count the Hub
+    shows for it (None when it shows none), checked: a malformed reply (not JSON, siblings not
+    a list, a commit that is not 40 hex digits) is one error line."""
     from huggingface_hub import HfApi
 
     with hub_errors(spec, options):
@@ -178,7 +193,10 @@ def model_info(spec: str, revision: str, options: SourceOptions) -> tuple[str, l
     commit = info.sha
     if not isinstance(commit, str) or not COMMIT.match(commit):
         raise InputError(f"{spec}: the Hub sent a commit id that is not 40 hex digits")
-    return commit, [s.rfilename for s in siblings]
+    shown = getattr(getattr(info, "safetensors", None), "total", None)
+    if not isinstance(shown, int) or isinstance(shown, bool) or shown < 0:
+        shown = None
+    return commit, [s.rfilename for s in siblings], shown
 
 
 def download(spec: str, name: str, revision: str, options: SourceOptions) -> Path:

@@ -23,6 +23,10 @@ class FakeRepo:
     token: str | None = None  # private: this token is required
     gated: bool = False
     rate_limited: bool = False
+    # Answer 429 with this Retry-After (seconds) to this many requests, then serve.
+    retry_after: int = 0
+    refusals_left: int = 0
+    hangs: bool = False  # never answers (until the hub stops)
 
 
 @dataclass
@@ -31,6 +35,9 @@ class FakeHub:
     repos: dict[str, FakeRepo] = field(default_factory=dict)
     bytes_sent: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     requests: list[str] = field(default_factory=list)
+    delay: float = 0.0  # seconds added to every response (a distant Hub, for benchmarks)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    collections: dict[str, list[str]] = field(default_factory=dict)  # slug -> model ids
 
     def add_repo(self, repo_id: str, folder: Path, *, branch: str = "main", **flags: Any) -> str:
         """Publish every file under `folder` as a new commit on `branch`; returns its sha."""
@@ -51,6 +58,29 @@ class FakeHub:
 
     def sent(self, repo_id: str, file_name: str) -> int:
         return self.bytes_sent[(repo_id, file_name)]
+
+
+def _safetensors_total(files: dict[str, bytes]) -> dict[str, Any]:
+    """What the Hub shows as a repo's parameters: every tensor of every safetensors file
+    summed, by dtype, with no tie logic (huggingface_hub's `get_safetensors_metadata`)."""
+    by_dtype: dict[str, int] = defaultdict(int)
+    for name, data in files.items():
+        if not name.endswith(".safetensors") or len(data) < 8:
+            continue
+        length = int.from_bytes(data[:8], "little")
+        try:
+            header = json.loads(data[8 : 8 + length])
+        except ValueError:
+            continue
+        for key, entry in header.items():
+            if key != "__metadata__" and isinstance(entry, dict):
+                count = 1
+                for size in entry.get("shape", []):
+                    count *= size
+                by_dtype[entry.get("dtype", "?")] += count
+    if not by_dtype:
+        return {}
+    return {"safetensors": {"parameters": dict(by_dtype), "total": sum(by_dtype.values())}}
 
 
 def _card_metadata(files: dict[str, bytes]) -> dict[str, Any]:
@@ -92,8 +122,68 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _json(self, payload: Any, send_body: bool = True, link: str | None = None) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if link:
+                self.send_header("Link", link)
+            self.end_headers()
+            if send_body:
+                self.wfile.write(body)
+
+        def _listing(self) -> None:
+            """`/api/models?author=&search=&limit=` with the Hub's Link-header pagination."""
+            from urllib.parse import parse_qs, urlencode, urlparse
+
+            query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+            ids = sorted(hub.repos)
+            if query.get("author"):
+                ids = [i for i in ids if i.split("/")[0] == query["author"]]
+            if query.get("search"):
+                ids = [i for i in ids if query["search"].lower() in i.lower()]
+            start, limit = int(query.get("cursor", 0)), int(query.get("limit", 1000))
+            page = ids[start : start + limit]
+            link = None
+            if start + limit < len(ids):
+                following = urlencode({**query, "cursor": start + limit})
+                link = f'<{hub.url}/api/models?{following}>; rel="next"'
+            self._json([{"id": i, "modelId": i, "private": False} for i in page], link=link)
+
+        def _collection(self, slug: str) -> None:
+            if slug not in hub.collections:
+                self._error(404, "CollectionNotFound")
+                return
+            items = [
+                {"_id": f"{n:024x}", "id": repo_id, "type": "model", "position": n}
+                for n, repo_id in enumerate(hub.collections[slug])
+            ]
+            self._json(
+                {
+                    "slug": slug,
+                    "title": slug,
+                    "owner": {"name": slug.split("/")[0], "type": "org"},
+                    "items": items,
+                    "lastUpdated": "2026-12-01T00:00:00.000Z",
+                    "position": 0,
+                    "private": False,
+                    "theme": "default",
+                    "upvotes": 0,
+                }
+            )
+
         def _serve(self, send_body: bool) -> None:
             hub.requests.append(f"{self.command} {self.path}")
+            if hub.delay:
+                hub.stopped.wait(hub.delay)
+            if re.match(r"^/api/models(\?.*)?$", self.path):
+                self._listing()
+                return
+            collection = re.match(r"^/api/collections/(.+?)(?:\?.*)?$", self.path)
+            if collection:
+                self._collection(collection.group(1))
+                return
             tree = re.match(r"^/api/models/(.+?)/tree/([^/?]+)(?:\?.*)?$", self.path)
             if tree:
                 self._tree(tree.group(1), tree.group(2))
@@ -108,8 +198,20 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if repo is None:
                 self._error(404, "RepoNotFound")
                 return
+            if repo.hangs:
+                hub.stopped.wait(60)
+                return
             if repo.rate_limited:
                 self._error(429)
+                return
+            if repo.refusals_left > 0:
+                repo.refusals_left -= 1
+                body = b'{"error": "rate limited"}'
+                self.send_response(429)
+                self.send_header("Retry-After", str(repo.retry_after))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
                 return
             if (
                 repo.token is not None
@@ -135,6 +237,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                         "private": False,
                         "siblings": [{"rfilename": name} for name in sorted(files)],
                         **_card_metadata(files),
+                        **_safetensors_total(files),
                     }
                 ).encode()
                 self.send_response(200)
@@ -209,6 +312,7 @@ class RunningHub:
         return self.hub
 
     def __exit__(self, *exc: object) -> None:
+        self.hub.stopped.set()  # a hanging or delayed answer ends now
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

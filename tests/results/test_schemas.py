@@ -14,6 +14,7 @@ from type_schema import mismatches, schema_for, strict_schema
 from gpt2tie.results import BuiltinList, CheckReport, CountReport, ExplainReport, InspectReport
 from gpt2tie.results.diff import DiffReport
 from gpt2tie.results.plan import PlanReport
+from gpt2tie.results.scan import ScanRow
 
 
 def shipped(name: str) -> dict[str, Any]:
@@ -31,6 +32,7 @@ OUTPUTS: list[tuple[type, str, str]] = [
     (ExplainReport, "explain-v1.schema.json", "#"),
     (BuiltinList, "builtin-list-v1.schema.json", "#"),
     (PlanReport, "plan-v1.schema.json", "#"),
+    (ScanRow, "scan-row-v1.schema.json", "#"),
 ]
 # Schemas written from the types (`GPT2TIE_UPDATE_GOLDEN=1` rewrites them).
 GENERATED = {
@@ -50,6 +52,13 @@ GENERATED = {
         "Whether a parallel run keeps the model's ties: per tie, the FSDP unit, tensor-parallel "
         "style and pipeline stages of each name and the verdict; fixes in the run's own "
         "settings.",
+    ),
+    "scan-row-v1.schema.json": (
+        ScanRow,
+        "gpt2tie scan: one JSON line",
+        "One scanned model: the commit read, the declared tie, each head tied and stored, "
+        "stored vs unique parameters and the Hub's count, the findings and the whole inspect "
+        "report (`report`); or the one-line error of that model (`status` error).",
     ),
 }
 
@@ -77,7 +86,8 @@ def test_schema_describes_the_type_exactly(cls: type, name: str, pointer: str) -
 def test_every_output_type_has_a_schema() -> None:
     from gpt2tie.render import RESULT_TYPES
 
-    assert set(RESULT_TYPES) == {cls for cls, _, _ in OUTPUTS}
+    # A scan's rows are written line by line, not through a renderer.
+    assert set(RESULT_TYPES) | {ScanRow} == {cls for cls, _, _ in OUTPUTS}
 
 
 # The checker itself must see drift: each planted difference is reported.

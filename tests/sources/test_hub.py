@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundles import stored_numel
 from fake_hub import FakeHub
 from tiny_models import CASES_BY_ID, make_model
 from typer.testing import CliRunner
@@ -59,6 +60,8 @@ def test_hub_reads_config_and_headers_only(hub: FakeHub, tmp_path: Path, checkpo
         "path": None,
         "repo_id": "org/tiny-gpt2",
         "revision": sha,
+        # What the Hub shows: every stored tensor summed (the tied head is not stored here).
+        "hub_parameters": stored_numel(folder / "model.safetensors"),
     }
     same_as_local(report, folder)
     weights = (folder / "model.safetensors").stat().st_size

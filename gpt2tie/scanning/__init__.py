@@ -1,0 +1,1 @@
+"""`gpt2tie scan`: many models, one JSON line each (inputs, the concurrent run, the row file)."""
