@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -107,7 +108,10 @@ def _key(kind: type, model_source: ModelSource, options: dict[str, Any]) -> str 
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@functools.cache
 def _versions() -> dict[str, str]:
+    # Reading the installed versions parses their metadata files: once a process (a scan
+    # asks for every model).
     found = {"gpt2tie": __version__}
     for package in ("transformers", "torch", "safetensors"):
         try:

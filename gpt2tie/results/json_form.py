@@ -4,6 +4,7 @@ frozen dataclasses, one rule for every report."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -18,6 +19,11 @@ def _json_name(f: dataclasses.Field[Any]) -> str:
 # to infinity) is written: as the string JavaScript and JSON5 spell it, as the schemas say.
 NON_FINITE_NAMES = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
 NON_FINITE_VALUES = {name: float(spelled) for spelled, name in NON_FINITE_NAMES.items()}
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def from_json_value(cls: Any, data: Any) -> Any:
@@ -54,7 +60,7 @@ def from_json_value(cls: Any, data: Any) -> Any:
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         if not isinstance(data, dict):
             raise ValueError(f"expected an object for {cls.__name__}")
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         values = {}
         for f in dataclasses.fields(cls):
             key = _json_name(f)
