@@ -40,7 +40,7 @@ def scan(
     ] = None,
     search: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--search", metavar="TEXT", help="Every model a Hub search finds."),
+        typer.Option("--search", metavar="QUERY", help="Every model a Hub search finds."),
     ] = None,
     collection: Annotated[
         Optional[str],  # noqa: UP045

@@ -58,6 +58,7 @@ def test_inspect_builtin_gpt2_json() -> None:
         "path": None,
         "repo_id": None,
         "revision": None,
+        "hub_parameters": None,  # a built-in config is not the Hub's answer
     }
     assert report["checkpoint"] is None
     assert "built-in config" in result.stderr

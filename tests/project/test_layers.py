@@ -27,6 +27,7 @@ LAYERS = {
     "gpt2tie.parallel": 4,  # a parallel run's plan, simulated
     "gpt2tie.live": 5,  # a model in memory
     "gpt2tie.answering": 5,  # one request, answered (the journey's one entry)
+    "gpt2tie.scanning": 5,  # many requests, answered concurrently (a scan)
     "gpt2tie.rewrite": 5,
     "gpt2tie.views": 5,
     "gpt2tie.render": 5,

@@ -267,3 +267,31 @@ def test_bad_scan_input_is_one_error_line(tmp_path: Path) -> None:
         assert result.exit_code == 2, (argv, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), (argv, result.output)
+
+
+def test_the_datasets_recipe(hub: Any, small_fleet: list[str], tmp_path: Path) -> None:
+    """docs/recipes/scan_datasets.py as documented: `Dataset.map(..., num_proc=2)` over the
+    ids, Parquet out; its rows are `gpt2tie scan`'s."""
+    pytest.importorskip("datasets")  # the `dev` extra
+    import pyarrow.parquet as parquet
+
+    recipe = Path(__file__).resolve().parents[2] / "docs" / "recipes" / "scan_datasets.py"
+    (tmp_path / "ids.txt").write_text("\n".join(small_fleet))
+    out = tmp_path / "rows.parquet"
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf-recipe"),
+        "HF_DATASETS_CACHE": str(tmp_path / "ds"),
+    }
+    done = subprocess.run(
+        [sys.executable, str(recipe), str(tmp_path / "ids.txt"), str(out), "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = parquet.read_table(out).to_pylist()
+    cli = scan(tmp_path, "--ids", str(tmp_path / "ids.txt"), cache="hf-cli")
+    assert sorted(row["row"] for row in table) == sorted(json.dumps(row) for row in cli)
+    assert {row["model"] for row in table} == set(small_fleet)
