@@ -37,6 +37,7 @@ from gpt2tie.results import InspectReport
 
 diffusers = pytest.importorskip("diffusers")  # a test extra in both environments
 SCHEMA = strict_schema("report-v1.schema.json")
+DIFF_SCHEMA = strict_schema("diff-v1.schema.json")
 T5_EMBEDDING = ("shared.weight", "encoder.embed_tokens.weight")
 
 
@@ -54,11 +55,11 @@ def load_pipeline(folder: Path, not_saved: dict[str, None]) -> Any:
     return diffusers.DiffusionPipeline.from_pretrained(folder, **not_saved)
 
 
-def run_json(*argv: str, code: int = 0) -> dict[str, Any]:
+def run_json(*argv: str, code: int = 0, schema: dict[str, Any] = SCHEMA) -> dict[str, Any]:
     result = CliRunner().invoke(app, [*argv, "--json", "--no-cache"])
     assert result.exit_code == code, result.output
     payload: dict[str, Any] = json.loads(result.stdout)
-    jsonschema.validate(payload, SCHEMA, cls=jsonschema.Draft202012Validator)
+    jsonschema.validate(payload, schema, cls=jsonschema.Draft202012Validator)
     return payload
 
 
@@ -167,6 +168,11 @@ def test_a_t5_embedding_missing_from_the_files(flux: Path, tmp_path: Path) -> No
     assert any("text_encoder_2/shared.weight" in f.names for f in errors)
     result = CliRunner().invoke(app, ["check", str(folder), "--no-cache"])
     assert result.exit_code == 1, result.output
+    diffed = run_json("diff", str(flux), str(folder), code=1, schema=DIFF_SCHEMA)
+    assert any(
+        d["code"] == "finding-new" and "text_encoder_2: " in d["message"]
+        for d in diffed["differences"]
+    ), diffed["differences"]
 
 
 def test_a_diffusers_weight_missing_from_the_files(flux: Path, tmp_path: Path) -> None:
