@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2tie.base.errors import InputError
+from gpt2tie.formats.gguf import gguf_models
 from gpt2tie.requests.request import SourceOptions
 from gpt2tie.results.scan import scan_key
+from gpt2tie.sources.classify import ADAPTER_CONFIG, BUNDLE_INDEXES
 
-# Files that make a folder a model (or a repo of several, whose folders are its components).
-MODEL_FILES = ("config.json", "adapter_config.json")
-BUNDLE_FILES = ("model_index.json", "modules.json")
-# The second and later files of a split GGUF are read with the first.
-LATER_GGUF_SPLIT = re.compile(r"-0*([2-9]|\d{2,})-of-\d+\.gguf$")
+# Files that make a folder a model (a repo of several: BUNDLE_INDEXES, its folders its parts).
+MODEL_FILES = ("config.json", ADAPTER_CONFIG)
 
 
 @dataclass(frozen=True)
@@ -84,19 +83,18 @@ def entries_in_file(path: str) -> Iterator[ScanItem]:
 def models_under(folder: Path) -> Iterator[ScanItem]:
     """Every model folder and GGUF file below `folder`, in sorted order. A repo of several
     models is one entry (its components are not scanned again)."""
-    for root, dirs, files in os.walk(folder, onerror=None, followlinks=False):
+    for root, dirs, file_names in os.walk(folder, onerror=None, followlinks=False):
         dirs.sort()
-        names = set(files)
+        names = set(file_names)
         here = Path(root)
-        if any(name in names for name in BUNDLE_FILES):
+        if any(name in names for name in BUNDLE_INDEXES):
             dirs.clear()
             yield ScanItem(str(here))
             continue
         if any(name in names for name in MODEL_FILES):
             yield ScanItem(str(here))
-        for name in sorted(names):
-            if name.endswith(".gguf") and not LATER_GGUF_SPLIT.search(name):
-                yield ScanItem(str(here / name))
+        for parts in gguf_models(names).values():  # a split set is read from its first file
+            yield ScanItem(str(here / parts[0]))
 
 
 def hub_listing(

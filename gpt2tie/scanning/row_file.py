@@ -43,7 +43,7 @@ class RowFile:
 
     def write(self, row: ScanRow) -> None:
         assert self._fd is not None
-        line = (json.dumps(row.to_dict(), ensure_ascii=False) + "\n").encode("utf-8")
+        line = (row_line(row) + "\n").encode("utf-8")
         written = 0
         while written < len(line):  # one write() in practice: O_APPEND keeps it whole
             written += os.write(self._fd, line[written:])

@@ -16,21 +16,16 @@ from gpt2tie.requests.request import checked_subfolder
 from gpt2tie.results import ComponentReading
 from gpt2tie.sources.bundle_index import Bundle as Bundle
 from gpt2tie.sources.bundle_index import BundlePart as BundlePart
+from gpt2tie.sources.classify import BUNDLE_INDEXES
 from gpt2tie.sources.located import Located, Place
 from gpt2tie.sources.model_source import ModelSource
 
-DIFFUSERS_INDEX = "model_index.json"
-SENTENCE_MODULES = "modules.json"
+DIFFUSERS_INDEX, SENTENCE_MODULES = BUNDLE_INDEXES
 SENTENCE_CONFIG = "config_sentence_transformers.json"
-BUNDLE_INDEXES = (DIFFUSERS_INDEX, SENTENCE_MODULES)
 # Classes a pipeline lists that hold no weights.
 NOT_A_MODEL = re.compile(r"(Tokenizer(Fast)?|Processor(Fast)?|FeatureExtractor|Scheduler)$")
 # sentence-transformers modules that wrap a transformers model (in the root or a sub-folder).
 SENTENCE_TRANSFORMERS = {"Transformer", "MLMTransformer"}
-
-
-def is_bundle(names: frozenset[str] | set[str]) -> bool:
-    return any(index in names for index in BUNDLE_INDEXES)
 
 
 def load_bundle(located: Located) -> ModelSource:

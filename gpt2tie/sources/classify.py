@@ -8,8 +8,17 @@ from collections.abc import Collection, Iterable
 
 from gpt2tie.requests.request import InputKind
 
-__all__ = ["ADAPTER_CONFIG", "InputKind", "classify", "foreign_weights", "has_gguf"]
+__all__ = [
+    "ADAPTER_CONFIG",
+    "BUNDLE_INDEXES",
+    "InputKind",
+    "classify",
+    "foreign_weights",
+    "has_gguf",
+]
 ADAPTER_CONFIG = "adapter_config.json"
+# The index of a repo of several models: a diffusers pipeline's, a sentence-transformers one's.
+BUNDLE_INDEXES = ("model_index.json", "modules.json")
 
 
 def has_gguf(names: Iterable[str]) -> bool:
@@ -25,7 +34,7 @@ def classify(names: Collection[str], gguf_file: str | None = None) -> InputKind:
     if gguf_file is not None:
         return "gguf"
     # A pipeline or sentence-transformers folder: its root may hold one model's config.json.
-    if "model_index.json" in names or "modules.json" in names:
+    if any(index in names for index in BUNDLE_INDEXES):
         return "bundle"
     if "config.json" in names:
         return "checkpoint"
