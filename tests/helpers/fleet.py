@@ -34,9 +34,44 @@ def publish_fleet(
     hub.add_repo("fleet/gpt2-head-stored", stored)  # type: ignore[attr-defined]
     llava = _llava_text_tie(scratch / "llava")
     hub.add_repo("fleet/llava-text-config-tie", llava)  # type: ignore[attr-defined]
+    hub.add_repo("fleet/gpt2-q8-gguf", _gguf(scratch / "gguf"))  # type: ignore[attr-defined]
+    adapter = _adapter(checkpoint_dir("gpt2-tied"), scratch / "lora", "fleet/gpt2-tied")
+    hub.add_repo("fleet/gpt2-tied-lora", adapter)  # type: ignore[attr-defined]
     hub.add_repo("fleet-x/gated", checkpoint_dir("gpt2-tied"), gated=True)  # type: ignore[attr-defined]
-    ids += ["fleet/gpt2-head-stored", "fleet/llava-text-config-tie", *FAILING]
+    ids += [
+        "fleet/gpt2-head-stored",
+        "fleet/llava-text-config-tie",
+        "fleet/gpt2-q8-gguf",
+        "fleet/gpt2-tied-lora",
+        *FAILING,
+    ]
     return ids
+
+
+def _gguf(folder: Path) -> Path:
+    """A tied GPT-2 converted to GGUF (Q8_0), alone in its repo as llama.cpp repos are."""
+    from gguf_models import convert, save_hf
+
+    hf = save_hf("gpt2", folder.parent / "gguf-source", tied=True)
+    folder.mkdir()
+    convert(hf, folder / "model-Q8_0.gguf")
+    return folder
+
+
+def _adapter(base: Path, folder: Path, base_repo: str) -> Path:
+    """A LoRA on the tied GPT-2, saved by PEFT, naming its base by repo id."""
+    import json
+
+    import peft
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(base)
+    config = peft.LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"])
+    peft.get_peft_model(model, config).save_pretrained(folder)
+    settings = json.loads((folder / "adapter_config.json").read_text())
+    settings["base_model_name_or_path"] = base_repo
+    (folder / "adapter_config.json").write_text(json.dumps(settings))
+    return folder
 
 
 def _head_stored(base: Path, folder: Path) -> Path:
