@@ -283,3 +283,17 @@ def test_reading_a_pipeline_writes_nothing_on_stderr(flux: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert json.loads(done.stdout)["model"]["class"] == "FluxPipeline"
+
+
+def test_explain_takes_a_components_prefixed_name(flux: Path) -> None:
+    pipe = load_pipeline(flux, FLUX_NOT_SAVED)
+    encoder = pipe.text_encoder_2
+    assert encoder.shared.weight is encoder.encoder.embed_tokens.weight  # the tie explained
+    payload = run_json(
+        "explain",
+        str(flux),
+        "text_encoder_2/shared.weight",
+        schema=strict_schema("explain-v1.schema.json"),
+    )
+    (explained,) = payload["explanations"]
+    assert "text_encoder_2/encoder.embed_tokens.weight" in json.dumps(explained)
