@@ -69,7 +69,9 @@ class ScanRun:
     def _row(self, item: ScanItem, end: float | None) -> ScanRow:
         for attempt in range(self.retries + 1):
             where = dataclasses.replace(
-                self.request.where, revision=item.revision, started=time.monotonic()
+                self.request.where,
+                revision=item.revision or self.request.where.revision,  # `id@rev` first
+                started=time.monotonic(),
             )
             request = dataclasses.replace(self.request, model=item.model, where=where)
             try:

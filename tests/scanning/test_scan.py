@@ -299,3 +299,17 @@ def test_the_datasets_recipe(hub: Any, small_fleet: list[str], tmp_path: Path) -
     cli = scan(tmp_path, "--ids", str(tmp_path / "ids.txt"), cache="hf-cli")
     assert sorted(row["row"] for row in table) == sorted(json.dumps(row) for row in cli)
     assert {row["model"] for row in table} == set(small_fleet)
+
+
+def test_a_revision_per_entry_or_for_all(
+    hub: Any, checkpoint_dir: Callable[[str], Path], tmp_path: Path
+) -> None:
+    first = hub.add_repo("rev/model", checkpoint_dir("gpt2-tied"))
+    second = hub.add_repo("rev/model", checkpoint_dir("gpt2-untied"))
+    hub.repos["rev/model"].refs["v1"] = first
+    (row,) = scan(tmp_path, "rev/model@v1")
+    assert (row["revision"], row["commit"]) == ("v1", first)
+    (row,) = scan(tmp_path, "rev/model", "--revision", "v1", cache="hf-2")
+    assert row["commit"] == first
+    (row,) = scan(tmp_path, "rev/model", cache="hf-3")
+    assert row["commit"] == second and row["heads"][0]["tied"] is False
