@@ -184,3 +184,15 @@ def move_transformer_to(folder: Path, subfolder: str) -> None:
             entry.rename(folder / subfolder / entry.name)
     modules[0]["path"] = subfolder
     (folder / "modules.json").write_text(json.dumps(modules))
+
+
+def sent_headers_only(hub: Any, repo_id: str, folder: Path) -> None:
+    """Every safetensors file of `folder`, published as `repo_id`, sent its header and
+    nothing more (the fake Hub counts each byte)."""
+    from gpt2tie.formats.file_access import LocalFiles
+    from gpt2tie.formats.safetensors_header import read_header
+
+    for weights in folder.rglob("*.safetensors"):
+        name = str(weights.relative_to(folder))
+        header = 8 + read_header(LocalFiles(weights.parent), weights.name).header_bytes
+        assert hub.sent(repo_id, name) == header, name

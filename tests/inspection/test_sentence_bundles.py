@@ -16,6 +16,7 @@ from bundles import (
     identity_groups,
     move_transformer_to,
     rewrite_weights,
+    sent_headers_only,
     stored_numel,
     tiny_bert_folder,
     unique_numel,
@@ -24,8 +25,6 @@ from typer.testing import CliRunner
 
 import gpt2tie
 from gpt2tie.cli import app
-from gpt2tie.formats.file_access import LocalFiles
-from gpt2tie.formats.safetensors_header import read_header
 
 sentence_transformers = pytest.importorskip("sentence_transformers")  # transformers 5 only
 
@@ -125,10 +124,7 @@ def test_the_hub_reads_headers_only(hub: Any, sentence_folder: Path, tmp_path: P
     assert result.exit_code == 0, result.output
     remote = json.loads(result.stdout)
     assert remote["parameters"]["unique"] == unique_numel(load_sentence(sentence_folder))
-    for weights in sentence_folder.rglob("*.safetensors"):
-        name = str(weights.relative_to(sentence_folder))
-        header = 8 + read_header(LocalFiles(weights.parent), weights.name).header_bytes
-        assert hub.sent("org/tiny-sentence", name) == header, name
+    sent_headers_only(hub, "org/tiny-sentence", sentence_folder)
 
 
 @pytest.mark.parametrize(
