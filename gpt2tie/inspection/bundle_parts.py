@@ -6,7 +6,6 @@ counted from its files' headers."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -14,8 +13,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gpt2tie.base.errors import CheckpointFormatError, InputError
+from gpt2tie.base.printable import listed
 from gpt2tie.formats.checkpoint import DIFFUSERS_PREFERENCE, Checkpoint, find_checkpoint
-from gpt2tie.formats.regular_files import MAX_CONFIG_BYTES, read_limited
 from gpt2tie.model.counts import dtype_counts_from_checkpoint
 from gpt2tie.model.memory import DTYPE_BYTES, training, weights_as_loaded
 from gpt2tie.requests.request import MemoryOptions
@@ -29,7 +28,7 @@ from gpt2tie.results import (
     ParameterCounts,
 )
 from gpt2tie.results.memory import MemoryEstimate
-from gpt2tie.sources.bundle import BundlePart
+from gpt2tie.sources.bundle import BundlePart, read_json
 from gpt2tie.sources.located import Place
 from gpt2tie.version import __version__
 
@@ -196,7 +195,7 @@ def _loaded_by_diffusers(
                 "missing-weights",
                 "error",
                 f"{len(missing)} parameter(s) not in the files are not loaded by diffusers' "
-                f"from_pretrained: {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}",
+                f"from_pretrained: {listed(list(missing), 3)}",
                 missing,
             )
         )
@@ -206,7 +205,7 @@ def _loaded_by_diffusers(
                 "unexpected-weights",
                 "warning",
                 f"{len(unexpected)} stored tensor(s) are not used by {type(model).__name__} "
-                f"and are dropped on load: {', '.join(unexpected[:3])}",
+                f"and are dropped on load: {listed(list(unexpected), 3)}",
                 unexpected,
             )
         )
@@ -216,7 +215,7 @@ def _loaded_by_diffusers(
                 "shape-mismatch",
                 "error",
                 f"{len(mismatched)} stored tensor(s) have another shape than the model's "
-                f"parameter: {', '.join(mismatched[:3])}",
+                f"parameter: {listed(list(mismatched), 3)}",
                 mismatched,
             )
         )
@@ -320,10 +319,7 @@ def _not_built(part: BundlePart) -> Finding:
 
 
 def _config(place: Place) -> dict[str, Any]:
-    try:
-        parsed = json.loads(read_limited(place.fetch("config.json"), MAX_CONFIG_BYTES))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"cannot read {place.where}'s config.json ({exc})") from None
+    parsed = read_json(place.fetch, "config.json", place.source.spec)
     if not isinstance(parsed, dict):
         raise InputError(f"{place.where}'s config.json is not a JSON object")
     return parsed
